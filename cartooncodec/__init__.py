@@ -1,0 +1,1 @@
+"""CartoonCodec: the `cartooncodec` console command that drives every part of the product."""

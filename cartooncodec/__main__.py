@@ -1,0 +1,3 @@
+from cartooncodec.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The `cartooncodec` command: one subcommand per job, each defined next to the part it drives.
+
+Every module in COMMAND_MODULES exposes ``register(subparsers)``, which adds its subcommands
+and sets ``func`` (taking the parsed namespace, returning an exit code). Heavy imports (torch,
+aiortc) happen inside those functions so that ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+COMMAND_MODULES = (
+    "client.cli",  # demo, call
+    "server.cli",  # serve
+    "codec.cli",  # encode, decode
+    "training.cli",  # train, eval
+    "bench.cli",  # bench ...
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cartooncodec",
+        description="Face video calls at a few kbps, rendered as a cartoon in a style you "
+        "describe in words. Start with `cartooncodec demo`.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    _accept_verbose_after_subcommand(subparsers)
+    return parser
+
+
+def _accept_verbose_after_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    """Let `cartooncodec demo -v` work as well as `cartooncodec -v demo`."""
+    for sub in subparsers.choices.values():
+        sub.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging"
+        )
+        for action in sub._subparsers._group_actions if sub._subparsers else ():
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_verbose_after_subcommand(action)
+
+
+def configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    return int(args.func(args) or 0)

@@ -1,0 +1,1 @@
+"""Training: data, losses, stage 1/2, built-in styles, train/eval CLI."""

@@ -1,0 +1,188 @@
+"""Training data: face-cropped frames of talking-head clips, decoded once and cached.
+
+A folder of videos (mp4/mov/avi, decoded with PyAV) and still portraits (png/jpg, a clip of
+one frame) becomes a list of :class:`Clip`, each an ``N x S x S x 3`` uint8 array cropped
+around the face with one stable box per clip. Decoded crops are cached as ``.npy`` under
+``cache_dir`` keyed by file, size and crop settings, so later epochs and runs skip decoding.
+Unusable files are skipped with a counted warning; nothing usable raises :class:`ValueError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from models.face_crop import FaceCropper, crop
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+# Bump when cropping changes so stale caches are not reused.
+CACHE_VERSION = 1
+
+
+@dataclass
+class Clip:
+    """Frames of one clip: ``frames`` is N x S x S x 3 uint8 RGB (may be a read-only memmap)."""
+
+    name: str
+    frames: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_clips` used and what it skipped (file name -> reason)."""
+
+    used: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def discover(folder: Path) -> list[Path]:
+    """Video and image files directly in ``folder`` or below it, sorted by path."""
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder; pass a folder of face videos (mp4/mov/avi)")
+    suffixes = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def load_clips(
+    folder: Path,
+    size: int,
+    cache_dir: Path | None = None,
+    max_frames: int | None = None,
+    cropper: FaceCropper | None = None,
+) -> tuple[list[Clip], LoadReport]:
+    """Face-cropped clips of ``folder`` at ``size`` pixels; raises ValueError if none is usable.
+
+    max_frames: keep at most this many frames per clip (evenly spaced), None keeps all.
+    """
+    cropper = cropper or FaceCropper()
+    report = LoadReport()
+    clips: list[Clip] = []
+    for path in discover(folder):
+        try:
+            frames = _cached_frames(path, size, cache_dir, max_frames, cropper)
+        except UnusableFileError as skip:
+            report.skipped[path.name] = str(skip)
+            continue
+        clips.append(Clip(name=path.stem, frames=frames))
+        report.used.append(path.name)
+    for name, reason in report.skipped.items():
+        log.warning("skipped %s: %s", name, reason)
+    if report.skipped:
+        total = len(clips) + len(report.skipped)
+        log.warning("skipped %d of %d files in %s", len(report.skipped), total, folder)
+    if not clips:
+        found = ", ".join(f"{n} ({r})" for n, r in report.skipped.items()) or "no video or image"
+        raise ValueError(
+            f"no usable face clip in {folder}: {found}. Put talking-head videos "
+            f"({'/'.join(VIDEO_EXTENSIONS)}) or portraits ({'/'.join(IMAGE_EXTENSIONS)}) there."
+        )
+    return clips, report
+
+
+class UnusableFileError(ValueError):
+    """A file that cannot be used for training; the message says why."""
+
+
+def _cached_frames(
+    path: Path, size: int, cache_dir: Path | None, max_frames: int | None, cropper: FaceCropper
+) -> np.ndarray:
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = cache_dir / f"{path.stem}-{_cache_key(path, size, max_frames, cropper)}.npy"
+        if cache_file.exists():
+            return np.load(cache_file, mmap_mode="r")
+    frames = _read_frames(path, max_frames)
+    box = cropper.clip_box(frames)
+    if box is None:
+        raise UnusableFileError("no face detected")
+    crops = np.stack([crop(frame, box, size) for frame in frames])
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_suffix(".partial.npy")
+        np.save(partial, crops)
+        partial.replace(cache_file)  # atomic: a killed run never leaves a truncated cache
+    return crops
+
+
+def _cache_key(path: Path, size: int, max_frames: int | None, cropper: FaceCropper) -> str:
+    stat = path.stat()
+    text = (
+        f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{size}|{max_frames}|"
+        f"{cropper.margin}|{CACHE_VERSION}"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_frames(path: Path, max_frames: int | None) -> list[np.ndarray]:
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise UnusableFileError("unreadable image")
+        return [cv2.cvtColor(image, cv2.COLOR_BGR2RGB)]
+    frames = read_video(path)
+    if max_frames is not None and len(frames) > max_frames:
+        picks = np.linspace(0, len(frames) - 1, num=max_frames).round().astype(int)
+        frames = [frames[i] for i in picks]
+    return frames
+
+
+def read_video(path: Path) -> list[np.ndarray]:
+    """All frames of a video as HxWx3 uint8 RGB; raises UnusableFileError if it cannot be decoded."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UnusableFileError("no video stream")
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except (av.error.FFmpegError, OSError, ValueError) as error:
+        raise UnusableFileError(f"unreadable video ({error})") from error
+    if not frames:
+        raise UnusableFileError("video has no frames")
+    return frames
+
+
+class PairDataset:
+    """(source, driving) pairs from the same clip: item i is a fixed random draw for ``seed``.
+
+    Items are ``(source, driving)`` float tensors 3xSxS in [0, 1]; both get the same random
+    horizontal flip. Length ``length`` defines an epoch; a still image pairs with itself.
+    """
+
+    def __init__(self, clips: list[Clip], length: int, seed: int = 0) -> None:
+        if not clips:
+            raise ValueError("PairDataset needs at least one clip")
+        self.clips = clips
+        self.length = length
+        self.seed = seed
+        # Draw clips in proportion to their length so every frame is about equally likely.
+        sizes = np.array([len(c) for c in clips], dtype=np.float64)
+        self._clip_weights = sizes / sizes.sum()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, index))
+        clip = self.clips[int(rng.choice(len(self.clips), p=self._clip_weights))]
+        source, driving = rng.integers(0, len(clip), size=2)
+        flip = bool(rng.integers(0, 2))
+        return _to_tensor(clip.frames[source], flip), _to_tensor(clip.frames[driving], flip)
+
+
+def _to_tensor(frame: np.ndarray, flip: bool) -> torch.Tensor:
+    """frame: SxSx3 uint8 -> 3xSxS float in [0, 1]."""
+    array = np.ascontiguousarray(frame[:, ::-1] if flip else frame)
+    return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)

@@ -1,0 +1,102 @@
+"""Motion packet framing: an 8-byte header, the entropy-coded payload and a CRC32 trailer.
+
+All integers big-endian. Overhead is 12 bytes per packet (header 8 + CRC 4).
+
+| offset | size | field         | meaning                                                  |
+|--------|------|---------------|----------------------------------------------------------|
+| 0      | 1    | magic/version | high nibble 0xC (magic), low nibble format version (1)   |
+| 1      | 1    | stream id     | sender's stream, 0..255                                  |
+| 2      | 2    | seq           | frame sequence number mod 2**16 (receiver unwraps)       |
+| 4      | 3    | capture time  | sender capture time in ms mod 2**24 (receiver unwraps)   |
+| 7      | 1    | flags         | bit 7: intra; bits 0-6: active prompt id (0..127)        |
+| 8      | n    | payload       | intra: level i8, count u16, range code; inter: range code|
+| 8 + n  | 4    | CRC32         | zlib CRC32 of bytes 0 .. 8+n-1                           |
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from codec.errors import BitstreamError
+
+MAGIC = 0xC
+VERSION = 1
+HEADER = struct.Struct(">BBH3sB")
+CRC = struct.Struct(">I")
+OVERHEAD = HEADER.size + CRC.size
+MAX_PACKET_BYTES = 4096
+SEQ_MODULUS = 1 << 16
+TIME_MODULUS = 1 << 24
+MAX_PROMPT_ID = 127
+
+
+@dataclass(frozen=True)
+class MotionPacket:
+    stream_id: int
+    seq: int  # mod 2**16 on the wire
+    capture_time_ms: int  # mod 2**24 on the wire
+    intra: bool
+    prompt_id: int
+    payload: bytes
+
+
+def pack_packet(packet: MotionPacket) -> bytes:
+    """Serialize; seq and capture time are reduced modulo their field width."""
+    if not 0 <= packet.stream_id <= 255:
+        raise ValueError(f"stream id {packet.stream_id} not in 0..255")
+    if not 0 <= packet.prompt_id <= MAX_PROMPT_ID:
+        raise ValueError(f"prompt id {packet.prompt_id} not in 0..{MAX_PROMPT_ID}")
+    if len(packet.payload) > MAX_PACKET_BYTES - OVERHEAD:
+        raise ValueError(f"payload of {len(packet.payload)} bytes exceeds the packet limit")
+    flags = (0x80 if packet.intra else 0) | packet.prompt_id
+    time24 = (packet.capture_time_ms % TIME_MODULUS).to_bytes(3, "big")
+    header = HEADER.pack(
+        MAGIC << 4 | VERSION, packet.stream_id, packet.seq % SEQ_MODULUS, time24, flags
+    )
+    body = header + packet.payload
+    return body + CRC.pack(zlib.crc32(body))
+
+
+def unpack_packet(data: bytes) -> MotionPacket:
+    """Parse and verify one packet; anything wrong raises BitstreamError saying what."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BitstreamError(f"packet must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < OVERHEAD:
+        raise BitstreamError(
+            f"packet of {len(data)} bytes is shorter than the {OVERHEAD}-byte minimum"
+        )
+    if len(data) > MAX_PACKET_BYTES:
+        raise BitstreamError(
+            f"packet of {len(data)} bytes exceeds the {MAX_PACKET_BYTES}-byte limit"
+        )
+    magic_version, stream_id, seq, time24, flags = HEADER.unpack_from(data)
+    if magic_version >> 4 != MAGIC:
+        raise BitstreamError(
+            f"bad magic 0x{magic_version >> 4:x} (expected 0x{MAGIC:x}): not a motion packet"
+        )
+    if magic_version & 0xF != VERSION:
+        raise BitstreamError(
+            f"unsupported packet version {magic_version & 0xF} (this decoder reads {VERSION})"
+        )
+    (crc,) = CRC.unpack_from(data, len(data) - CRC.size)
+    if zlib.crc32(data[: -CRC.size]) != crc:
+        raise BitstreamError("packet CRC32 mismatch: corrupted or truncated")
+    return MotionPacket(
+        stream_id=stream_id,
+        seq=seq,
+        capture_time_ms=int.from_bytes(time24, "big"),
+        intra=bool(flags & 0x80),
+        prompt_id=flags & 0x7F,
+        payload=data[HEADER.size : -CRC.size],
+    )
+
+
+def unwrap(value: int, reference: int, modulus: int) -> int:
+    """The integer congruent to ``value`` mod ``modulus`` nearest to ``reference``."""
+    delta = (value - reference) % modulus
+    if delta >= modulus // 2:
+        delta -= modulus
+    return reference + delta

@@ -1,0 +1,85 @@
+"""Rate control: choose the quantization level that keeps the payload near ``target_kbps``.
+
+The level changes only at intra frames (it travels in the intra payload), once per intra period,
+from the payload rate measured over that period. Coarsening the step by one octave saves about
+one bit per coded value at high rates and less at low rates, so the correction is proportional
+with at least one level of movement when outside the tolerance band.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codec.quantizer import LEVELS_PER_OCTAVE, MAX_LEVEL, MIN_LEVEL, level_scale
+
+TOLERANCE = 0.1  # relative band around the target inside which the level is kept
+MAX_LEVEL_STEP = 4
+
+
+@dataclass(frozen=True)
+class RateReport:
+    """What was actually sent; kbps assume one packet per frame at ``fps``."""
+
+    packets: int
+    intra_packets: int
+    payload_bytes: int
+    header_bytes: int
+    fps: float
+    level: int
+    step_scale: float
+
+    @property
+    def seconds(self) -> float:
+        return self.packets / self.fps
+
+    @property
+    def payload_kbps(self) -> float:
+        return 8 * self.payload_bytes / self.seconds / 1000 if self.packets else 0.0
+
+    @property
+    def total_kbps(self) -> float:
+        return (
+            8 * (self.payload_bytes + self.header_bytes) / self.seconds / 1000
+            if self.packets
+            else 0.0
+        )
+
+
+class RateController:
+    """Tracks the payload rate and picks the level for each new intra period."""
+
+    def __init__(
+        self, target_kbps: float | None, fps: float, values_per_frame: int, level: int = 0
+    ):
+        if target_kbps is not None and not target_kbps > 0:
+            raise ValueError(f"target_kbps must be positive, got {target_kbps}")
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        level_scale(level)  # validates the level
+        self.target_kbps = target_kbps
+        self.fps = fps
+        self.values_per_frame = values_per_frame
+        self.level = level
+        self._window_bits = 0
+        self._window_frames = 0
+
+    def record(self, payload_bytes: int) -> None:
+        self._window_bits += 8 * payload_bytes
+        self._window_frames += 1
+
+    def next_level(self) -> int:
+        """Level for the intra frame about to be coded (and the period it starts)."""
+        if self.target_kbps is None or self._window_frames == 0:
+            return self.level
+        actual_bps = self._window_bits * self.fps / self._window_frames
+        target_bps = self.target_kbps * 1000
+        self._window_bits = self._window_frames = 0
+        if abs(actual_bps - target_bps) <= TOLERANCE * target_bps:
+            return self.level
+        excess_bits_per_value = (actual_bps - target_bps) / (self.fps * self.values_per_frame)
+        change = round(LEVELS_PER_OCTAVE * excess_bits_per_value)
+        if change == 0:
+            change = 1 if actual_bps > target_bps else -1
+        change = max(-MAX_LEVEL_STEP, min(MAX_LEVEL_STEP, change))
+        self.level = max(MIN_LEVEL, min(MAX_LEVEL, self.level + change))
+        return self.level

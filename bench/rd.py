@@ -1,0 +1,236 @@
+"""`cartooncodec bench rd`: rate–quality of this codec against x264 and x265 on face clips.
+
+Per clip, at the preset's resolution and 25 fps, every codec codes the same frames: x264 and
+x265 in low-delay settings over a QP sweep (see `bench.conventional`), this codec at several
+rate levels with its key frame counted in the rate. Output: per-clip and mean rate–quality
+curves (PSNR, SSIM, MS-SSIM; see `bench.metrics`), BD-rate against x264 and x265, and the
+"lowest x264 rate" check: the rate this codec needs for the MS-SSIM x264 reaches at its
+lowest rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.bjontegaard import bd_rate, lowest_rate_reaching, rate_at_quality
+from bench.report import Table, add_out_argument, new_figure, publish, save_figure
+
+log = logging.getLogger(__name__)
+
+METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
+CONVENTIONAL = ("x264", "x265")
+MEAN = "mean"
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One coded version of one clip: codec, its setting, rate and mean frame quality."""
+
+    clip: str
+    codec: str
+    setting: str
+    kbps: float
+    psnr: float
+    ssim: float
+    ms_ssim: float
+
+    def quality(self, metric: str) -> float:
+        return float(getattr(self, metric))
+
+
+def measure_conventional(
+    clip: str, frames: np.ndarray, codec: str, qp: int, preset: str
+) -> RatePoint:
+    from bench.conventional import ENCODERS, encode_decode, kbps
+    from bench.metrics import video_metrics
+
+    size, decoded = encode_decode(frames, ENCODERS[codec], qp, preset=preset)
+    quality = video_metrics(frames, decoded)
+    return RatePoint(clip, codec, f"qp={qp}", kbps(size, len(frames)), **quality)
+
+
+def mean_points(points: Sequence[RatePoint]) -> list[RatePoint]:
+    """Average rate and quality over clips, per codec and setting (settings every clip has)."""
+    groups: dict[tuple[str, str], list[RatePoint]] = defaultdict(list)
+    for point in points:
+        groups[(point.codec, point.setting)].append(point)
+    clips = {p.clip for p in points}
+    means = []
+    for (codec, setting), members in groups.items():
+        if {p.clip for p in members} != clips:
+            continue
+        values = {
+            key: float(np.mean([getattr(p, key) for p in members]))
+            for key in ("kbps", "psnr", "ssim", "ms_ssim")
+        }
+        means.append(RatePoint(MEAN, codec, setting, **values))
+    return means
+
+
+def curve(points: Iterable[RatePoint], codec: str, metric: str) -> list[tuple[float, float]]:
+    return [(p.kbps, p.quality(metric)) for p in points if p.codec == codec]
+
+
+def bd_table(points_by_clip: dict[str, list[RatePoint]], codecs: Sequence[str]) -> Table:
+    """BD-rate of each codec against each conventional anchor, per clip and on the mean curve."""
+    table = Table(
+        "bd",
+        "BD-rate (% rate change at equal quality; negative = fewer bits; – = no common range)",
+        ("clip", "codec", "anchor", *METRIC_LABELS),
+    )
+    for clip, points in points_by_clip.items():
+        for anchor in (c for c in CONVENTIONAL if c in codecs):
+            for codec in (c for c in codecs if c != anchor):
+                row = {
+                    metric: bd_rate(curve(points, anchor, metric), curve(points, codec, metric))
+                    for metric in METRIC_LABELS
+                }
+                table.add(clip=clip, codec=codec, anchor=anchor, **row)
+    return table
+
+
+def lowest_rate_table(points_by_clip: dict[str, list[RatePoint]], codecs: Sequence[str]) -> Table:
+    """For each anchor's lowest-rate point: what every other codec needs for its MS-SSIM."""
+    table = Table(
+        "lowest_rate",
+        "Rate needed for the MS-SSIM each anchor reaches at its lowest rate",
+        ("clip", "anchor", "anchor_kbps", "anchor_ms_ssim", "codec", "codec_kbps", "ratio"),
+    )
+    for clip, points in points_by_clip.items():
+        for anchor in (c for c in CONVENTIONAL if c in codecs):
+            lowest = min((p for p in points if p.codec == anchor), key=lambda p: p.kbps)
+            for codec in (c for c in codecs if c != anchor):
+                rates = curve(points, codec, "ms_ssim")
+                needed = lowest_rate_reaching(rates, lowest.ms_ssim)
+                if needed is None:
+                    needed = rate_at_quality(rates, lowest.ms_ssim)
+                table.add(
+                    clip=clip,
+                    anchor=anchor,
+                    anchor_kbps=lowest.kbps,
+                    anchor_ms_ssim=lowest.ms_ssim,
+                    codec=codec,
+                    codec_kbps=needed,
+                    ratio=None if needed is None else needed / lowest.kbps,
+                )
+    return table
+
+
+def plot_curves(points: Sequence[RatePoint], codecs: Sequence[str], title: str, path: Path) -> Path:
+    fig, axes = new_figure(ncols=len(METRIC_LABELS), width=4.5, height=3.8)
+    for axis, (metric, label) in zip(axes, METRIC_LABELS.items(), strict=True):
+        for codec in codecs:
+            xy = sorted(curve(points, codec, metric))
+            if xy:
+                axis.plot(*zip(*xy, strict=True), marker="o", label=codec)
+        axis.set_xscale("log")
+        axis.set_xlabel("rate (kbps, log scale)")
+        axis.set_ylabel(label)
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from bench.clips import load_bench_clips
+    from bench.conventional import check_qps
+
+    qps = check_qps(args.qps)
+    size = args.size or preset_size(args.preset)
+    clips = load_bench_clips(args.clips, size, max_frames=args.frames, crop=args.crop)
+    jobs = [
+        (name, frames, codec, qp) for name, frames in clips for codec in args.codecs for qp in qps
+    ]
+    points: list[RatePoint] = []
+    for name, frames, codec, qp in tqdm(jobs, desc="bench rd", unit="encode"):
+        points.append(measure_conventional(name, frames, codec, qp, args.x26x_preset))
+    points_by_clip: dict[str, list[RatePoint]] = defaultdict(list)
+    for point in points:
+        points_by_clip[point.clip].append(point)
+    points_by_clip[MEAN] = mean_points(points)
+    return write_results(args, points_by_clip, size, {n: len(f) for n, f in clips})
+
+
+def write_results(
+    args: argparse.Namespace,
+    points_by_clip: dict[str, list[RatePoint]],
+    size: int,
+    frame_counts: dict[str, int],
+) -> int:
+    args.out.mkdir(parents=True, exist_ok=True)
+    codecs = list(args.codecs)
+    points_table = Table(
+        "points",
+        f"Rate and mean frame quality at {size}x{size}, 25 fps",
+        ("clip", "codec", "setting", "kbps", *METRIC_LABELS),
+    )
+    plots = []
+    for clip, points in points_by_clip.items():
+        for point in sorted(points, key=lambda p: (p.codec, p.kbps)):
+            points_table.rows.append(asdict(point))
+        title = f"{clip} ({size}x{size}, 25 fps)" if clip != MEAN else "mean over clips"
+        plots.append(plot_curves(points, codecs, title, args.out / f"rd_{clip}.png"))
+    tables = [
+        points_table,
+        bd_table(points_by_clip, codecs),
+        lowest_rate_table(points_by_clip, codecs),
+    ]
+    details = {"size": size, "fps": 25, "frames": frame_counts}
+    publish(args.out, "rd", tables, args, details=details, plots=plots)
+    return 0
+
+
+def preset_size(preset: str) -> int:
+    from models.config import get_preset
+
+    return int(get_preset(preset).image_size)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from bench.conventional import DEFAULT_QPS
+
+    parser = subparsers.add_parser(
+        "rd",
+        help="rate–quality against x264 and x265 (PSNR, SSIM, MS-SSIM, BD-rate)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--clips", type=Path, required=True, help="folder of face videos")
+    parser.add_argument("--preset", default="lite-128", help="model preset (sets the resolution)")
+    parser.add_argument("--size", type=int, help="frame side in pixels (default: the preset's)")
+    parser.add_argument("--frames", type=int, help="use only the first N frames of each clip")
+    parser.add_argument(
+        "--crop",
+        choices=("face", "center"),
+        default="face",
+        help="square crop around the detected face (default) or the centre of the frame",
+    )
+    parser.add_argument(
+        "--codecs",
+        nargs="+",
+        choices=CONVENTIONAL,
+        default=list(CONVENTIONAL),
+        help="codecs to measure",
+    )
+    parser.add_argument(
+        "--qps",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_QPS),
+        help="x264/x265 constant QPs (51 = the lowest rate they reach)",
+    )
+    parser.add_argument(
+        "--x26x-preset", default="medium", help="x264/x265 speed preset (default medium)"
+    )
+    add_out_argument(parser)
+    parser.set_defaults(func=run)

@@ -1,0 +1,150 @@
+"""The offline ``.ccv`` container: everything needed to replay one coded motion stream.
+
+Layout (integers big-endian):
+
+| field        | size | meaning                                                          |
+|--------------|------|------------------------------------------------------------------|
+| magic        | 4    | b"CCV1"                                                          |
+| version      | 1    | container version (1)                                            |
+| header len   | 4    | length of the JSON header, at most 64 KiB                        |
+| header       | n    | UTF-8 JSON: schema, fps, prompt, preset, packets (count)         |
+| keyframe len | 4    | length of the key frame, at most 16 MiB                          |
+| keyframe     | m    | ``codec.keyframe`` bytes (the receiver's reference picture)      |
+| CRC32        | 4    | CRC32 of everything above                                        |
+| packets      | ...  | ``packets`` records of u16 length + motion packet (own CRC each) |
+
+The file must end exactly after the last packet.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codec.errors import BitstreamError
+from codec.packet import MAX_PACKET_BYTES
+from codec.schema import FeatureSchema
+
+MAGIC = b"CCV1"
+VERSION = 1
+MAX_HEADER_BYTES = 1 << 16
+MAX_KEYFRAME_BYTES = 1 << 24
+MAX_PROMPT_CHARS = 1000
+_U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
+
+
+@dataclass
+class CcvFile:
+    schema: FeatureSchema
+    fps: float
+    keyframe: bytes
+    packets: list[bytes] = field(default_factory=list)
+    prompt: str | None = None
+    preset: str | None = None
+
+
+def to_bytes(ccv: CcvFile) -> bytes:
+    header = {
+        "schema": ccv.schema.to_dict(),
+        "fps": ccv.fps,
+        "prompt": ccv.prompt,
+        "preset": ccv.preset,
+        "packets": len(ccv.packets),
+    }
+    header_bytes = json.dumps(header, sort_keys=True).encode()
+    if len(header_bytes) > MAX_HEADER_BYTES or len(ccv.keyframe) > MAX_KEYFRAME_BYTES:
+        raise ValueError("container header or key frame exceeds its size limit")
+    head = MAGIC + bytes([VERSION]) + _U32.pack(len(header_bytes)) + header_bytes
+    head += _U32.pack(len(ccv.keyframe)) + ccv.keyframe
+    records = []
+    for packet in ccv.packets:
+        if not 0 < len(packet) <= MAX_PACKET_BYTES:
+            raise ValueError(f"packet of {len(packet)} bytes cannot be stored")
+        records.append(_U16.pack(len(packet)) + packet)
+    return head + _U32.pack(zlib.crc32(head)) + b"".join(records)
+
+
+def from_bytes(data: bytes) -> CcvFile:
+    """Parse and validate a container; anything malformed raises BitstreamError."""
+    reader = _Reader(bytes(data))
+    magic = reader.take(4, "magic")
+    if magic != MAGIC:
+        raise BitstreamError(f"not a .ccv file: magic {magic!r}, expected {MAGIC!r}")
+    version = reader.take(1, "version")[0]
+    if version != VERSION:
+        raise BitstreamError(f"unsupported .ccv version {version} (this reader reads {VERSION})")
+    header_bytes = reader.take(reader.length(_U32, MAX_HEADER_BYTES, "header"), "header")
+    keyframe = reader.take(reader.length(_U32, MAX_KEYFRAME_BYTES, "key frame"), "key frame")
+    head_end = reader.offset
+    if _U32.unpack(reader.take(4, "header CRC32"))[0] != zlib.crc32(data[:head_end]):
+        raise BitstreamError(".ccv header CRC32 mismatch: the file is corrupted")
+    header = _parse_header(header_bytes)
+    packets = [
+        reader.take(reader.length(_U16, MAX_PACKET_BYTES, "packet"), "packet")
+        for _ in range(header["packets"])
+    ]
+    if reader.offset != len(data):
+        raise BitstreamError(f".ccv file has {len(data) - reader.offset} unexpected trailing bytes")
+    return CcvFile(
+        schema=FeatureSchema.from_dict(header["schema"]),
+        fps=header["fps"],
+        keyframe=keyframe,
+        packets=packets,
+        prompt=header["prompt"],
+        preset=header["preset"],
+    )
+
+
+def write_container(path: str | Path, ccv: CcvFile) -> None:
+    Path(path).write_bytes(to_bytes(ccv))
+
+
+def read_container(path: str | Path) -> CcvFile:
+    return from_bytes(Path(path).read_bytes())
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.offset = 0
+
+    def take(self, size: int, what: str) -> bytes:
+        if self.offset + size > len(self.data):
+            raise BitstreamError(f".ccv file truncated while reading the {what}")
+        chunk = self.data[self.offset : self.offset + size]
+        self.offset += size
+        return chunk
+
+    def length(self, fmt: struct.Struct, limit: int, what: str) -> int:
+        (value,) = fmt.unpack(self.take(fmt.size, f"{what} length"))
+        if value > limit:
+            raise BitstreamError(f".ccv {what} length {value} exceeds the {limit}-byte limit")
+        return int(value)
+
+
+def _parse_header(header_bytes: bytes) -> dict[str, Any]:
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BitstreamError(f".ccv header is not valid UTF-8 JSON: {exc}") from exc
+    if not isinstance(header, dict):
+        raise BitstreamError(".ccv header must be a JSON object")
+    expected = {"schema", "fps", "prompt", "preset", "packets"}
+    if set(header) != expected:
+        raise BitstreamError(f".ccv header fields {sorted(header)} differ from {sorted(expected)}")
+    fps, count = header["fps"], header["packets"]
+    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not 0 < fps <= 1000:
+        raise BitstreamError(f".ccv fps {fps!r} is not a number in (0, 1000]")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise BitstreamError(f".ccv packet count {count!r} is not a non-negative integer")
+    for key in ("prompt", "preset"):
+        value = header[key]
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_PROMPT_CHARS):
+            raise BitstreamError(f".ccv {key} must be a string of at most {MAX_PROMPT_CHARS} chars")
+    header["fps"] = float(fps)
+    return header

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
 CONVENTIONAL = ("x264", "x265")
+CODEC_ORDER = (*CONVENTIONAL, "ours")
 MEAN = "mean"
 
 
@@ -78,6 +79,17 @@ def curve(points: Iterable[RatePoint], codec: str, metric: str) -> list[tuple[fl
     return [(p.kbps, p.quality(metric)) for p in points if p.codec == codec]
 
 
+def comparisons(codecs: Sequence[str]) -> list[tuple[str, str]]:
+    """(anchor, codec) pairs: each codec against every conventional codec listed before it."""
+    ordered = sorted(codecs, key=CODEC_ORDER.index)
+    return [
+        (anchor, codec)
+        for i, anchor in enumerate(ordered)
+        if anchor in CONVENTIONAL
+        for codec in ordered[i + 1 :]
+    ]
+
+
 def bd_table(points_by_clip: dict[str, list[RatePoint]], codecs: Sequence[str]) -> Table:
     """BD-rate of each codec against each conventional anchor, per clip and on the mean curve."""
     table = Table(
@@ -86,13 +98,12 @@ def bd_table(points_by_clip: dict[str, list[RatePoint]], codecs: Sequence[str]) 
         ("clip", "codec", "anchor", *METRIC_LABELS),
     )
     for clip, points in points_by_clip.items():
-        for anchor in (c for c in CONVENTIONAL if c in codecs):
-            for codec in (c for c in codecs if c != anchor):
-                row = {
-                    metric: bd_rate(curve(points, anchor, metric), curve(points, codec, metric))
-                    for metric in METRIC_LABELS
-                }
-                table.add(clip=clip, codec=codec, anchor=anchor, **row)
+        for anchor, codec in comparisons(codecs):
+            row = {
+                metric: bd_rate(curve(points, anchor, metric), curve(points, codec, metric))
+                for metric in METRIC_LABELS
+            }
+            table.add(clip=clip, codec=codec, anchor=anchor, **row)
     return table
 
 
@@ -100,30 +111,54 @@ def lowest_rate_table(points_by_clip: dict[str, list[RatePoint]], codecs: Sequen
     """For each anchor's lowest-rate point: what every other codec needs for its MS-SSIM."""
     table = Table(
         "lowest_rate",
-        "Rate needed for the MS-SSIM each anchor reaches at its lowest rate",
+        "Lowest measured rate reaching the MS-SSIM each anchor has at its lowest rate "
+        "(– = never reached)",
         ("clip", "anchor", "anchor_kbps", "anchor_ms_ssim", "codec", "codec_kbps", "ratio"),
     )
     for clip, points in points_by_clip.items():
-        for anchor in (c for c in CONVENTIONAL if c in codecs):
+        for anchor, codec in comparisons(codecs):
             lowest = min((p for p in points if p.codec == anchor), key=lambda p: p.kbps)
-            for codec in (c for c in codecs if c != anchor):
-                rates = curve(points, codec, "ms_ssim")
-                needed = lowest_rate_reaching(rates, lowest.ms_ssim)
-                if needed is None:
-                    needed = rate_at_quality(rates, lowest.ms_ssim)
+            needed = lowest_rate_reaching(curve(points, codec, "ms_ssim"), lowest.ms_ssim)
+            table.add(
+                clip=clip,
+                anchor=anchor,
+                anchor_kbps=lowest.kbps,
+                anchor_ms_ssim=lowest.ms_ssim,
+                codec=codec,
+                codec_kbps=needed,
+                ratio=None if needed is None else needed / lowest.kbps,
+            )
+    return table
+
+
+def equal_quality_table(points_by_clip: dict[str, list[RatePoint]], codecs: Sequence[str]) -> Table:
+    """Each point of a codec against the rate the anchor needs for the same MS-SSIM."""
+    table = Table(
+        "equal_quality",
+        "Rate at equal MS-SSIM (anchor interpolated on its curve; – = outside its range)",
+        ("clip", "codec", "setting", "ms_ssim", "kbps", "anchor", "anchor_kbps", "ratio"),
+    )
+    for clip, points in points_by_clip.items():
+        for anchor, codec in comparisons(codecs):
+            anchor_curve = curve(points, anchor, "ms_ssim")
+            for point in sorted((p for p in points if p.codec == codec), key=lambda p: p.kbps):
+                needed = rate_at_quality(anchor_curve, point.ms_ssim)
                 table.add(
                     clip=clip,
-                    anchor=anchor,
-                    anchor_kbps=lowest.kbps,
-                    anchor_ms_ssim=lowest.ms_ssim,
                     codec=codec,
-                    codec_kbps=needed,
-                    ratio=None if needed is None else needed / lowest.kbps,
+                    setting=point.setting,
+                    ms_ssim=point.ms_ssim,
+                    kbps=point.kbps,
+                    anchor=anchor,
+                    anchor_kbps=needed,
+                    ratio=None if needed is None else point.kbps / needed,
                 )
     return table
 
 
 def plot_curves(points: Sequence[RatePoint], codecs: Sequence[str], title: str, path: Path) -> Path:
+    from matplotlib import ticker
+
     fig, axes = new_figure(ncols=len(METRIC_LABELS), width=4.5, height=3.8)
     for axis, (metric, label) in zip(axes, METRIC_LABELS.items(), strict=True):
         for codec in codecs:
@@ -131,6 +166,9 @@ def plot_curves(points: Sequence[RatePoint], codecs: Sequence[str], title: str, 
             if xy:
                 axis.plot(*zip(*xy, strict=True), marker="o", label=codec)
         axis.set_xscale("log")
+        axis.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
         axis.set_xlabel("rate (kbps, log scale)")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
@@ -184,6 +222,7 @@ def write_results(
         points_table,
         bd_table(points_by_clip, codecs),
         lowest_rate_table(points_by_clip, codecs),
+        equal_quality_table(points_by_clip, codecs),
     ]
     details = {"size": size, "fps": 25, "frames": frame_counts}
     publish(args.out, "rd", tables, args, details=details, plots=plots)

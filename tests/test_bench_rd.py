@@ -35,7 +35,7 @@ def test_rd_writes_json_with_machine_tables_and_plots(rd_out: Path) -> None:
     assert result["machine"]["cpu_cores"] >= 1
     assert result["machine"]["torch_version"]
     assert result["frames"] == {"shapes": 16}
-    assert set(result["tables"]) == {"points", "bd", "lowest_rate"}
+    assert set(result["tables"]) == {"points", "bd", "lowest_rate", "equal_quality"}
     for plot in result["plots"]:
         assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {Path(p).name for p in result["plots"]} == {"rd_shapes.png", "rd_mean.png"}

@@ -1,0 +1,242 @@
+"""Text-guided adaptive layer selection: which generator layers a style needs, and their delta.
+
+For a new prompt (StyleGAN-NADA's scheme adapted to this generator): a few probe steps of
+gradient descent on the style loss show which layers the loss wants to move most, relative to
+their size; only the top-k of those are then optimised, for a bounded number of steps. The
+result is a :class:`StyleDelta` over those layers. The loss is any callable returning a
+scalar through the generator, so training can mix CLIP-directional, image and keypoint losses;
+:func:`clip_style_loss` builds the CLIP directional one: 1 - cos(dI, dT) with
+dT = E_T(prompt) - E_T(neutral) and dI = E_I(stylised render) - E_I(unstylised render).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from models.generator import OcclusionAwareGenerator, style_layer_names
+from models.style_delta import StyleDelta
+from models.text_encoder import ClipGuide
+
+__all__ = [
+    "NEUTRAL_PROMPT",
+    "AdaptationConfig",
+    "LossFn",
+    "adapt_style",
+    "clip_style_loss",
+    "directional_loss",
+    "score_layers",
+    "select_layers",
+]
+
+log = logging.getLogger(__name__)
+
+LossFn = Callable[[], torch.Tensor]
+NEUTRAL_PROMPT = "a photo of a face"
+
+
+@dataclass(frozen=True)
+class AdaptationConfig:
+    """Budget of one prompt's adaptation."""
+
+    top_k: int = 4
+    probe_steps: int = 3
+    steps: int = 40
+    lr: float = 0.01
+    neutral_prompt: str = NEUTRAL_PROMPT
+
+
+def score_layers(
+    generator: nn.Module,
+    loss_fn: LossFn,
+    probe_steps: int,
+    candidates: list[str] | None = None,
+    probe_lr: float = 0.05,
+) -> dict[str, float]:
+    """How far ``probe_steps`` of normalised gradient descent move each candidate layer,
+    relative to the layer's own norm. The generator is restored exactly afterwards.
+
+    Plain (globally normalised) gradient steps rather than Adam: Adam moves every weight by
+    about the learning rate, which would rank layers by their size, not by what the loss needs.
+    """
+    if probe_steps < 1:
+        raise ValueError(f"probe_steps must be at least 1, got {probe_steps}")
+    layers = _layer_params(generator, candidates or _candidate_layers(generator))
+    params = [p for group in layers.values() for p in group]
+    with _optimising(generator, params) as originals:
+        for step in range(probe_steps):
+            loss = _checked(loss_fn(), f"probe step {step}")
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            present = [g for g in grads if g is not None]
+            if not present:
+                raise ValueError("the style loss does not depend on any candidate layer")
+            total = torch.stack([g.pow(2).sum() for g in present]).sum().sqrt()
+            with torch.no_grad():
+                for param, grad in zip(params, grads, strict=True):
+                    if grad is not None:
+                        param.sub_(probe_lr * grad / (total + 1e-12))
+        with torch.no_grad():
+            return {
+                name: _relative_change(group, [originals[id(p)] for p in group])
+                for name, group in layers.items()
+            }
+
+
+def select_layers(
+    generator: nn.Module,
+    loss_fn: LossFn,
+    top_k: int,
+    probe_steps: int,
+    candidates: list[str] | None = None,
+) -> list[str]:
+    """Names of the ``top_k`` layers the loss moves most (see :func:`score_layers`)."""
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    scores = score_layers(generator, loss_fn, probe_steps, candidates)
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+    log.debug("layer scores: %s", {name: round(scores[name], 6) for name in ranked})
+    return ranked[:top_k]
+
+
+def adapt_style(
+    generator: nn.Module,
+    loss_fn: LossFn,
+    layers: list[str],
+    steps: int,
+    lr: float,
+    prompt: str = "",
+    progress: bool = False,
+) -> StyleDelta:
+    """Optimise only ``layers`` for ``steps`` Adam steps; return their change as a StyleDelta.
+
+    The generator is left as it was: apply the returned delta to use the style.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    named = _layer_params(generator, layers)
+    params = [p for group in named.values() for p in group]
+    names = {id(p): name for name, p in generator.named_parameters()}
+    optimizer = torch.optim.Adam(params, lr=lr)
+    with _optimising(generator, params) as originals:
+        bar = tqdm(range(steps), desc=f"adapting {prompt!r}", disable=not progress, leave=False)
+        for step in bar:
+            optimizer.zero_grad(set_to_none=True)
+            loss = _checked(loss_fn(), f"step {step}")
+            loss.backward()
+            optimizer.step()
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        with torch.no_grad():
+            deltas = {names[id(p)]: (p - originals[id(p)]).detach().clone() for p in params}
+    return StyleDelta(prompt, tuple(layers), deltas)
+
+
+def directional_loss(
+    stylised: torch.Tensor, unstylised: torch.Tensor, text_direction: torch.Tensor
+) -> torch.Tensor:
+    """1 - cos(dI, dT) averaged over the batch. stylised, unstylised: BxD; text_direction: D."""
+    image_direction = stylised - unstylised
+    return (1 - F.cosine_similarity(image_direction, text_direction.unsqueeze(0), dim=-1)).mean()
+
+
+def clip_style_loss(
+    generator: OcclusionAwareGenerator,
+    clip: ClipGuide,
+    prompt: str,
+    source_image: torch.Tensor,
+    kp_source: dict[str, torch.Tensor],
+    neutral_prompt: str = NEUTRAL_PROMPT,
+    jitter: float = 0.03,
+    seed: int = 0,
+) -> LossFn:
+    """CLIP directional loss of ``generator`` rendering ``source_image`` (1x3xHxW).
+
+    Renders at zero motion and at one small random head shift; the motion (which style layers
+    never touch) and the unstylised embeddings are computed once, here.
+    """
+    text_direction = clip.encode_text(prompt) - clip.encode_text(neutral_prompt)
+    generator_rng = torch.Generator().manual_seed(seed)
+    shift = (torch.rand(kp_source["value"].shape, generator=generator_rng) * 2 - 1) * jitter
+    kp_repeated = {
+        key: value.repeat(2, *([1] * (value.dim() - 1))) for key, value in kp_source.items()
+    }
+    kp_driving = dict(kp_repeated)
+    kp_driving["value"] = torch.cat(
+        [kp_source["value"], kp_source["value"] + shift.to(source_image)]
+    )
+    sources = source_image.repeat(2, 1, 1, 1)
+    with torch.no_grad():
+        motion = generator.dense_motion_network(sources, kp_driving, kp_repeated)
+        unstylised = clip.encode_image(generator.decode(generator.encode_source(sources), motion))
+
+    def loss() -> torch.Tensor:
+        render = generator.decode(generator.encode_source(sources), motion)
+        return directional_loss(clip.encode_image(render), unstylised, text_direction)
+
+    return loss
+
+
+def _candidate_layers(generator: nn.Module) -> list[str]:
+    if isinstance(generator, OcclusionAwareGenerator):
+        return style_layer_names(generator)
+    return [name for name, m in generator.named_modules() if any(m.parameters(recurse=False))]
+
+
+def _layer_params(generator: nn.Module, layers: list[str]) -> dict[str, list[nn.Parameter]]:
+    modules = dict(generator.named_modules())
+    unknown = [name for name in layers if name not in modules]
+    if unknown:
+        raise ValueError(f"the generator has no layer {unknown[0]!r}")
+    grouped = {name: list(modules[name].parameters(recurse=False)) for name in layers}
+    empty = [name for name, group in grouped.items() if not group]
+    if empty:
+        raise ValueError(f"layer {empty[0]!r} has no parameters of its own")
+    return grouped
+
+
+@contextmanager
+def _optimising(
+    generator: nn.Module, params: list[nn.Parameter]
+) -> Iterator[dict[int, torch.Tensor]]:
+    """Only ``params`` require gradients inside; values and flags are restored on exit.
+
+    Yields the original values by id(param). The generator stays in eval mode so that batch
+    norm statistics are used, not updated.
+    """
+    flags = {id(p): p.requires_grad for p in generator.parameters()}
+    was_training = generator.training
+    originals = {id(p): p.detach().clone() for p in params}
+    generator.eval()
+    generator.requires_grad_(False)
+    for param in params:
+        param.requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            yield originals
+    finally:
+        with torch.no_grad():
+            for param in params:
+                param.copy_(originals[id(param)])
+        for param in generator.parameters():
+            param.requires_grad_(flags[id(param)])
+        generator.train(was_training)
+
+
+def _relative_change(params: list[nn.Parameter], originals: list[torch.Tensor]) -> float:
+    moved = sum(float((p - o).pow(2).sum()) for p, o in zip(params, originals, strict=True))
+    size = sum(float(o.pow(2).sum()) for o in originals)
+    return (moved / (size + 1e-12)) ** 0.5
+
+
+def _checked(loss: torch.Tensor, where: str) -> torch.Tensor:
+    if loss.dim() != 0:
+        raise ValueError(f"the style loss must be a scalar, got shape {tuple(loss.shape)}")
+    if not torch.isfinite(loss):
+        raise ValueError(f"the style loss is {loss.item()} at {where}")
+    return loss

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
 CONVENTIONAL = ("x264", "x265")
-CODEC_ORDER = (*CONVENTIONAL, "ours")
+OURS = "ours"
 MEAN = "mean"
 
 
@@ -81,7 +81,7 @@ def curve(points: Iterable[RatePoint], codec: str, metric: str) -> list[tuple[fl
 
 def comparisons(codecs: Sequence[str]) -> list[tuple[str, str]]:
     """(anchor, codec) pairs: each codec against every conventional codec listed before it."""
-    ordered = sorted(codecs, key=CODEC_ORDER.index)
+    ordered = sorted(codecs, key=lambda c: CONVENTIONAL.index(c) if c in CONVENTIONAL else 9)
     return [
         (anchor, codec)
         for i, anchor in enumerate(ordered)
@@ -186,27 +186,97 @@ def run(args: argparse.Namespace) -> int:
     qps = check_qps(args.qps)
     size = args.size or preset_size(args.preset)
     clips = load_bench_clips(args.clips, size, max_frames=args.frames, crop=args.crop)
-    jobs = [
-        (name, frames, codec, qp) for name, frames in clips for codec in args.codecs for qp in qps
+    conventional = [c for c in args.codecs if c in CONVENTIONAL]
+    ours = OursSweep(args) if OURS in args.codecs else None
+    jobs: list[tuple[str, np.ndarray, str, int]] = [
+        (name, frames, codec, qp) for name, frames in clips for codec in conventional for qp in qps
     ]
+    if ours is not None:
+        jobs += [(name, frames, OURS, i) for name, frames in clips for i in range(len(ours))]
     points: list[RatePoint] = []
-    for name, frames, codec, qp in tqdm(jobs, desc="bench rd", unit="encode"):
-        points.append(measure_conventional(name, frames, codec, qp, args.x26x_preset))
+    try:
+        for name, frames, codec, setting in tqdm(jobs, desc="bench rd", unit="run"):
+            if codec == OURS and ours is not None:
+                points.append(ours.measure(name, frames, setting))
+            else:
+                points.append(measure_conventional(name, frames, codec, setting, args.x26x_preset))
+    finally:
+        if ours is not None:
+            ours.codec.close()
     points_by_clip: dict[str, list[RatePoint]] = defaultdict(list)
     for point in points:
         points_by_clip[point.clip].append(point)
     points_by_clip[MEAN] = mean_points(points)
-    return write_results(args, points_by_clip, size, {n: len(f) for n, f in clips})
+    extra_tables = [] if ours is None else [ours.table]
+    codecs = [*conventional, *(ours.codecs if ours else [])]
+    return write_results(
+        args, points_by_clip, codecs, size, {n: len(f) for n, f in clips}, extra_tables
+    )
+
+
+class OursSweep:
+    """This codec over every (rate level, key frame quality), motion extracted once per clip.
+
+    Each key frame quality is its own curve (`ours-kq<Q>`) whose points are the rate levels.
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from bench.ourcodec import OfflineCodec
+
+        self.codec = OfflineCodec(preset=args.preset, checkpoint=args.checkpoint)
+        self.settings = [(lv, q) for q in args.keyframe_qualities for lv in sorted(args.levels)]
+        self.codecs = [f"{OURS}-kq{q}" for q in args.keyframe_qualities]
+        self._features: dict[str, np.ndarray] = {}
+        self.table = Table(
+            "ours",
+            "This codec: what its rate is made of (kbps = key frame + payload; headers apart)",
+            (
+                "clip",
+                "codec",
+                "setting",
+                "keyframe_bytes",
+                "payload_kbps",
+                "header_kbps",
+                "kbps",
+                "kbps_with_headers",
+            ),
+        )
+
+    def __len__(self) -> int:
+        return len(self.settings)
+
+    def measure(self, clip: str, frames: np.ndarray, index: int) -> RatePoint:
+        from bench.conventional import kbps
+        from bench.metrics import video_metrics
+
+        level, quality = self.settings[index]
+        if clip not in self._features:
+            self._features[clip] = self.codec.features(frames)
+        coded = self.codec.code(frames, self._features[clip], level, quality)
+        codec, setting = f"{OURS}-kq{quality}", f"level={level}"
+        rate = kbps(coded.media_bytes, len(frames))
+        self.table.add(
+            clip=clip,
+            codec=codec,
+            setting=setting,
+            keyframe_bytes=coded.keyframe_bytes,
+            payload_kbps=kbps(coded.payload_bytes, len(frames)),
+            header_kbps=kbps(coded.header_bytes, len(frames)),
+            kbps=rate,
+            kbps_with_headers=kbps(coded.media_bytes + coded.header_bytes, len(frames)),
+        )
+        return RatePoint(clip, codec, setting, rate, **video_metrics(frames, coded.rendered))
 
 
 def write_results(
     args: argparse.Namespace,
     points_by_clip: dict[str, list[RatePoint]],
+    codecs: Sequence[str],
     size: int,
     frame_counts: dict[str, int],
+    extra_tables: Sequence[Table],
 ) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
-    codecs = list(args.codecs)
     points_table = Table(
         "points",
         f"Rate and mean frame quality at {size}x{size}, 25 fps",
@@ -223,6 +293,7 @@ def write_results(
         bd_table(points_by_clip, codecs),
         lowest_rate_table(points_by_clip, codecs),
         equal_quality_table(points_by_clip, codecs),
+        *extra_tables,
     ]
     details = {"size": size, "fps": 25, "frames": frame_counts}
     publish(args.out, "rd", tables, args, details=details, plots=plots)
@@ -257,9 +328,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--codecs",
         nargs="+",
-        choices=CONVENTIONAL,
-        default=list(CONVENTIONAL),
-        help="codecs to measure",
+        choices=(*CONVENTIONAL, OURS),
+        default=[*CONVENTIONAL, OURS],
+        help="codecs to measure (default all)",
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, help="model checkpoint (default: the preset's shipped one)"
+    )
+    parser.add_argument(
+        "--levels",
+        type=int,
+        nargs="+",
+        default=[0, 4, 8, 12, 16],
+        help="this codec's rate levels; +4 doubles the quantization step (default 0 4 8 12 16)",
+    )
+    parser.add_argument(
+        "--keyframe-qualities",
+        type=int,
+        nargs="+",
+        default=[20, 50],
+        help="key frame qualities 0..100, one curve each (default 20 50)",
     )
     parser.add_argument(
         "--qps",

@@ -26,6 +26,7 @@ def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def rd_out(clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("rd")
     argv = ["bench", "rd", "--clips", str(clip_dir), "--size", "64", "--crop", "center"]
+    argv += ["--codecs", "x264", "x265"]
     assert run_bench([*argv, "--qps", "51", "40", "28", "--out", str(out)]) == 0
     return out
 
@@ -114,3 +115,42 @@ def test_curve_points_that_cost_more_for_less_quality_are_dropped() -> None:
 def test_curve_with_non_positive_rate_is_refused() -> None:
     with pytest.raises(ValueError, match="positive rate"):
         monotone([(0.0, 0.5)])
+
+
+@pytest.fixture(scope="module")
+def rd_ours(clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("rd-ours")
+    argv = ["bench", "rd", "--clips", str(clip_dir), "--size", "64", "--crop", "center"]
+    argv += ["--preset", "tiny", "--codecs", "x264", "ours", "--qps", "51", "30"]
+    argv += ["--levels", "0", "16", "--keyframe-qualities", "10", "60", "--out", str(out)]
+    assert run_bench(argv) == 0
+    return json.loads((out / "rd.json").read_text())
+
+
+def test_ours_rate_counts_key_frame_and_payload(rd_ours: dict) -> None:
+    rows = rd_ours["tables"]["ours"]["rows"]
+    assert {(r["codec"], r["setting"]) for r in rows} == {
+        (f"ours-kq{q}", f"level={lv}") for q in (10, 60) for lv in (0, 16)
+    }
+    seconds = 16 / 25
+    for row in rows:
+        keyframe_kbps = row["keyframe_bytes"] * 8 / seconds / 1000
+        assert row["kbps"] == pytest.approx(keyframe_kbps + row["payload_kbps"])
+        assert row["kbps_with_headers"] == pytest.approx(row["kbps"] + row["header_kbps"])
+    by_setting = {(r["codec"], r["setting"]): r for r in rows}
+    for codec in ("ours-kq10", "ours-kq60"):  # a coarser step never costs more
+        fine, coarse = by_setting[(codec, "level=0")], by_setting[(codec, "level=16")]
+        assert coarse["payload_kbps"] <= fine["payload_kbps"]
+    assert (
+        by_setting[("ours-kq10", "level=0")]["keyframe_bytes"]
+        < (by_setting[("ours-kq60", "level=0")]["keyframe_bytes"])
+    )
+
+
+def test_ours_is_compared_with_the_anchor(rd_ours: dict) -> None:
+    bd_rows = rd_ours["tables"]["bd"]["rows"]
+    assert {(r["clip"], r["codec"], r["anchor"]) for r in bd_rows} == {
+        (clip, f"ours-kq{q}", "x264") for clip in ("shapes", "mean") for q in (10, 60)
+    }
+    points = [r for r in rd_ours["tables"]["points"]["rows"] if r["codec"].startswith("ours")]
+    assert all(0.0 < r["ms_ssim"] <= 1.0 and r["psnr"] > 0 for r in points)

@@ -12,8 +12,9 @@ from codec.packet import SEQ_MODULUS, TIME_MODULUS, MotionPacket, unpack_packet,
 from codec.prediction import PredictionState
 from codec.schema import FeatureSchema, motion_schema
 
-# An intra this many frames behind the last decoded one is a restarted sender, not a late packet.
-RESTART_GAP = 256
+# An intra this many frames (> 1 s) behind the last decoded one is a restarted sender, not a
+# late packet (a data channel does not hold a packet back that long).
+RESTART_GAP = 32
 
 
 @dataclass(frozen=True)

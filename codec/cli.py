@@ -1,0 +1,294 @@
+"""`cartooncodec encode` and `cartooncodec decode`: video <-> .ccv motion stream, offline.
+
+encode: every frame -> models.MotionExtractor features -> MotionEncoder packets; the first
+frame is the key frame. decode: packets -> MotionDecoder features -> models.Renderer frames
+(MP4), or with --features-only the decoded features as a .npy array (frames x features).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from codec.container import CcvFile, read_container, write_container
+from codec.distortion import keypoint_error_px
+from codec.errors import BitstreamError
+from codec.keyframe import DEFAULT_QUALITY, decode_keyframe, encode_keyframe
+from codec.motiondecoder import DecodedFrame, MotionDecoder
+from codec.motionencoder import MotionEncoder
+from codec.packet import OVERHEAD
+from codec.schema import motion_schema
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from codec.schema import FeatureSchema
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PRESET = "lite-128"
+
+
+class Extractor(Protocol):
+    """What encode needs from models.MotionExtractor."""
+
+    @property
+    def size(self) -> int: ...
+
+    def extract(self, frame: np.ndarray) -> np.ndarray: ...
+
+
+class FrameRenderer(Protocol):
+    """What decode needs from models.Renderer."""
+
+    def set_reference(self, image: np.ndarray) -> None: ...
+
+    def set_style(self, prompt: str | None) -> Future[str]: ...
+
+    def render(self, features: np.ndarray) -> np.ndarray: ...
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    encode = subparsers.add_parser(
+        "encode",
+        help="code a face video into a .ccv motion stream",
+        description="Extract motion features from every frame of INPUT, code them into "
+        "packets (first frame as key frame) and write a .ccv container.",
+    )
+    encode.add_argument("input", type=Path, help="video file (anything FFmpeg reads)")
+    encode.add_argument("-o", "--output", type=Path, required=True, help="output .ccv file")
+    encode.add_argument("--prompt", help="style prompt stored with the stream, e.g. 'sketch'")
+    encode.add_argument(
+        "--target-kbps", type=float, help="payload rate to aim for (default: fixed step)"
+    )
+    encode.add_argument("--stats-json", type=Path, help="write rate and error figures here")
+    encode.add_argument("--preset", default=DEFAULT_PRESET, help="model preset (default lite-128)")
+    encode.add_argument("--checkpoint", type=Path, help="model checkpoint (default: shipped one)")
+    encode.add_argument("--intra-period", type=int, default=25, help="frames between intra frames")
+    encode.add_argument(
+        "--keyframe-quality", type=int, default=DEFAULT_QUALITY, help="key frame quality 0..100"
+    )
+    encode.add_argument("--max-frames", type=int, help="stop after this many frames")
+    encode.set_defaults(func=run_encode)
+
+    decode = subparsers.add_parser(
+        "decode",
+        help="render a .ccv motion stream to video",
+        description="Decode a .ccv container and render it with the models (MP4), or write "
+        "the decoded features (.npy) with --features-only.",
+    )
+    decode.add_argument("input", type=Path, help=".ccv file written by `cartooncodec encode`")
+    decode.add_argument("-o", "--output", type=Path, required=True, help="output .mp4 (or .npy)")
+    decode.add_argument("--stats-json", type=Path, help="write rate and loss figures here")
+    decode.add_argument(
+        "--features-only", action="store_true", help="write decoded features (.npy), no rendering"
+    )
+    decode.add_argument("--preset", help="model preset (default: the one the stream was made with)")
+    decode.add_argument("--checkpoint", type=Path, help="model checkpoint (default: shipped one)")
+    decode.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
+    decode.set_defaults(func=run_decode)
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    from models import MotionExtractor
+
+    extractor = MotionExtractor(preset=args.preset, checkpoint=args.checkpoint)
+    try:
+        stats = encode_video(
+            args.input,
+            args.output,
+            extractor,
+            prompt=args.prompt,
+            target_kbps=args.target_kbps,
+            intra_period=args.intra_period,
+            keyframe_quality=args.keyframe_quality,
+            max_frames=args.max_frames,
+            preset=args.preset,
+        )
+    except (ValueError, OSError) as exc:
+        log.error("encode failed: %s", exc)
+        return 1
+    return _report(stats, args.stats_json)
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    try:
+        ccv = read_container(args.input)
+        if args.features_only or args.output.suffix == ".npy":
+            stats = decode_features(ccv, args.output)
+        else:
+            from models import Renderer
+
+            preset = args.preset or ccv.preset or DEFAULT_PRESET
+            renderer = Renderer(preset=preset, checkpoint=args.checkpoint, device=args.device)
+            stats = decode_video(ccv, args.output, renderer)
+    except (BitstreamError, OSError) as exc:
+        log.error("decode failed: %s", exc)
+        return 1
+    return _report(stats, args.stats_json)
+
+
+def encode_video(
+    input_path: Path,
+    output_path: Path,
+    extractor: Extractor,
+    prompt: str | None = None,
+    target_kbps: float | None = None,
+    intra_period: int = 25,
+    keyframe_quality: int = DEFAULT_QUALITY,
+    max_frames: int | None = None,
+    preset: str | None = None,
+) -> dict[str, Any]:
+    """Code a video file into a .ccv container; returns the stats dict."""
+    from tqdm import tqdm
+
+    from models.face_crop import center_crop
+
+    fps, frames = read_video_frames(input_path, max_frames)
+    schema = motion_schema()
+    encoder = MotionEncoder(schema, target_kbps=target_kbps, intra_period=intra_period, fps=fps)
+    keyframe = b""
+    packets: list[bytes] = []
+    originals, decoded = [], []
+    for index, frame in enumerate(tqdm(frames, desc="encode", unit="frame", total=max_frames)):
+        square = center_crop(frame, extractor.size)
+        if index == 0:
+            keyframe = encode_keyframe(square, keyframe_quality)
+        features = extractor.extract(square)
+        packets.append(encoder.encode(features, round(index * 1000 / fps), prompt_id=0))
+        originals.append(features)
+        decoded.append(np.asarray(encoder.reconstruction))
+    if not packets:
+        raise ValueError(f"{input_path} has no video frames")
+    ccv = CcvFile(schema, fps, keyframe, packets, prompt=prompt, preset=preset)
+    write_container(output_path, ccv)
+    stats = _rate_stats(ccv)
+    stats["target_kbps"] = target_kbps
+    stats["final_level"] = encoder.stats.level
+    stats["keypoint_error_px_max"], stats["keypoint_error_px_mean"] = keypoint_error_px(
+        np.stack(originals), np.stack(decoded), schema
+    )
+    return stats
+
+
+def decode_packets(ccv: CcvFile) -> tuple[list[DecodedFrame | None], dict[str, Any]]:
+    """Every packet of the container through a MotionDecoder; None where dropped."""
+    decoder = MotionDecoder(ccv.schema)
+    frames = [decoder.decode(packet) for packet in ccv.packets]
+    stats = _rate_stats(ccv)
+    stats["decoded"] = decoder.stats.decoded
+    stats["dropped"] = dict(decoder.stats.dropped)
+    return frames, stats
+
+
+def decode_features(ccv: CcvFile, output_path: Path) -> dict[str, Any]:
+    """Write the decoded features as an N x F float32 .npy (dropped frames repeat the last)."""
+    frames, stats = decode_packets(ccv)
+    np.save(output_path, np.stack(_held_features(frames, ccv.schema)))
+    return stats
+
+
+def decode_video(ccv: CcvFile, output_path: Path, renderer: FrameRenderer) -> dict[str, Any]:
+    """Render every decoded frame from the key frame and write an MP4 at the stream's fps."""
+    from tqdm import tqdm
+
+    frames, stats = decode_packets(ccv)
+    renderer.set_reference(decode_keyframe(ccv.keyframe))
+    if ccv.prompt:
+        stats["style"] = renderer.set_style(ccv.prompt).result()
+    features = _held_features(frames, ccv.schema)
+    images = (renderer.render(f) for f in tqdm(features, desc="render", unit="frame"))
+    write_mp4(output_path, images, ccv.fps)
+    return stats
+
+
+def _held_features(frames: list[DecodedFrame | None], schema: FeatureSchema) -> list[np.ndarray]:
+    """Per packet the decoded features; a dropped frame repeats the previous one (a freeze)."""
+    held, last = [], None
+    for frame in frames:
+        last = frame.features if frame is not None else last
+        if last is not None:
+            held.append(last)
+    if not held:
+        raise BitstreamError("no frame of the stream could be decoded")
+    return held
+
+
+def read_video_frames(
+    path: Path, max_frames: int | None = None
+) -> tuple[float, Iterator[np.ndarray]]:
+    """(fps, iterator of HxWx3 uint8 RGB frames); OSError/ValueError if unreadable."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise ValueError(f"cannot open video {path}: {exc}") from exc
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{path} has no video stream")
+    stream = container.streams.video[0]
+    fps = float(stream.average_rate or 25.0)
+
+    def frames() -> Iterator[np.ndarray]:
+        with container:
+            for index, frame in enumerate(container.decode(stream)):
+                if max_frames is not None and index >= max_frames:
+                    return
+                yield frame.to_ndarray(format="rgb24")
+
+    return fps, frames()
+
+
+def write_mp4(path: Path, images: Iterator[np.ndarray], fps: float) -> int:
+    """H.264 MP4 of HxWx3 uint8 RGB images; returns the frame count."""
+    from fractions import Fraction
+
+    import av
+
+    count = 0
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.pix_fmt = "yuv420p"
+        for image in images:
+            if count == 0:
+                stream.width, stream.height = image.shape[1], image.shape[0]
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            container.mux(stream.encode(frame))
+            count += 1
+        container.mux(stream.encode(None))
+    return count
+
+
+def _rate_stats(ccv: CcvFile) -> dict[str, Any]:
+    frames = len(ccv.packets)
+    header_bytes = OVERHEAD * frames
+    payload_bytes = sum(len(p) for p in ccv.packets) - header_bytes
+    seconds = frames / ccv.fps if frames else 0.0
+    kbps = lambda n: 8 * n / seconds / 1000 if seconds else 0.0  # noqa: E731
+    return {
+        "frames": frames,
+        "fps": ccv.fps,
+        "payload_bytes": payload_bytes,
+        "header_bytes": header_bytes,
+        "keyframe_bytes": len(ccv.keyframe),
+        "payload_kbps": kbps(payload_bytes),
+        "header_kbps": kbps(header_bytes),
+        "total_kbps": kbps(payload_bytes + header_bytes),
+        "mean_bytes_per_packet": (payload_bytes + header_bytes) / frames if frames else 0.0,
+    }
+
+
+def _report(stats: dict[str, Any], stats_json: Path | None) -> int:
+    text = json.dumps(stats, indent=2)
+    if stats_json is not None:
+        stats_json.write_text(text + "\n")
+    sys.stdout.write(text + "\n")
+    return 0

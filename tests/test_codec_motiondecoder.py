@@ -1,0 +1,179 @@
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codec import BitstreamError, MotionDecoder, MotionEncoder, motion_schema
+from codec.packet import MotionPacket, pack_packet
+from tests.codec_samples import synthetic_motion
+
+FEATURES = synthetic_motion(100, seed=5)
+
+
+def _stream(intra_period: int = 25) -> tuple[list[bytes], list[np.ndarray]]:
+    encoder = MotionEncoder(intra_period=intra_period)
+    packets, references = [], []
+    for index, vector in enumerate(FEATURES):
+        packets.append(encoder.encode(vector, index * 40, prompt_id=1))
+        references.append(encoder.reconstruction)
+    return packets, references
+
+
+PACKETS, REFERENCES = _stream()
+RESTART = MotionEncoder().encode(FEATURES[0], 0)  # a new sender's first packet
+
+
+def test_in_order_stream_decodes_everything_and_clears_needs_intra():
+    decoder = MotionDecoder()
+    assert decoder.needs_intra
+    frames = [decoder.decode(p) for p in PACKETS]
+    assert all(f is not None for f in frames)
+    assert not decoder.needs_intra
+    assert decoder.stats.decoded == 100 and decoder.stats.intra == 4
+
+
+def test_loss_and_reordering_drop_unreferenced_frames_and_resync_at_intra():
+    rng = np.random.default_rng(1234)
+    kept = [i for i in range(len(PACKETS)) if rng.random() >= 0.2]
+    order = list(kept)
+    for i in range(0, len(order) - 1, 7):  # swap some neighbours
+        order[i], order[i + 1] = order[i + 1], order[i]
+    for last_before_intra in (24, 49, 74):  # arrives after the next intra: too late to use
+        if last_before_intra in order and last_before_intra + 1 in order:
+            order.remove(last_before_intra)
+            order.insert(order.index(last_before_intra + 1) + 1, last_before_intra)
+    decoder = MotionDecoder()
+    decoded_seqs, raised_intra_flag = [], False
+    for index in order:
+        frame = decoder.decode(PACKETS[index])  # anything but BitstreamError would fail here
+        raised_intra_flag |= decoder.needs_intra
+        if frame is not None:
+            assert frame.seq == index
+            assert np.array_equal(frame.features, REFERENCES[index])  # never garbage
+            decoded_seqs.append(index)
+    dropped = decoder.stats.dropped
+    assert dropped["missing_reference"] > 0 and dropped["late"] > 0
+    assert decoder.stats.decoded + sum(dropped.values()) == len(order)
+    assert raised_intra_flag
+    intras_received = [i for i in kept if i % 25 == 0]
+    assert set(intras_received) <= set(decoded_seqs)  # every intra resynchronizes
+
+
+def test_intra_requests_bring_the_receiver_back():
+    encoder, decoder = MotionEncoder(intra_period=1000), MotionDecoder()
+    rng = np.random.default_rng(7)
+    decoded = 0
+    for index, vector in enumerate(synthetic_motion(200, seed=8)):
+        packet = encoder.encode(vector, index * 40)
+        if rng.random() < 0.2:
+            continue
+        decoded += decoder.decode(packet) is not None
+        if decoder.needs_intra:
+            encoder.request_intra()
+    assert decoder.stats.intra > 1
+    assert decoded > 100
+
+
+def test_inter_before_any_intra_is_dropped_and_asks_for_intra():
+    decoder = MotionDecoder()
+    assert decoder.decode(PACKETS[1]) is None
+    assert decoder.stats.dropped["no_reference"] == 1 and decoder.needs_intra
+
+
+def test_duplicate_and_late_intra_are_dropped():
+    decoder = MotionDecoder()
+    for packet in PACKETS[:30]:
+        decoder.decode(packet)
+    assert decoder.decode(PACKETS[25]) is None
+    assert decoder.decode(PACKETS[29]) is None
+    assert decoder.stats.dropped["late"] == 2
+
+
+def test_restarted_sender_is_followed():
+    decoder = MotionDecoder()
+    for packet in PACKETS:
+        decoder.decode(packet)
+    encoder = MotionEncoder()
+    restarted = [encoder.encode(v, 0) for v in FEATURES[:2]]
+    frame = decoder.decode(restarted[0])
+    assert frame is not None and frame.seq == 0 and frame.intra
+    assert decoder.decode(restarted[1]) is not None
+
+
+def test_other_stream_ids_are_ignored():
+    decoder = MotionDecoder(stream_id=3)
+    assert decoder.decode(PACKETS[0]) is None
+    assert decoder.stats.dropped["other_stream"] == 1
+
+
+def test_decoder_stays_usable_after_malformed_packets():
+    decoder = MotionDecoder()
+    decoder.decode(PACKETS[0])
+    for bad in (b"", PACKETS[1][:-2], b"\x00" * 40, PACKETS[1][:5] + b"\xff" + PACKETS[1][6:]):
+        with pytest.raises(BitstreamError):
+            decoder.decode(bad)
+    frame = decoder.decode(PACKETS[1])
+    assert frame is not None and np.array_equal(frame.features, REFERENCES[1])
+    assert decoder.stats.malformed == 4
+
+
+def test_valid_crc_with_wrong_symbol_count_is_refused():
+    payload = struct.pack(">bH", 0, 59) + b"\x12\x34"
+    packet = pack_packet(MotionPacket(0, 0, 0, True, 0, payload))
+    with pytest.raises(BitstreamError, match="codes 59 values but the schema expects 60"):
+        MotionDecoder().decode(packet)
+    bad_level = pack_packet(MotionPacket(0, 0, 0, True, 0, struct.pack(">bH", 99, 60)))
+    with pytest.raises(BitstreamError, match="rate level 99"):
+        MotionDecoder().decode(bad_level)
+
+
+def _resealed(body: bytes) -> bytes:
+    """A packet body with a correct CRC, so the payload reaches the entropy decoder."""
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+fuzz_inputs = st.one_of(
+    st.binary(max_size=120),
+    st.tuples(st.sampled_from(PACKETS[:30]), st.integers(0, 8 * 200), st.integers(0, 200)).map(
+        lambda t: bytes(
+            b ^ (1 << (t[1] % 8)) if i == t[1] // 8 else b for i, b in enumerate(t[0][: t[2]])
+        )
+    ),
+    st.tuples(st.booleans(), st.integers(0, 65535), st.binary(max_size=40)).map(
+        lambda t: _resealed(
+            bytes([0xC1, 0])
+            + struct.pack(">H", t[1])
+            + b"\x00\x00\x01"
+            + bytes([0x80 if t[0] else 0])
+            + (struct.pack(">bH", 0, 60) if t[0] else b"")
+            + t[2]
+        )
+    ),
+)
+
+
+@settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=fuzz_inputs)
+def test_fuzz_any_bytes_give_a_frame_a_drop_or_bitstream_error(data):
+    decoder = MotionDecoder()
+    for packet in PACKETS[:3]:
+        decoder.decode(packet)
+    try:
+        frame = decoder.decode(data)
+    except BitstreamError as exc:
+        assert str(exc)
+    else:
+        if frame is not None:
+            assert frame.features.shape == (60,) and np.all(np.isfinite(frame.features))
+            assert np.all(np.abs(frame.features) <= 4.0)
+    after = decoder.decode(RESTART)
+    assert after is None or np.array_equal(after.features, REFERENCES[0])
+
+
+def test_schema_mismatch_between_ends_is_an_error_not_a_crash():
+    decoder = MotionDecoder(motion_schema(num_kp=5))
+    with pytest.raises(BitstreamError, match="schema expects 30"):
+        decoder.decode(PACKETS[0])

@@ -1,0 +1,226 @@
+"""`cartooncodec bench style`: how fast the receiver changes style.
+
+Two figures. Prompt swap to a cached style: `Renderer.set_style(prompt)` to the moment its future
+resolves (the delta is applied between two frames), and to the first frame rendered in the new
+style; the swaps cycle through the checkpoint's built-in styles, the styles adapted below and
+"no style". Adaptation of a new prompt: `set_style` of an unseen prompt to the moment it renders
+in that style (CLIP layer selection + optimisation of the selected layers on a background
+thread), while the previous style keeps rendering frames whose times are recorded too.
+Without `--clip-weights` a tiny randomly initialised CLIP stands in: its timing shows the
+generator's share of the work, not a real CLIP's (ViT-B-32 adds its forward/backward passes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bench.report import Table, add_out_argument, new_figure, percentile, publish, save_figure
+
+if TYPE_CHECKING:
+    from models import Renderer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROMPTS = ("a watercolor portrait in soft pastel colours", "a neon cyberpunk poster")
+
+
+@dataclass
+class Swap:
+    """One switch to a cached style: set_style -> active, and -> first frame in it."""
+
+    target: str
+    active_ms: float
+    first_frame_ms: float
+
+
+@dataclass
+class Adaptation:
+    """One new prompt: seconds until it rendered, and the frames rendered meanwhile."""
+
+    prompt: str
+    seconds: float
+    frame_ms: list[float] = field(default_factory=list)
+    frame_times_s: list[float] = field(default_factory=list)
+
+
+def talking_frames(source: str, size: int, count: int) -> np.ndarray:
+    """``count`` face crops from a call input ('synthetic', a video or an image)."""
+    from client.capture import FaceTracker, open_source
+
+    stream = open_source(source, fps=25.0)
+    tracker = FaceTracker(size)
+    try:
+        return np.stack([tracker.crop(stream.read()) for _ in range(count)])
+    finally:
+        stream.close()
+
+
+def measure_swaps(
+    renderer: Renderer, features: np.ndarray, targets: list[str | None], repeats: int
+) -> list[Swap]:
+    """Cycle ``repeats`` times through ``targets`` (None = no style), rendering in between."""
+    swaps = []
+    for index in range(repeats * len(targets)):
+        target = targets[index % len(targets)]
+        renderer.render(features[index % len(features)])
+        start = time.perf_counter()
+        renderer.set_style(target).result()
+        active = time.perf_counter()
+        renderer.render(features[(index + 1) % len(features)])
+        done = time.perf_counter()
+        swaps.append(Swap(target or "none", (active - start) * 1e3, (done - start) * 1e3))
+    return swaps
+
+
+def measure_adaptation(renderer: Renderer, features: np.ndarray, prompt: str) -> Adaptation:
+    """Adapt ``prompt`` in the background while frames keep rendering at full speed."""
+    start = time.perf_counter()
+    future = renderer.set_style(prompt)
+    result = Adaptation(prompt, 0.0)
+    index = 0
+    while not future.done():
+        frame_start = time.perf_counter()
+        renderer.render(features[index % len(features)])
+        result.frame_ms.append((time.perf_counter() - frame_start) * 1e3)
+        result.frame_times_s.append(frame_start - start)
+        index += 1
+    future.result()  # raises what adaptation raised
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def build_renderer(args: argparse.Namespace) -> Renderer:
+    from models import Renderer
+    from models.layer_selection import AdaptationConfig
+    from models.text_encoder import tiny_clip
+
+    adaptation = AdaptationConfig(steps=args.adapt_steps)
+    if args.clip_weights is not None:
+        return Renderer(
+            args.preset,
+            args.checkpoint,
+            clip_weights=args.clip_weights,
+            clip_model=args.clip_model,
+            adaptation=adaptation,
+        )
+    return Renderer(args.preset, args.checkpoint, clip=tiny_clip(), adaptation=adaptation)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    renderer = build_renderer(args)
+    try:
+        frames = talking_frames(args.input, renderer.size, args.frames)
+        renderer.set_reference(frames[0])
+        features = np.stack([renderer.extractor.extract(f) for f in frames])
+        adaptations = [
+            measure_adaptation(renderer, features, prompt)
+            for prompt in tqdm(args.prompts, desc="adapting new prompts", unit="prompt")
+        ]
+        targets: list[str | None] = [*renderer.style_names(), *args.prompts, None]
+        swaps = measure_swaps(renderer, features, targets, args.repeats)
+    finally:
+        renderer.close()
+    clip_name = str(args.clip_weights) if args.clip_weights else "tiny random CLIP"
+    tables = [swap_table(swaps), adaptation_table(adaptations, clip_name, args.adapt_steps)]
+    plot = plot_style(swaps, adaptations, args.out / "style.png")
+    details = {
+        "swaps": [vars(s) for s in swaps],
+        "adaptations": [vars(a) for a in adaptations],
+        "size": renderer.size,
+        "built_in_styles": renderer.style_names(),
+    }
+    publish(args.out, "style", tables, args, details=details, plots=[plot])
+    return 0
+
+
+def swap_table(swaps: list[Swap]) -> Table:
+    table = Table(
+        "swap",
+        "Prompt swap to a cached style (ms): set_style -> active, and -> first frame in it",
+        ("target", "swaps", "active_p50", "active_p95", "first_frame_p50", "first_frame_p95"),
+    )
+    for target in dict.fromkeys(s.target for s in swaps):
+        mine = [s for s in swaps if s.target == target]
+        active, first = [s.active_ms for s in mine], [s.first_frame_ms for s in mine]
+        table.add(
+            target=target,
+            swaps=len(mine),
+            active_p50=percentile(active, 50),
+            active_p95=percentile(active, 95),
+            first_frame_p50=percentile(first, 50),
+            first_frame_p95=percentile(first, 95),
+        )
+    return table
+
+
+def adaptation_table(adaptations: list[Adaptation], clip_name: str, steps: int) -> Table:
+    table = Table(
+        "adapt",
+        f"New prompt adaptation ({clip_name}, {steps} steps) while rendering continues",
+        ("prompt", "seconds", "frames_meanwhile", "render_ms_p50", "render_ms_p95"),
+    )
+    for item in adaptations:
+        table.add(
+            prompt=item.prompt,
+            seconds=item.seconds,
+            frames_meanwhile=len(item.frame_ms),
+            render_ms_p50=percentile(item.frame_ms, 50) if item.frame_ms else None,
+            render_ms_p95=percentile(item.frame_ms, 95) if item.frame_ms else None,
+        )
+    return table
+
+
+def plot_style(swaps: list[Swap], adaptations: list[Adaptation], path: Path) -> Path:
+    fig, (left, right) = new_figure(ncols=2)
+    targets = list(dict.fromkeys(s.target for s in swaps))
+    left.boxplot([[s.first_frame_ms for s in swaps if s.target == t] for t in targets])
+    left.set_xticks(range(1, len(targets) + 1), [t[:18] for t in targets], rotation=30)
+    left.set_ylabel("swap -> first styled frame (ms)")
+    left.set_title("swap to a cached style")
+    for item in adaptations:
+        right.plot(item.frame_times_s, item.frame_ms, ".", label=f"{item.prompt[:30]}")
+        right.axvline(item.seconds, linestyle="--", color="grey")
+    right.set_xlabel("seconds since set_style (dashed: new style active)")
+    right.set_ylabel("render ms per frame")
+    right.set_title("frames rendered while adapting")
+    if adaptations:
+        right.legend(fontsize="small")
+    return save_figure(fig, path)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "style",
+        help="prompt swap latency (cached styles) and adaptation time of a new prompt",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--preset", default="lite-128", help="model preset (default lite-128)")
+    parser.add_argument("--checkpoint", type=Path, help="default: the preset's shipped one")
+    parser.add_argument(
+        "--input",
+        default="synthetic",
+        help="frames to render: 'synthetic' (talking portrait), a video or an image file",
+    )
+    parser.add_argument("--frames", type=int, default=25, help="frames of motion to cycle")
+    parser.add_argument(
+        "--prompts",
+        nargs="*",
+        default=list(DEFAULT_PROMPTS),
+        help="new prompts to adapt (none: only time swaps between built-in styles)",
+    )
+    parser.add_argument("--adapt-steps", type=int, default=40, help="optimisation steps per prompt")
+    parser.add_argument("--repeats", type=int, default=10, help="swaps to each cached style")
+    parser.add_argument("--clip-weights", help="CLIP weights file or open_clip tag")
+    parser.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name")
+    add_out_argument(parser)
+    parser.set_defaults(func=run)

@@ -1,0 +1,57 @@
+"""bench style on the tiny preset: swap and adaptation tables, JSON and plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.style import Swap, swap_table
+from tests.bench_clip import run_bench
+
+
+@pytest.fixture(scope="module")
+def style_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("style")
+    argv = ["bench", "style", "--preset", "tiny", "--frames", "3", "--repeats", "2"]
+    argv += ["--prompts", "a red clown", "--adapt-steps", "2", "--out", str(out)]
+    assert run_bench(argv) == 0
+    return json.loads((out / "style.json").read_text())
+
+
+def test_swaps_cycle_through_cached_styles_and_no_style(style_result: dict) -> None:
+    rows = style_result["tables"]["swap"]["rows"]
+    targets = [*style_result["built_in_styles"], "a red clown", "none"]
+    assert [r["target"] for r in rows] == targets
+    for row in rows:
+        assert row["swaps"] == 2
+        assert 0 < row["active_p50"] <= row["first_frame_p50"]
+
+
+def test_adaptation_of_a_new_prompt_is_timed(style_result: dict) -> None:
+    (row,) = style_result["tables"]["adapt"]["rows"]
+    assert row["prompt"] == "a red clown" and row["seconds"] > 0
+    (adaptation,) = style_result["adaptations"]
+    assert len(adaptation["frame_ms"]) == row["frames_meanwhile"]
+    assert all(t < adaptation["seconds"] for t in adaptation["frame_times_s"])
+
+
+def test_style_plot_and_machine_are_written(style_result: dict) -> None:
+    assert style_result["machine"]["cpu_model"]
+    (plot,) = style_result["plots"]
+    assert Path(plot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_swap_table_takes_percentiles_per_target() -> None:
+    swaps = [Swap("sketch", 1.0, 5.0), Swap("sketch", 3.0, 7.0), Swap("none", 2.0, 4.0)]
+    rows = swap_table(swaps).rows
+    assert rows[0]["target"] == "sketch" and rows[0]["active_p50"] == pytest.approx(2.0)
+    assert rows[1] == {
+        "target": "none",
+        "swaps": 1,
+        "active_p50": 2.0,
+        "active_p95": 2.0,
+        "first_frame_p50": 4.0,
+        "first_frame_p95": 4.0,
+    }

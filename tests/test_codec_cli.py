@@ -1,0 +1,123 @@
+import argparse
+import json
+from concurrent.futures import Future
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+import models
+from codec import cli as codec_cli
+from codec.container import read_container
+from codec.keyframe import decode_keyframe
+
+SIZE = 64
+
+
+def _write_clip(path, frames: int = 12) -> None:
+    """A tiny clip of a bright square moving right across a dark background."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(25))
+        stream.width = stream.height = SIZE
+        stream.pix_fmt = "yuv420p"
+        for index in range(frames):
+            image = np.full((SIZE, SIZE, 3), 20, dtype=np.uint8)
+            image[20:40, 5 + 3 * index : 25 + 3 * index] = 230
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+class FakeExtractor:
+    """Features from the bright square's centre: keypoints follow it, Jacobians are identity."""
+
+    def __init__(self, preset: str = "tiny", checkpoint=None) -> None:
+        self.size = SIZE
+
+    def extract(self, frame: np.ndarray) -> np.ndarray:
+        ys, xs = np.nonzero(frame[..., 0] > 128)
+        centre = np.array([xs.mean(), ys.mean()]) / (SIZE / 2) - 1
+        keypoints = np.tile(centre, 10) + np.linspace(-0.1, 0.1, 20)
+        return np.concatenate([keypoints, np.tile([1.0, 0.0, 0.0, 1.0], 10)]).astype(np.float32)
+
+
+class FakeRenderer:
+    """Draws the reference darkened by the first keypoint's x, so output depends on motion."""
+
+    def __init__(self, preset: str = "tiny", checkpoint=None, device=None) -> None:
+        self.reference: np.ndarray | None = None
+        self.styles: list[str | None] = []
+
+    def set_reference(self, image: np.ndarray) -> None:
+        self.reference = image
+
+    def set_style(self, prompt: str | None) -> Future:
+        self.styles.append(prompt)
+        future: Future = Future()
+        future.set_result(prompt)
+        return future
+
+    def render(self, features: np.ndarray) -> np.ndarray:
+        assert self.reference is not None
+        shade = 0.5 + 0.25 * float(features[0])
+        return (self.reference * shade).astype(np.uint8)
+
+
+@pytest.fixture
+def fake_models(monkeypatch):
+    monkeypatch.setattr(models, "MotionExtractor", FakeExtractor, raising=False)
+    monkeypatch.setattr(models, "Renderer", FakeRenderer, raising=False)
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    codec_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_encode_then_decode_round_trip(tmp_path, fake_models, capsys):
+    clip, ccv, mp4, npy = (tmp_path / n for n in ("in.mp4", "out.ccv", "out.mp4", "f.npy"))
+    _write_clip(clip)
+    enc_stats, dec_stats = tmp_path / "enc.json", tmp_path / "dec.json"
+    argv = [str(clip), "-o", str(ccv), "--prompt", "sketch", "--stats-json", str(enc_stats)]
+    assert _run(["encode", *argv]) == 0
+    stats = json.loads(enc_stats.read_text())
+    for key in ("frames", "payload_bytes", "header_bytes", "payload_kbps", "total_kbps"):
+        assert key in stats
+    assert stats["frames"] == 12 and stats["fps"] == 25.0 and stats["keyframe_bytes"] > 0
+    assert stats["header_bytes"] == 12 * 12
+    assert stats["keypoint_error_px_max"] <= 256 / 128 / 2 + 1e-6
+
+    stored = read_container(ccv)
+    assert stored.prompt == "sketch" and len(stored.packets) == 12
+    assert decode_keyframe(stored.keyframe).shape == (SIZE, SIZE, 3)
+
+    assert _run(["decode", str(ccv), "-o", str(npy), "--features-only"]) == 0
+    features = np.load(npy)
+    assert features.shape == (12, 60)
+    assert features[-1, 0] > features[0, 0]  # the square moved right
+
+    assert _run(["decode", str(ccv), "-o", str(mp4), "--stats-json", str(dec_stats)]) == 0
+    with av.open(str(mp4)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 12 and frames[0].shape == (SIZE, SIZE, 3)
+    assert frames[-1].mean() > frames[0].mean()
+    decoded = json.loads(dec_stats.read_text())
+    assert decoded["decoded"] == 12 and decoded["dropped"] == {}
+    assert decoded["payload_bytes"] == stats["payload_bytes"]
+    capsys.readouterr()
+
+
+def test_decode_refuses_a_corrupt_file(tmp_path, fake_models, caplog):
+    bad = tmp_path / "bad.ccv"
+    bad.write_bytes(b"CCV1\x01garbage")
+    assert _run(["decode", str(bad), "-o", str(tmp_path / "x.npy")]) == 1
+    assert "header length 1734439522 exceeds" in caplog.text
+
+
+def test_encode_refuses_a_file_that_is_not_a_video(tmp_path, fake_models, caplog):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    assert _run(["encode", str(bad), "-o", str(tmp_path / "x.ccv")]) == 1
+    assert "cannot open video" in caplog.text

@@ -1,0 +1,87 @@
+import json
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codec import BitstreamError, MotionEncoder, motion_schema
+from codec.container import CcvFile, from_bytes, read_container, to_bytes, write_container
+from tests.codec_samples import encode_all, synthetic_motion
+
+CCV = CcvFile(
+    schema=motion_schema(),
+    fps=25.0,
+    keyframe=b"CK-not-a-real-picture",
+    packets=encode_all(MotionEncoder(), synthetic_motion(12)),
+    prompt="sketch",
+    preset="lite-128",
+)
+DATA = to_bytes(CCV)
+
+
+def test_container_round_trip(tmp_path):
+    path = tmp_path / "clip.ccv"
+    write_container(path, CCV)
+    assert read_container(path) == CCV
+    assert from_bytes(DATA) == CCV
+
+
+def _with_header(header: dict) -> bytes:
+    """A container whose JSON header is replaced (CRC recomputed), to reach header checks."""
+    import zlib
+
+    text = json.dumps(header).encode()
+    head = b"CCV1\x01" + struct.pack(">I", len(text)) + text + struct.pack(">I", 0)
+    return head + struct.pack(">I", zlib.crc32(head))
+
+
+GOOD_HEADER = {
+    "schema": motion_schema().to_dict(),
+    "fps": 25.0,
+    "prompt": None,
+    "preset": None,
+    "packets": 0,
+}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "truncated while reading the magic"),
+        (b"RIFF" + DATA[4:], "not a .ccv file"),
+        (DATA[:4] + b"\x02" + DATA[5:], "unsupported .ccv version 2"),
+        (DATA[:5] + b"\xff\xff\xff\xff" + DATA[9:], "header length 4294967295 exceeds"),
+        (DATA[:-1], "truncated while reading the packet"),
+        (DATA + b"\x00", "1 unexpected trailing bytes"),
+        (DATA[:20] + bytes([DATA[20] ^ 4]) + DATA[21:], "CRC32 mismatch"),
+        (_with_header({**GOOD_HEADER, "fps": -1}), "fps -1"),
+        (_with_header({**GOOD_HEADER, "packets": "many"}), "packet count"),
+        (_with_header({**GOOD_HEADER, "extra": 1}), "header fields"),
+        (_with_header({**GOOD_HEADER, "schema": {"groups": 3}}), "invalid feature schema"),
+        (_with_header({**GOOD_HEADER, "packets": 10**9}), "truncated"),
+    ],
+)
+def test_corrupt_containers_are_refused_with_a_reason(data, message):
+    with pytest.raises(BitstreamError, match=message):
+        from_bytes(data)
+
+
+def test_header_with_a_valid_crc_but_no_json_is_refused():
+    import zlib
+
+    head = b"CCV1\x01" + struct.pack(">I", 3) + b"{{{" + struct.pack(">I", 0)
+    with pytest.raises(BitstreamError, match="not valid UTF-8 JSON"):
+        from_bytes(head + struct.pack(">I", zlib.crc32(head)))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(position=st.integers(0, len(DATA) - 1), value=st.integers(0, 255), cut=st.booleans())
+def test_fuzz_mutated_containers_parse_or_raise_bitstream_error(position, value, cut):
+    data = DATA[:position] if cut else DATA[:position] + bytes([value]) + DATA[position + 1 :]
+    try:
+        parsed = from_bytes(data)
+    except BitstreamError as exc:
+        assert str(exc)
+    else:
+        assert parsed.schema == CCV.schema

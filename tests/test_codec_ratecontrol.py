@@ -1,0 +1,48 @@
+import pytest
+
+from codec import MotionEncoder
+from codec.ratecontrol import RateController
+from tests.codec_samples import encode_all, synthetic_motion
+
+FEATURES = synthetic_motion(300, seed=11)
+
+
+def _run(target_kbps: float) -> MotionEncoder:
+    encoder = MotionEncoder(target_kbps=target_kbps)
+    encode_all(encoder, FEATURES)
+    return encoder
+
+
+def test_higher_target_gives_finer_steps_and_more_bytes():
+    low, high = _run(1.0), _run(4.0)
+    assert high.stats.step_scale < low.stats.step_scale
+    assert high.stats.payload_bytes > low.stats.payload_bytes
+
+
+@pytest.mark.parametrize("target", [1.5, 3.0])
+def test_rate_settles_near_the_target(target):
+    encoder = MotionEncoder(target_kbps=target)
+    encode_all(encoder, FEATURES[:150])  # settle
+    settled = encoder.stats
+    encode_all(encoder, FEATURES[150:])
+    final = encoder.stats
+    late_kbps = 8 * (final.payload_bytes - settled.payload_bytes) / (150 / 25) / 1000
+    assert late_kbps == pytest.approx(target, rel=0.35)
+
+
+def test_reported_rate_matches_the_bytes_sent():
+    encoder = MotionEncoder(target_kbps=2.0)
+    packets = encode_all(encoder, FEATURES[:100])
+    stats = encoder.stats
+    total_bytes = sum(len(p) for p in packets)
+    assert stats.payload_bytes + stats.header_bytes == total_bytes
+    assert stats.total_kbps == pytest.approx(8 * total_bytes / 4.0 / 1000)
+    assert stats.packets == 100 and stats.intra_packets == 4
+
+
+def test_fixed_level_without_target():
+    controller = RateController(None, 25.0, 60, level=3)
+    controller.record(1000)
+    assert controller.next_level() == 3
+    with pytest.raises(ValueError, match="fps must be positive"):
+        RateController(None, 0.0, 60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCH_MODULES: tuple[str, ...] = ("bench.rd", "bench.style")
+BENCH_MODULES: tuple[str, ...] = ("bench.rd", "bench.style", "bench.codec")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

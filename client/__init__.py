@@ -1,0 +1,1 @@
+"""Call client (capture, motion extraction, WebRTC) and the one-command loopback demo."""

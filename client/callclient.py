@@ -1,0 +1,472 @@
+"""One participant of a call: capture → face crop → motion → WebRTC, and the other's cartoon back.
+
+    client = CallClient(CallConfig(server="http://127.0.0.1:8080", room=..., token=...))
+    result = await client.run()   # CallResult: frames, rates, latencies, prompt swaps
+
+End-to-end latency of a shown frame is (arrival time) - (capture time at the sender), both on
+the server's call clock: the client estimates its offset to that clock from ping/pong round
+trips on the ``stats`` channel and stamps captures with it, so the figure holds across machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+from av import VideoFrame
+
+from client.capture import FaceTracker, open_source
+from client.recorder import Mp4Recorder, Window
+from codec import MotionEncoder, motion_schema
+from codec.keyframe import encode_keyframe, split_chunks
+from codec.packet import TIME_MODULUS, unwrap
+from server import protocol
+from server.meters import RateMeter, percentiles
+from server.renderworker import frame_key
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 20.0
+CLOCK_PINGS = 5
+MATCH_BUFFER = 64  # frames / metadata kept while waiting for their counterpart
+
+
+class CallError(RuntimeError):
+    """The call could not be set up (refused by the server, no connection)."""
+
+
+@dataclass
+class CallConfig:
+    server: str
+    room: str
+    token: str
+    input: str = "synthetic"
+    prompt: str = ""
+    prompt_schedule: list[tuple[float, str]] = field(default_factory=list)
+    preset: str = "lite-128"
+    checkpoint: str | None = None
+    fps: float = 25.0
+    seconds: float | None = None  # None: until the other side leaves or Ctrl-C
+    record: Path | None = None
+    show: bool = False
+    read_stdin: bool = False
+    name: str = "client"
+    motion_amplitude: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class ShownFrame:
+    arrival_ms: float  # server call clock
+    latency_ms: float
+    seq: int
+    prompt_id: int
+
+
+@dataclass
+class PromptSent:
+    id: int
+    text: str
+    sent_ms: float  # server call clock
+
+
+@dataclass
+class CallResult:
+    name: str
+    duration_s: float
+    sending_s: float  # first to last motion packet
+    frames_sent: int
+    frames_received: int
+    shown: list[ShownFrame]
+    prompts: list[PromptSent]
+    style_errors: list[str]
+    motion_bytes: int
+    control_bytes: int  # JSON messages; the key frame's chunks are counted apart
+    keyframe_bytes: int
+    downlink_bytes: int
+    uplink_bytes: int
+
+    def summary(self) -> dict[str, Any]:
+        seconds = max(self.duration_s, 1e-6)
+        p50, p95, p99 = percentiles([f.latency_ms for f in self.shown])
+        showing_s = self.shown[-1].arrival_ms - self.shown[0].arrival_ms if self.shown else 0.0
+        return {
+            "frames_sent": self.frames_sent,
+            "frames_shown": len(self.shown),
+            "fps_sent": _rate(self.frames_sent, self.sending_s),
+            "fps_shown": _rate(len(self.shown), showing_s / 1000),
+            "uplink_motion_kbps": self.motion_bytes * 8 / 1000 / seconds,
+            "uplink_control_kbps": self.control_bytes * 8 / 1000 / seconds,
+            "keyframe_bytes": self.keyframe_bytes,
+            "uplink_total_kbps": self.uplink_bytes * 8 / 1000 / seconds,
+            "downlink_kbps": self.downlink_bytes * 8 / 1000 / seconds,
+            "latency_p50_ms": p50,
+            "latency_p95_ms": p95,
+            "latency_p99_ms": p99,
+        }
+
+
+def _rate(events: int, seconds: float) -> float:
+    """Events per second over the span from the first to the last event."""
+    return (events - 1) / seconds if events > 1 and seconds > 0 else 0.0
+
+
+class ServerClock:
+    """The server's call clock seen from here: offset estimated from the fastest ping."""
+
+    def __init__(self) -> None:
+        self.offset_ms = 0.0
+        self.best_rtt_ms = float("inf")
+        self.synced = asyncio.Event()
+
+    @staticmethod
+    def local_ms() -> float:
+        return time.monotonic() * 1000
+
+    def now_ms(self) -> float:
+        return self.local_ms() + self.offset_ms
+
+    def on_pong(self, sent_local_ms: float, server_ms: float) -> None:
+        now = self.local_ms()
+        rtt = now - sent_local_ms
+        if rtt < self.best_rtt_ms:
+            self.best_rtt_ms = rtt
+            self.offset_ms = server_ms + rtt / 2 - now
+        self.synced.set()
+
+
+class CallClient:
+    def __init__(self, config: CallConfig) -> None:
+        from models import MotionExtractor
+
+        self.config = config
+        self.extractor = MotionExtractor(preset=config.preset, checkpoint=config.checkpoint)
+        self.encoder = MotionEncoder(schema=motion_schema(), fps=config.fps)
+        self.tracker = FaceTracker(self.extractor.size)
+        self.source = open_source(config.input, config.fps, config.motion_amplitude, config.seed)
+        self.clock = ServerClock()
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.channels: dict[str, RTCDataChannel] = {}
+        self.recorder = Mp4Recorder(config.record, config.fps) if config.record else None
+        self.window = Window(f"cartooncodec {config.name}") if config.show else None
+        self.prompt_id = -1
+        self.prompts: list[PromptSent] = []
+        self.style_errors: list[str] = []
+        self.shown: list[ShownFrame] = []
+        self.shown_meter = RateMeter()
+        self.frames_sent = 0
+        self.frames_received = 0
+        self.motion_bytes = 0
+        self.control_bytes = 0
+        self.keyframe_bytes = 0
+        self.last_shown_image: np.ndarray | None = None
+        self.peer_left = asyncio.Event()
+        self._meta: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._unmatched: OrderedDict[int, tuple[float, np.ndarray]] = OrderedDict()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._started = 0.0
+        self._stopped = 0.0
+        self._transport_bytes = (0, 0)
+        self._first_sent = self._last_sent = 0.0
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Offer, join the room, open the channels, sync the clock, send hello and key frame."""
+        self.channels = {
+            protocol.MOTION: self.pc.createDataChannel(
+                protocol.MOTION, ordered=False, maxRetransmits=0
+            ),
+            protocol.CONTROL: self.pc.createDataChannel(protocol.CONTROL),
+            protocol.STATS: self.pc.createDataChannel(protocol.STATS),
+        }
+        self.channels[protocol.CONTROL].on("message", self._on_control)
+        self.channels[protocol.STATS].on("message", self._on_stats)
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.on("track", self._on_track)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await self._exchange(self.pc.localDescription)
+        await self.pc.setRemoteDescription(answer)
+        await asyncio.wait_for(self._channels_open(), CONNECT_TIMEOUT_S)
+        await asyncio.wait_for(self._sync_clock(), CONNECT_TIMEOUT_S)
+        self._send_control(
+            protocol.encode_message(
+                "hello", preset=self.config.preset, capabilities=list(protocol.CAPABILITIES)
+            )
+        )
+
+    async def _exchange(self, offer: RTCSessionDescription) -> RTCSessionDescription:
+        url = f"{self.config.server.rstrip('/')}/rooms/{self.config.room}/offer"
+        body = {"token": self.config.token, "sdp": offer.sdp, "type": offer.type}
+        async with httpx.AsyncClient(timeout=CONNECT_TIMEOUT_S) as http:
+            try:
+                response = await http.post(url, json=body)
+            except httpx.HTTPError as exc:
+                raise CallError(f"cannot reach the server at {self.config.server}: {exc}") from exc
+        if response.status_code != 200:
+            detail = response.json().get("detail", response.text) if response.content else ""
+            raise CallError(f"server refused to join ({response.status_code}): {detail}")
+        answer = response.json()
+        return RTCSessionDescription(sdp=answer["sdp"], type=answer["type"])
+
+    async def _channels_open(self) -> None:
+        while any(ch.readyState != "open" for ch in self.channels.values()):
+            await asyncio.sleep(0.02)
+
+    async def _sync_clock(self) -> None:
+        for _ in range(CLOCK_PINGS):
+            self._ping()
+            await asyncio.sleep(0.02)
+        await self.clock.synced.wait()
+
+    def _ping(self) -> None:
+        message = protocol.encode_message("ping", t=self.clock.local_ms())
+        self.channels[protocol.STATS].send(message)
+
+    def send_keyframe(self, face: np.ndarray) -> None:
+        """face: the reference crop, HxWx3 uint8 RGB, sent in chunks on ``control``."""
+        data = encode_keyframe(face)
+        for chunk in split_chunks(data):
+            self.channels[protocol.CONTROL].send(chunk)
+            self.keyframe_bytes += len(chunk)
+        logger.info("%s: key frame %d bytes", self.config.name, len(data))
+
+    def send_prompt(self, text: str) -> None:
+        self.prompt_id += 1
+        self.prompts.append(PromptSent(self.prompt_id, text, self.clock.now_ms()))
+        self._send_control(protocol.encode_message("prompt", id=self.prompt_id, text=text))
+        logger.info("%s: prompt %d %r", self.config.name, self.prompt_id, text)
+
+    def _send_control(self, message: str) -> None:
+        channel = self.channels[protocol.CONTROL]
+        if channel.readyState == "open":
+            channel.send(message)
+            self.control_bytes += len(message)
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def run(self) -> CallResult:
+        """Join, call for ``config.seconds`` (or until the other side leaves), hang up."""
+        try:
+            await self.connect()
+            await self.call()
+        finally:
+            await self.close()
+        return self.result()
+
+    async def call(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._started = time.monotonic()
+        face = await loop.run_in_executor(None, self.tracker.crop, self.source.read())
+        self.send_keyframe(face)
+        self.send_prompt(self.config.prompt)
+        sending = asyncio.create_task(self._send_motion())
+        peer_left = asyncio.create_task(self.peer_left.wait())
+        self._tasks += [
+            sending,
+            peer_left,
+            asyncio.create_task(self._report_loop()),
+            asyncio.create_task(self._prompt_schedule()),
+        ]
+        if self.config.read_stdin:
+            self._read_stdin_prompts()
+        await asyncio.wait(
+            [sending, peer_left], timeout=self.config.seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        self._stopped = time.monotonic()
+
+    async def _send_motion(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.config.fps
+        due = loop.time()
+        while True:
+            image = self.source.read()
+            capture_ms = max(0, round(self.clock.now_ms()))
+            face = await loop.run_in_executor(None, self.tracker.crop, image)
+            features = await loop.run_in_executor(None, self.extractor.extract, face)
+            packet = self.encoder.encode(features, capture_ms, max(self.prompt_id, 0))
+            channel = self.channels[protocol.MOTION]
+            if channel.readyState != "open":
+                return
+            channel.send(packet)
+            self._last_sent = time.monotonic()
+            if self.frames_sent == 0:
+                self._first_sent = self._last_sent
+            self.motion_bytes += len(packet)
+            self.frames_sent += 1
+            due += period
+            # Behind schedule: skip the missed captures rather than bursting to catch up.
+            due = max(due, loop.time())
+            await asyncio.sleep(due - loop.time())
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._ping()
+            recent = [f.latency_ms for f in self.shown[-50:]]
+            p50 = percentiles(recent, (50,))[0]
+            report = protocol.encode_message(
+                "report", fps_shown=self.shown_meter.per_second(), latency_p50_ms=p50
+            )
+            self.channels[protocol.STATS].send(report)
+
+    async def _prompt_schedule(self) -> None:
+        for at_s, text in sorted(self.config.prompt_schedule):
+            await asyncio.sleep(max(0.0, self._started + at_s - time.monotonic()))
+            self.send_prompt(text)
+
+    def _read_stdin_prompts(self) -> None:
+        """Each line typed (or piped) on stdin becomes the new prompt."""
+        loop = asyncio.get_running_loop()
+        fd = sys.stdin.fileno()
+        if not (os.isatty(fd) or stat.S_ISFIFO(os.fstat(fd).st_mode)):
+            return
+
+        def on_line() -> None:
+            line = sys.stdin.readline()
+            if not line:
+                loop.remove_reader(fd)
+            elif line.strip():
+                self.send_prompt(line.strip())
+
+        loop.add_reader(fd, on_line)
+
+    # -- incoming ------------------------------------------------------------------------------
+
+    def _on_control(self, data: str | bytes) -> None:
+        try:
+            message = protocol.parse_message(data)
+        except protocol.ProtocolError as exc:
+            logger.warning("%s: ignoring control message: %s", self.config.name, exc)
+            return
+        if message["type"] == "intra":
+            self.encoder.request_intra()
+        elif message["type"] == "error":
+            logger.warning("%s: server says: %s", self.config.name, message["message"])
+            self.style_errors.append(message["message"])
+        elif message["type"] == "bye":
+            self.peer_left.set()
+
+    def _on_stats(self, data: str | bytes) -> None:
+        try:
+            message = protocol.parse_message(data)
+        except protocol.ProtocolError as exc:
+            logger.warning("%s: ignoring stats message: %s", self.config.name, exc)
+            return
+        if message["type"] == "pong":
+            self.clock.on_pong(message["t"], message["server_ms"])
+        elif message["type"] == "frame":
+            self._on_frame_meta(message)
+
+    def _on_frame_meta(self, meta: dict[str, Any]) -> None:
+        key = frame_key(meta["pts"])
+        if key in self._unmatched:
+            arrival_ms, image = self._unmatched.pop(key)
+            self._show(image, arrival_ms, meta)
+        else:
+            _put_bounded(self._meta, key, meta)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "video":
+            self._tasks.append(asyncio.create_task(self._receive(track)))
+
+    async def _receive(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            arrival_ms = self.clock.now_ms()
+            if not isinstance(frame, VideoFrame) or frame.pts is None:
+                continue
+            self.frames_received += 1
+            image = frame.to_ndarray(format="rgb24")
+            key = frame_key(frame.pts)
+            meta = self._meta.pop(key, None)
+            if meta is None:
+                _put_bounded(self._unmatched, key, (arrival_ms, image))
+            else:
+                self._show(image, arrival_ms, meta)
+
+    def _show(self, image: np.ndarray, arrival_ms: float, meta: dict[str, Any]) -> None:
+        capture_ms = unwrap(meta["capture_ms"] % TIME_MODULUS, round(arrival_ms), TIME_MODULUS)
+        self.shown.append(
+            ShownFrame(arrival_ms, arrival_ms - capture_ms, meta["seq"], meta["prompt_id"])
+        )
+        self.shown_meter.add()
+        self.last_shown_image = image
+        if self.recorder is not None:
+            self.recorder.write(image, arrival_ms)
+        if self.window is not None:
+            self.window.show(image)
+
+    # -- teardown ------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Say bye, stop every task, close the peer connection and the outputs."""
+        control = self.channels.get(protocol.CONTROL)
+        if control is not None and control.readyState == "open":
+            control.send(protocol.encode_message("bye"))
+            await asyncio.sleep(0.05)  # let the bye leave before the transport closes
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._transport_bytes = await self._transport_totals()
+        await self.pc.close()
+        self.source.close()
+        if self.recorder is not None:
+            self.recorder.close()
+        if self.window is not None:
+            self.window.close()
+
+    async def _transport_totals(self) -> tuple[int, int]:
+        """(bytes sent, bytes received) on the DTLS transport: motion, control, video, RTCP."""
+        report = await self.pc.getStats()
+        sent = received = 0
+        for entry in report.values():
+            if entry.type == "transport":
+                sent += entry.bytesSent
+                received += entry.bytesReceived
+        return sent, received
+
+    def result(self) -> CallResult:
+        sent, received = self._transport_bytes
+        return CallResult(
+            name=self.config.name,
+            duration_s=max(0.0, self._stopped - self._started),
+            sending_s=self._last_sent - self._first_sent,
+            frames_sent=self.frames_sent,
+            frames_received=self.frames_received,
+            shown=self.shown,
+            prompts=self.prompts,
+            style_errors=self.style_errors,
+            motion_bytes=self.motion_bytes,
+            control_bytes=self.control_bytes,
+            keyframe_bytes=self.keyframe_bytes,
+            downlink_bytes=received,
+            uplink_bytes=sent,
+        )
+
+
+def _put_bounded(table: OrderedDict[int, Any], key: int, value: Any) -> None:
+    table[key] = value
+    while len(table) > MATCH_BUFFER:
+        table.popitem(last=False)

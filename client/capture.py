@@ -1,0 +1,177 @@
+"""Frame sources for the call client: webcam, video file, or a still portrait made to talk.
+
+``open_source(spec)`` picks one from a string: ``synthetic`` (matplotlib's public-domain
+grace_hopper.jpg), a webcam index (``0``), an image file (animated like ``synthetic``) or a video
+file (looped). Every source returns HxWx3 uint8 RGB frames; ``FaceTracker`` turns them into the
+square face crops the motion extractor expects.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+class FrameSource(Protocol):
+    def read(self) -> np.ndarray:
+        """The next frame, HxWx3 uint8 RGB."""
+
+    def close(self) -> None: ...
+
+
+def synthetic_portrait_path() -> Path:
+    """Grace Hopper's portrait (public domain, US Navy), shipped inside matplotlib."""
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+
+def read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read image {path}: not a readable image file")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class TalkingPortrait:
+    """A still portrait animated by smooth head motion (turn, nod, sway, zoom) and a mouth
+    that opens and closes, so a call without a camera still carries real motion.
+
+    amplitude scales every movement (0 = a perfectly still picture).
+    """
+
+    def __init__(
+        self, image: np.ndarray, fps: float, amplitude: float = 1.0, seed: int = 0
+    ) -> None:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"portrait must be HxWx3 uint8, got {image.shape} {image.dtype}")
+        self.image = image
+        self.fps = fps
+        self.amplitude = amplitude
+        self._frame_index = 0
+        self._phase = np.random.default_rng(seed).uniform(0, 2 * math.pi, size=6)
+        height, width = image.shape[:2]
+        grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32)
+        self._grid = (grid_x, grid_y)
+        self._mouth_y, self._mouth = self._mouth_weight(width, height)
+
+    def _mouth_weight(self, width: int, height: int) -> tuple[float, np.ndarray]:
+        """Mouth line y and a Gaussian weight around the mouth (from the detected face)."""
+        from models.face_crop import FaceCropper
+
+        box = FaceCropper(margin=0.0).detect(self.image)
+        if box is None:
+            cx, cy, side = width / 2, height * 0.6, min(width, height) / 3
+        else:
+            cx, cy, side = box.cx, box.cy, box.side
+        mouth_x, mouth_y = cx, cy + 0.22 * side
+        grid_x, grid_y = self._grid
+        dx, dy = (grid_x - mouth_x) / (0.22 * side), (grid_y - mouth_y) / (0.12 * side)
+        return mouth_y, np.exp(-(dx**2 + dy**2) / 2).astype(np.float32)
+
+    def read(self) -> np.ndarray:
+        t = self._frame_index / self.fps
+        self._frame_index += 1
+        a, p = self.amplitude, self._phase
+        height, width = self.image.shape[:2]
+        angle = a * 7.0 * math.sin(2 * math.pi * 0.31 * t + p[0])
+        scale = 1.0 + a * 0.05 * math.sin(2 * math.pi * 0.17 * t + p[1])
+        shift_x = a * 0.05 * width * math.sin(2 * math.pi * 0.23 * t + p[2])
+        shift_y = a * 0.03 * height * math.sin(2 * math.pi * 0.41 * t + p[3])
+        mouth_open = (
+            a
+            * 0.5
+            * (1 + math.sin(2 * math.pi * 2.3 * t + p[4]))
+            * (0.5 + 0.5 * math.sin(2 * math.pi * 0.37 * t + p[5]))
+        )
+        # Mouth: stretch the rows around the mouth line, as if the jaw dropped.
+        grid_x, grid_y = self._grid
+        map_y = grid_y - mouth_open * 0.35 * self._mouth * (grid_y - self._mouth_y)
+        talking = cv2.remap(
+            self.image, grid_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, scale)
+        matrix[:, 2] += (shift_x, shift_y)
+        return cv2.warpAffine(talking, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class VideoSource:
+    """A webcam (int index) or a video file (looped at its end), read with OpenCV."""
+
+    def __init__(self, target: int | str, loop: bool = True) -> None:
+        self._target = target
+        self._loop = loop
+        self._capture = cv2.VideoCapture(target)
+        if not self._capture.isOpened():
+            raise ValueError(f"cannot open video source {target!r}: check the camera index or path")
+        self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+
+    def read(self) -> np.ndarray:
+        ok, frame = self._capture.read()
+        if not ok and self._loop and isinstance(self._target, str):
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self._capture.read()
+        if not ok:
+            raise EOFError(f"video source {self._target!r} gave no frame")
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+def open_source(spec: str, fps: float, amplitude: float = 1.0, seed: int = 0) -> FrameSource:
+    """``synthetic`` | webcam index | image file (animated) | video file (looped)."""
+    if spec == "synthetic":
+        return TalkingPortrait(read_image(synthetic_portrait_path()), fps, amplitude, seed)
+    if spec.isdigit():
+        return VideoSource(int(spec))
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"input {spec!r} is not 'synthetic', a webcam index or an existing file")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return TalkingPortrait(read_image(path), fps, amplitude, seed)
+    return VideoSource(str(path))
+
+
+class FaceTracker:
+    """Square face crops of a stream: a smoothed Haar box, the centre square until a face shows.
+
+    The cascade runs on every ``detect_every``-th frame only: it costs more than the rest of
+    the sender's per-frame work, and a face moves little in a few frames.
+    """
+
+    def __init__(self, size: int, detect_every: int = 5) -> None:
+        from models.face_crop import FaceBox, FaceCropper
+
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        self.size = size
+        self.detect_every = detect_every
+        self._cropper = FaceCropper()
+        self._box: FaceBox | None = None
+        self._frames = 0
+
+    def crop(self, frame: np.ndarray) -> np.ndarray:
+        """frame: HxWx3 uint8 RGB -> size x size x 3 face crop."""
+        from models.face_crop import center_crop, crop
+
+        if self._frames % self.detect_every == 0:
+            box = self._cropper.detect(frame)
+            if box is not None:
+                keep = self._cropper.smoothing
+                self._box = box if self._box is None else self._box.blend(box, keep)
+        self._frames += 1
+        return (
+            center_crop(frame, self.size)
+            if self._box is None
+            else crop(frame, self._box, self.size)
+        )

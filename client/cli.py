@@ -1,0 +1,196 @@
+"""`cartooncodec call` (one participant) and `cartooncodec demo` (a whole call on loopback)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+DEMO_FPS = 12.0
+
+
+def parse_prompt_schedule(text: str) -> list[tuple[float, str]]:
+    """``"0:sketch,8:comic"`` -> [(0.0, "sketch"), (8.0, "comic")] (seconds into the call)."""
+    schedule = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        at, colon, prompt = item.partition(":")
+        try:
+            seconds = float(at)
+        except ValueError:
+            seconds = -1.0
+        if not colon or seconds < 0 or not prompt.strip():
+            raise argparse.ArgumentTypeError(
+                f"bad schedule entry {item!r}: write SECONDS:PROMPT, e.g. '0:sketch,8:comic'"
+            )
+        schedule.append((seconds, prompt.strip()))
+    return schedule
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_call(subparsers)
+    _register_demo(subparsers)
+
+
+def _register_call(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "call",
+        help="join a call as one participant",
+        description="Join a room: send your face's motion and a style prompt, receive the "
+        "other participant as a cartoon. Join with --room and --token, or --room-file and "
+        "--seat; or only create a room with --create-room. Type a line on stdin to change "
+        "your prompt mid-call.",
+    )
+    parser.add_argument("--server", default=DEFAULT_SERVER, help="signaling server URL")
+    parser.add_argument("--room", help="room id (from POST /rooms)")
+    parser.add_argument("--token", help="join token for your seat")
+    parser.add_argument("--room-file", type=Path, help="JSON {room, tokens} from --create-room")
+    parser.add_argument("--seat", type=int, choices=(0, 1), help="seat to take with --room-file")
+    parser.add_argument(
+        "--create-room",
+        type=Path,
+        metavar="FILE",
+        help="create a room, write {room, tokens} to FILE and exit",
+    )
+    parser.add_argument(
+        "--input",
+        default="synthetic",
+        help="'synthetic', a webcam index, an image file (animated) or a video file (looped)",
+    )
+    parser.add_argument("--prompt", default="", help="style of your cartoon, e.g. 'pencil sketch'")
+    parser.add_argument(
+        "--prompt-schedule",
+        type=parse_prompt_schedule,
+        default=[],
+        metavar="T:PROMPT,...",
+        help="prompt changes at seconds into the call, e.g. '0:sketch,8:comic'",
+    )
+    _add_model_args(parser, fps=25.0)
+    parser.add_argument("--seconds", type=float, default=None, help="hang up after this long")
+    parser.add_argument("--record", type=Path, help="write the other participant to this MP4")
+    parser.add_argument("--show", action="store_true", help="show the other participant")
+    parser.add_argument(
+        "--no-stdin", action="store_true", help="do not read prompt changes from stdin"
+    )
+    parser.set_defaults(func=call)
+
+
+def _add_model_args(parser: argparse.ArgumentParser, fps: float) -> None:
+    parser.add_argument("--preset", default="lite-128", help="model preset (must match server)")
+    parser.add_argument("--checkpoint", default=None, help="weights (default: the preset's)")
+    parser.add_argument("--fps", type=float, default=fps, help=f"capture rate (default {fps:g})")
+
+
+def _register_demo(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="a whole two-party call on this machine, with a latency report",
+        description="Start the server on loopback and two participants (alice, bob) in one "
+        "process; each swaps prompts mid-call. Writes alice.mp4 and bob.mp4 (what each "
+        "saw), latency.json, latency.png and summary.md into --out, and prints the figures.",
+    )
+    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the call")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder with train/*.mp4 clips to use as the "
+        "two cameras (default ../shared/data; synthetic portraits when absent)",
+    )
+    # Two renderers and two extractors share this machine's CPU in the demo.
+    _add_model_args(parser, fps=DEMO_FPS)
+    parser.set_defaults(func=demo)
+
+
+def call(args: argparse.Namespace) -> int:
+    from client.callclient import CallError
+
+    try:
+        if args.create_room:
+            return asyncio.run(_create_room_file(args.server, args.create_room))
+        return asyncio.run(_call(args))
+    except (CallError, ValueError, OSError) as exc:
+        logger.error("%s", exc)
+        sys.stderr.write(f"cartooncodec call: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _create_room_file(server: str, path: Path) -> int:
+    import httpx
+
+    from client.callclient import CallError
+
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        try:
+            response = await http.post(f"{server.rstrip('/')}/rooms")
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise CallError(f"cannot create a room at {server}: {exc}") from exc
+    room = response.json()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"room": room["room"], "tokens": room["tokens"]}))
+    sys.stdout.write(f"room {room['room']} written to {path}\n")
+    return 0
+
+
+def _room_and_token(args: argparse.Namespace) -> tuple[str, str]:
+    if args.room and args.token:
+        return args.room, args.token
+    if args.room_file and args.seat is not None:
+        try:
+            room = json.loads(args.room_file.read_text())
+            return room["room"], room["tokens"][args.seat]
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+            raise ValueError(f"{args.room_file} is not a room file from --create-room") from exc
+    raise ValueError("say which room: --room ID --token T, or --room-file FILE --seat 0|1")
+
+
+async def _call(args: argparse.Namespace) -> int:
+    from client.callclient import CallClient, CallConfig
+
+    room, token = _room_and_token(args)
+    config = CallConfig(
+        server=args.server,
+        room=room,
+        token=token,
+        input=args.input,
+        prompt=args.prompt,
+        prompt_schedule=args.prompt_schedule,
+        preset=args.preset,
+        checkpoint=args.checkpoint,
+        fps=args.fps,
+        seconds=args.seconds,
+        record=args.record,
+        show=args.show,
+        read_stdin=not args.no_stdin,
+    )
+    client = await asyncio.to_thread(CallClient, config)
+    result = await client.run()
+    summary = result.summary()
+    sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from client.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        out=args.out,
+        seconds=args.seconds,
+        preset=args.preset,
+        checkpoint=args.checkpoint,
+        fps=args.fps,
+        data=args.data,
+    )
+    report = asyncio.run(run_demo(options))
+    sys.stdout.write(report.table() + "\n")
+    sys.stdout.write(f"wrote {', '.join(report.files)} into {args.out}/\n")
+    return 0

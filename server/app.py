@@ -1,0 +1,150 @@
+"""HTTP signaling: create rooms, exchange one SDP offer/answer per participant, report stats.
+
+    POST /rooms                 -> {"room": id, "tokens": [seat0, seat1], "expires_in": s}
+    POST /rooms/{room}/offer    {"token", "sdp", "type": "offer"} -> {"sdp", "type": "answer"}
+    GET  /rooms/{room}/stats    -> per-participant fps, uplink kbps, render ms, latency
+    GET  /health                -> {"status": "ok", ...}
+
+Errors: 400 malformed JSON or SDP, 403 bad or expired token, 404 unknown room, 409 seat taken;
+each with {"detail": message}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiortc import RTCSessionDescription
+from fastapi import FastAPI, HTTPException, Request
+
+from server.ice import use_loopback_ice
+from server.rooms import RoomError, RoomRegistry
+from server.settings import ServerSettings
+from server.tokens import TokenError, TokenSigner, secret_from_env
+
+logger = logging.getLogger(__name__)
+
+MAX_OFFER_BYTES = 64 * 1024
+
+
+def _default_renderer_factory(settings: ServerSettings) -> Callable[[], Any]:
+    def build() -> Any:
+        from models import Renderer
+
+        return Renderer(
+            preset=settings.preset,
+            checkpoint=settings.checkpoint,
+            device=settings.device,
+            clip_weights=settings.clip_weights,
+            style_cache_dir=settings.style_cache_dir,
+        )
+
+    return build
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings()
+    if settings.loopback_ice:
+        use_loopback_ice()
+    signer = TokenSigner(settings.token_secret or secret_from_env(), ttl_s=settings.token_ttl_s)
+    registry = RoomRegistry(settings, signer, _default_renderer_factory(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await registry.close_all()
+
+    app = FastAPI(title="CartoonCodec signaling", lifespan=lifespan)
+    app.state.registry = registry
+    app.state.settings = settings
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "preset": settings.preset, "rooms": len(registry.rooms)}
+
+    @app.post("/rooms")
+    async def create_room() -> dict[str, Any]:
+        room, tokens = registry.create()
+        return {"room": room.id, "tokens": tokens, "expires_in": signer.ttl_s}
+
+    @app.post("/rooms/{room_id}/offer")
+    async def offer(room_id: str, request: Request) -> dict[str, str]:
+        body = await _read_offer(request)
+        try:
+            room = registry.get(room_id)
+            grant = signer.verify(body["token"], room_id)
+            answer = await registry.join(room, grant.seat, _parse_offer(body))
+        except TokenError as exc:
+            raise HTTPException(403, str(exc)) from exc
+        except RoomError as exc:
+            raise HTTPException(exc.status, str(exc)) from exc
+        except ValueError as exc:
+            raise HTTPException(400, f"unusable offer: {exc}") from exc
+        return {"sdp": answer.sdp, "type": answer.type}
+
+    @app.get("/rooms/{room_id}/stats")
+    async def stats(room_id: str) -> dict[str, Any]:
+        try:
+            return registry.get(room_id).stats()
+        except RoomError as exc:
+            raise HTTPException(exc.status, str(exc)) from exc
+
+    return app
+
+
+@asynccontextmanager
+async def running_server(settings: ServerSettings, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve ``create_app(settings)`` with uvicorn on an ephemeral port of ``host`` inside this
+    event loop (demo, tests); yields the base URL and shuts the server down on exit."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host=host, port=0, log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if serving.done():
+                raise RuntimeError(f"the server did not start on {host}: {serving.exception()}")
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def _read_offer(request: Request) -> dict[str, str]:
+    raw = await request.body()
+    if len(raw) > MAX_OFFER_BYTES:
+        raise HTTPException(400, f"offer body exceeds {MAX_OFFER_BYTES} bytes")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise HTTPException(400, 'body must be a JSON object {"token", "sdp", "type"}')
+    for key in ("token", "sdp", "type"):
+        if not isinstance(body.get(key), str):
+            raise HTTPException(400, f"body needs a string {key!r}")
+    return body
+
+
+def _parse_offer(body: dict[str, str]) -> RTCSessionDescription:
+    """ValueError unless the body holds an SDP offer with a video m-line and data channels."""
+    if body["type"] != "offer":
+        raise ValueError(f"type must be 'offer', got {body['type']!r}")
+    sdp = body["sdp"]
+    if not sdp.startswith("v=0"):
+        raise ValueError("sdp does not start with 'v=0'")
+    for m_line, need in (
+        ("m=video", "a receive-only video transceiver"),
+        ("m=application", "data channels"),
+    ):
+        if m_line not in sdp:
+            raise ValueError(f"offer has no {m_line!r} section: add {need}")
+    return RTCSessionDescription(sdp=sdp, type="offer")

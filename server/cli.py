@@ -1,0 +1,67 @@
+"""`cartooncodec serve`: the signaling server and render worker."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the signaling server and render worker",
+        description="Serve rooms over HTTP (FastAPI + uvicorn); each participant's motion is "
+        "rendered in their prompted style and streamed to the other participant over WebRTC. "
+        "Join tokens are signed with $CARTOONCODEC_TOKEN_SECRET (random per process if unset).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port")
+    parser.add_argument("--preset", default="lite-128", help="model preset clients must use")
+    parser.add_argument("--checkpoint", default=None, help="weights (default: the preset's)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if present)")
+    parser.add_argument(
+        "--clip-weights",
+        default=None,
+        help="open_clip weights for prompts that name no built-in style (default: built-in only)",
+    )
+    parser.add_argument(
+        "--style-cache",
+        default=os.environ.get("CARTOONCODEC_STYLE_CACHE"),
+        help="folder keeping adapted styles (default $CARTOONCODEC_STYLE_CACHE)",
+    )
+    parser.add_argument(
+        "--token-ttl", type=float, default=3600.0, help="seconds a join token stays valid"
+    )
+    parser.add_argument(
+        "--loopback-ice",
+        action="store_true",
+        help="offer only 127.0.0.1 ICE candidates (clients on this machine)",
+    )
+    parser.set_defaults(func=serve)
+
+
+def _weights_from_env(preset: str) -> str | None:
+    """$CARTOONCODEC_WEIGHTS/<preset>.pt when it exists (the server image mounts weights there)."""
+    folder = os.environ.get("CARTOONCODEC_WEIGHTS")
+    if folder and os.path.isfile(os.path.join(folder, f"{preset}.pt")):
+        return os.path.join(folder, f"{preset}.pt")
+    return None
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from server.settings import ServerSettings
+
+    settings = ServerSettings(
+        preset=args.preset,
+        checkpoint=args.checkpoint or _weights_from_env(args.preset),
+        device=args.device,
+        clip_weights=args.clip_weights,
+        style_cache_dir=args.style_cache,
+        token_ttl_s=args.token_ttl,
+        loopback_ice=args.loopback_ice,
+    )
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0

@@ -1,0 +1,284 @@
+"""One participant of a room: their RTCPeerConnection, data channels and render worker.
+
+The client opens the three data channels (see server.protocol) and a receive-only video
+transceiver; the server answers with a RenderedVideoTrack on that transceiver that carries the
+*other* participant's stylized face.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import numpy as np
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+
+from codec import BitstreamError, MotionDecoder, motion_schema
+from codec.keyframe import KeyframeAssembler, decode_keyframe
+from server import protocol
+from server.meters import RateMeter
+from server.protocol import ProtocolError
+from server.renderworker import FrameMeta, RenderedVideoTrack, RenderWorker
+from server.settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+INTRA_REQUEST_INTERVAL_S = 0.25
+
+
+class Participant:
+    def __init__(self, room_id: str, seat: int, settings: ServerSettings, renderer: Any) -> None:
+        self.room_id = room_id
+        self.seat = seat
+        self.settings = settings
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.outbound = RenderedVideoTrack(on_frame_sent=self._send_frame_meta)
+        self.worker = RenderWorker(renderer, name=f"render-{room_id}-{seat}")
+        self.worker.on_style_active = self._on_style_active
+        self.worker.on_style_failed = self._on_style_failed
+        self.decoder = MotionDecoder(schema=motion_schema())
+        self.channels: dict[str, RTCDataChannel] = {}
+        self.on_closed: Callable[[Participant], None] | None = None
+        self.motion_in = RateMeter()
+        self.control_in = RateMeter()
+        self.malformed: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        self.client_report: dict[str, Any] = {}
+        self.closed = asyncio.Event()
+        self._keyframes = KeyframeAssembler(max_bytes=protocol.MAX_KEYFRAME_BYTES)
+        self._last_intra_request = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    # -- negotiation ---------------------------------------------------------------------------
+
+    async def accept(self, offer: RTCSessionDescription) -> RTCSessionDescription:
+        """Answer the client's offer; returns once ICE gathering is complete (no trickle)."""
+        self.pc.on("datachannel", self._on_datachannel)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+        await self.pc.setRemoteDescription(offer)
+        self.pc.addTrack(self.outbound)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self.worker.start()
+        return self.pc.localDescription
+
+    def _on_connection_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed"):
+            self._spawn(self.close())
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        handlers: dict[str, Callable[[str | bytes], None]] = {
+            protocol.MOTION: self._on_motion,
+            protocol.CONTROL: self._on_control,
+            protocol.STATS: self._on_stats,
+        }
+        handler = handlers.get(channel.label)
+        if handler is None:
+            logger.warning(
+                "room %s seat %d: ignoring channel %r", self.room_id, self.seat, channel.label
+            )
+            return
+        self.channels[channel.label] = channel
+        channel.on("message", handler)
+        if channel.label == protocol.CONTROL:
+            channel.on("close", lambda: self._spawn(self.close()))
+
+    # -- incoming ------------------------------------------------------------------------------
+
+    def _on_motion(self, packet: str | bytes) -> None:
+        if not isinstance(packet, bytes):
+            self.malformed[protocol.MOTION] += 1
+            return
+        self.motion_in.add(len(packet))
+        try:
+            frame = self.decoder.decode(packet)
+        except BitstreamError as exc:
+            self.malformed[protocol.MOTION] += 1
+            logger.debug("dropping malformed motion packet: %s", exc)
+            frame = None
+        if frame is not None:
+            self.worker.submit(frame)
+        if self.decoder.needs_intra:
+            self._request_intra()
+
+    def _request_intra(self) -> None:
+        now = time.monotonic()
+        if now - self._last_intra_request >= INTRA_REQUEST_INTERVAL_S:
+            self._last_intra_request = now
+            self.send(protocol.CONTROL, protocol.encode_message("intra"))
+
+    def _on_control(self, data: str | bytes) -> None:
+        self.control_in.add(len(data))
+        if isinstance(data, bytes):
+            self._on_keyframe_chunk(data)
+            return
+        try:
+            message = protocol.parse_message(data)
+        except ProtocolError as exc:
+            self._count_malformed(protocol.CONTROL, exc)
+            return
+        kind = message["type"]
+        if kind == "hello":
+            self._on_hello(message)
+        elif kind == "prompt":
+            self._on_prompt(message["id"], message["text"])
+        elif kind == "bye":
+            self._spawn(self.close())
+        else:
+            self._count_malformed(protocol.CONTROL, ProtocolError(f"unexpected {kind!r}"))
+
+    def _on_hello(self, message: dict[str, Any]) -> None:
+        if message["preset"] != self.settings.preset:
+            self.refuse(
+                "preset",
+                f"this server renders preset {self.settings.preset!r}, the client extracts "
+                f"motion for {message['preset']!r}: start the client with "
+                f"--preset {self.settings.preset}",
+            )
+        self.send(
+            protocol.CONTROL,
+            protocol.encode_message(
+                "hello",
+                preset=self.settings.preset,
+                capabilities=list(protocol.CAPABILITIES),
+                seat=self.seat,
+            ),
+        )
+
+    def _on_prompt(self, prompt_id: int, text: str) -> None:
+        try:
+            protocol.check_prompt(text)
+            self.worker.set_prompt(prompt_id, text)
+        except ValueError as exc:
+            self.refuse("prompt", f"prompt {prompt_id} refused: {exc}")
+
+    def _on_keyframe_chunk(self, chunk: bytes) -> None:
+        try:
+            data = self._keyframes.add(chunk)
+        except BitstreamError as exc:
+            self.refuse("keyframe", f"key frame refused: {exc}")
+            return
+        if data is not None:
+            self._spawn(self._set_reference(data))
+
+    async def _set_reference(self, data: bytes) -> None:
+        try:
+            image = await asyncio.to_thread(decode_keyframe, data)
+            self._check_reference(image)
+        except (BitstreamError, ValueError) as exc:
+            self.refuse("keyframe", f"key frame refused: {exc}")
+            return
+        await self.worker.set_reference(image)
+        logger.info("room %s seat %d: key frame %s", self.room_id, self.seat, image.shape)
+
+    def _check_reference(self, image: np.ndarray) -> None:
+        side = self.settings.max_keyframe_side
+        if image.ndim != 3 or image.shape[2] != 3 or max(image.shape[:2]) > side:
+            raise ValueError(f"key frame must be HxWx3 with sides <= {side}, got {image.shape}")
+
+    def _on_stats(self, data: str | bytes) -> None:
+        try:
+            message = protocol.parse_message(data)
+        except ProtocolError as exc:
+            self._count_malformed(protocol.STATS, exc)
+            return
+        if message["type"] == "ping":
+            self.send(
+                protocol.STATS,
+                protocol.encode_message("pong", t=message["t"], server_ms=server_clock_ms()),
+            )
+        elif message["type"] == "report":
+            self.client_report = {k: v for k, v in message.items() if k != "type"}
+        else:
+            self._count_malformed(protocol.STATS, ProtocolError(f"unexpected {message['type']!r}"))
+
+    def _count_malformed(self, channel: str, exc: Exception) -> None:
+        self.malformed[channel] += 1
+        logger.debug(
+            "room %s seat %d: dropped %s message: %s", self.room_id, self.seat, channel, exc
+        )
+
+    # -- outgoing ------------------------------------------------------------------------------
+
+    def send(self, label: str, message: str | bytes) -> None:
+        channel = self.channels.get(label)
+        if channel is not None and channel.readyState == "open":
+            channel.send(message)
+
+    def refuse(self, what: str, reason: str) -> None:
+        self.refused[what] += 1
+        logger.info("room %s seat %d: %s", self.room_id, self.seat, reason)
+        self.send(protocol.CONTROL, protocol.encode_message("error", message=reason))
+
+    def _send_frame_meta(self, meta: FrameMeta, pts: int) -> None:
+        self.send(
+            protocol.STATS,
+            protocol.encode_message(
+                "frame",
+                pts=pts,
+                seq=meta.seq,
+                capture_ms=meta.capture_ms,
+                prompt_id=meta.prompt_id,
+                render_ms=round(meta.render_ms, 2),
+            ),
+        )
+
+    def _on_style_active(self, prompt_id: int) -> None:
+        self.send(protocol.CONTROL, protocol.encode_message("style", id=prompt_id))
+
+    def _on_style_failed(self, prompt_id: int, reason: str) -> None:
+        self.refuse("prompt", f"prompt {prompt_id} could not be applied: {reason}")
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "seat": self.seat,
+            "connection": self.pc.connectionState,
+            "fps_in": round(self.motion_in.per_second(), 2),
+            "uplink_motion_kbps": round(self.motion_in.kbps(), 3),
+            "uplink_control_kbps": round(self.control_in.kbps(), 3),
+            "motion_packets": self.motion_in.total_events,
+            "frames_sent_to_viewer": self.outbound.frames_sent,
+            "frames_superseded": self.outbound.frames_superseded,
+            "decoder": {**vars(self.decoder.stats), "dropped": dict(self.decoder.stats.dropped)},
+            "malformed": dict(self.malformed),
+            "refused": dict(self.refused),
+            "render": self.worker.stats(),
+            "client_report": self.client_report,
+        }
+
+    async def close(self) -> None:
+        """Free the peer connection, the render worker and every task of this participant."""
+        if self._closing:
+            return
+        self._closing = True
+        logger.info("room %s seat %d closing: %s", self.room_id, self.seat, self.stats())
+        current = asyncio.current_task()
+        others = [t for t in self._tasks if t is not current]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        await self.worker.close()
+        self.outbound.stop()
+        await self.pc.close()
+        self.closed.set()
+        if self.on_closed is not None:
+            self.on_closed(self)
+
+
+_CLOCK_ORIGIN = time.monotonic()
+
+
+def server_clock_ms() -> int:
+    """Milliseconds on the server's call clock, which clients align their capture times to."""
+    return int((time.monotonic() - _CLOCK_ORIGIN) * 1000)

@@ -1,0 +1,87 @@
+"""Data-channel protocol shared by the server and the client.
+
+Three channels per peer connection, all opened by the client:
+
+- ``motion`` (unordered, no retransmits): binary motion packets from ``codec.MotionEncoder``.
+- ``control`` (reliable, ordered): JSON text messages, and binary key frame chunks
+  (``codec.keyframe.split_chunks``) client → server.
+- ``stats``: JSON text messages: clock pings, per-frame metadata of the video track, reports.
+
+Every JSON message is an object with a ``type``; ``parse_message`` checks the fields each type
+needs and raises ProtocolError (a ValueError) with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MOTION = "motion"
+CONTROL = "control"
+STATS = "stats"
+CHANNELS = (MOTION, CONTROL, STATS)
+
+MAX_PROMPT_CHARS = 200
+MAX_KEYFRAME_BYTES = 256 * 1024
+MAX_TEXT_MESSAGE_CHARS = 4096
+CAPABILITIES = ("motion-v1", "keyframe-v1", "prompt-v1", "frame-meta-v1")
+
+# type -> {field: accepted python types}
+_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    # control
+    "hello": {"preset": (str,), "capabilities": (list,)},
+    "prompt": {"id": (int,), "text": (str,)},
+    "intra": {},
+    "bye": {},
+    "error": {"message": (str,)},
+    "style": {"id": (int,)},
+    # stats
+    "ping": {"t": (int, float)},
+    "pong": {"t": (int, float), "server_ms": (int, float)},
+    "frame": {
+        "pts": (int,),
+        "seq": (int,),
+        "capture_ms": (int,),
+        "prompt_id": (int,),
+        "render_ms": (int, float),
+    },
+    "report": {"fps_shown": (int, float), "latency_p50_ms": (int, float, type(None))},
+}
+
+
+class ProtocolError(ValueError):
+    """A data-channel message that does not follow the protocol."""
+
+
+def encode_message(kind: str, **fields: Any) -> str:
+    if kind not in _FIELDS:
+        raise ValueError(f"unknown message type {kind!r}")
+    return json.dumps({"type": kind, **fields}, separators=(",", ":"))
+
+
+def parse_message(text: str | bytes) -> dict[str, Any]:
+    """Parse one JSON message and check its fields: ``{"type": ..., ...}``."""
+    if isinstance(text, bytes):
+        raise ProtocolError("expected a text message, got binary")
+    if len(text) > MAX_TEXT_MESSAGE_CHARS:
+        raise ProtocolError(f"message of {len(text)} chars exceeds {MAX_TEXT_MESSAGE_CHARS}")
+    try:
+        message = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"not JSON: {exc.msg}") from exc
+    if not isinstance(message, dict):
+        raise ProtocolError("message must be a JSON object")
+    kind = message.get("type")
+    if kind not in _FIELDS:
+        raise ProtocolError(f"unknown message type {kind!r}")
+    for field, types in _FIELDS[kind].items():
+        value = message.get(field)
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise ProtocolError(f"{kind!r} message needs {field!r} of type {types[0].__name__}")
+    return message
+
+
+def check_prompt(text: str) -> None:
+    """Refuse prompts the renderer will not take; the message is sent back on ``control``."""
+    if len(text) > MAX_PROMPT_CHARS:
+        raise ProtocolError(f"prompt of {len(text)} characters exceeds {MAX_PROMPT_CHARS}")

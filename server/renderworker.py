@@ -1,0 +1,246 @@
+"""The receiver side of a call: motion in, stylized frames out as a WebRTC video track.
+
+One RenderWorker per participant renders that participant's face (their key frame, their
+prompt) from their decoded motion and hands each frame to the other participant's
+RenderedVideoTrack. Both hold at most one pending frame: a newer frame replaces an older one,
+so a slow renderer lowers the frame rate instead of growing the delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import fractions
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from aiortc import VideoStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from av import VideoFrame
+
+if TYPE_CHECKING:
+    from codec import DecodedFrame
+
+logger = logging.getLogger(__name__)
+
+VIDEO_CLOCK_RATE = 90_000
+# pts are whole milliseconds: the receiver's pts can be one tick off after the 90 kHz round
+# trip through the encoder, so viewers match frames to metadata by the nearest millisecond.
+PTS_PER_MS = VIDEO_CLOCK_RATE // 1000
+NO_STYLE_ID = -1
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """What the viewer needs to measure a rendered frame: which capture, which style."""
+
+    seq: int
+    capture_ms: int
+    prompt_id: int
+    render_ms: float
+
+
+FrameSink = Callable[[np.ndarray, FrameMeta], None]
+
+
+class RenderedVideoTrack(VideoStreamTrack):
+    """Outbound video for one viewer: each ``recv`` returns the newest pushed frame.
+
+    The first frame sent has pts 0 and later ones the elapsed whole milliseconds on the 90 kHz
+    clock; the receiving aiortc reports pts relative to its first frame, so
+    ``on_frame_sent(meta, pts)`` lets the viewer match each decoded frame to its metadata
+    (``frame_key``).
+
+    aiortc's receiver hands a frame to the decoder only when the first packet of the *next*
+    frame arrives, which would add a whole frame interval of delay. So right after each
+    rendered frame the track repeats it once (a few bytes as a VP8 inter frame, with no
+    metadata): that repeat releases the rendered frame at the viewer at once.
+    """
+
+    def __init__(self, on_frame_sent: Callable[[FrameMeta, int], None] | None = None) -> None:
+        super().__init__()
+        self.on_frame_sent = on_frame_sent
+        self._newest: tuple[np.ndarray, FrameMeta] | None = None
+        self._ready = asyncio.Event()
+        self._clock_start: float | None = None
+        self._last_ms = -1
+        self._repeat: np.ndarray | None = None
+        self.frames_sent = 0
+        self.frames_superseded = 0
+
+    def push(self, image: np.ndarray, meta: FrameMeta) -> None:
+        """image: HxWx3 uint8 RGB."""
+        if self._newest is not None:
+            self.frames_superseded += 1
+        self._newest = (image, meta)
+        self._ready.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()
+
+    async def recv(self) -> VideoFrame:
+        if self._repeat is not None and self._newest is None:
+            frame, _ = self._video_frame(self._repeat)
+            self._repeat = None
+            return frame
+        while self._newest is None:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
+        image, meta = self._newest
+        self._newest = None
+        self._repeat = image
+        frame, pts = self._video_frame(image)
+        self.frames_sent += 1
+        if self.on_frame_sent is not None:
+            self.on_frame_sent(meta, pts)
+        return frame
+
+    def _video_frame(self, image: np.ndarray) -> tuple[VideoFrame, int]:
+        now = time.monotonic()
+        if self._clock_start is None:
+            self._clock_start = now
+        elapsed_ms = max(self._last_ms + 1, round((now - self._clock_start) * 1000))
+        self._last_ms = elapsed_ms
+        frame = VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts = elapsed_ms * PTS_PER_MS
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+        return frame, frame.pts
+
+
+def frame_key(pts: int) -> int:
+    """The millisecond a video frame's pts stands for: the same on both ends of the call."""
+    return round(pts / PTS_PER_MS)
+
+
+class RenderWorker:
+    """Renders one participant's motion with a models.Renderer, newest frame first.
+
+    The renderer runs on its own thread so the event loop keeps serving the network.
+    """
+
+    def __init__(self, renderer: Any, name: str) -> None:
+        self._renderer = renderer
+        self._name = name
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._pending: DecodedFrame | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._style_task: asyncio.Task[None] | None = None
+        self.sink: FrameSink | None = None
+        self.has_reference = False
+        self.active_prompt_id = NO_STYLE_ID
+        self.on_style_active: Callable[[int], None] | None = None
+        self.on_style_failed: Callable[[int, str], None] | None = None
+        self.frames_rendered = 0
+        self.frames_stale = 0
+        self.frames_without_reference = 0
+        self.frames_without_viewer = 0
+        self.render_errors = 0
+        self.render_ms = 0.0  # exponential moving average
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    def submit(self, frame: DecodedFrame) -> None:
+        if self._pending is not None:
+            self.frames_stale += 1
+        self._pending = frame
+        self._wake.set()
+
+    async def set_reference(self, image: np.ndarray) -> None:
+        """image: HxWx3 uint8 RGB, the sender's key frame."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._renderer.set_reference, image)
+        self.has_reference = True
+
+    def set_prompt(self, prompt_id: int, text: str) -> None:
+        """Start adapting to ``text``; frames switch to it once the renderer says it is active."""
+        style_future = self._renderer.set_style(text or None)
+        if self._style_task is not None:
+            self._style_task.cancel()
+        self._style_task = asyncio.create_task(self._await_style(prompt_id, style_future))
+
+    async def _await_style(self, prompt_id: int, style_future: concurrent.futures.Future) -> None:
+        try:
+            key = await asyncio.wrap_future(style_future)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            logger.warning("style for prompt %d failed: %s", prompt_id, exc)
+            if self.on_style_failed is not None:
+                self.on_style_failed(prompt_id, str(exc))
+            return
+        logger.info("prompt %d active as style %r", prompt_id, key)
+        self.active_prompt_id = prompt_id
+        if self.on_style_active is not None:
+            self.on_style_active(prompt_id)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            frame, self._pending = self._pending, None
+            if frame is None:
+                continue
+            if not self.has_reference:
+                self.frames_without_reference += 1
+                continue
+            sink = self.sink
+            if sink is None:
+                self.frames_without_viewer += 1
+                continue
+            prompt_id = self.active_prompt_id
+            started = time.perf_counter()
+            try:
+                image = await loop.run_in_executor(
+                    self._executor, self._renderer.render, frame.features
+                )
+            except (RuntimeError, ValueError) as exc:
+                self.render_errors += 1
+                logger.warning("render failed for frame %d: %s", frame.seq, exc)
+                continue
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self.render_ms = (
+                elapsed_ms
+                if self.frames_rendered == 0
+                else (0.9 * self.render_ms + 0.1 * elapsed_ms)
+            )
+            self.frames_rendered += 1
+            sink(image, FrameMeta(frame.seq, frame.capture_time_ms, prompt_id, elapsed_ms))
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "frames_rendered": self.frames_rendered,
+            "frames_stale": self.frames_stale,
+            "frames_without_reference": self.frames_without_reference,
+            "frames_without_viewer": self.frames_without_viewer,
+            "render_errors": self.render_errors,
+            "render_ms": round(self.render_ms, 2),
+            "active_prompt_id": self.active_prompt_id,
+        }
+
+    async def close(self) -> None:
+        """Stop rendering, wait for the render thread, and free the renderer (and GPU memory)."""
+        for task in (self._task, self._style_task):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(
+            *(t for t in (self._task, self._style_task) if t is not None), return_exceptions=True
+        )
+        await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)
+        await asyncio.to_thread(self._renderer.close)
+        self._renderer = None
+        _release_gpu_memory()
+
+
+def _release_gpu_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

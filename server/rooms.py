@@ -1,0 +1,138 @@
+"""Rooms of two seats: who may join (tokens), who is in, and how participants are paired.
+
+Errors carry the HTTP status the app answers with: RoomNotFound 404, SeatTaken 409. A room is
+removed once everyone who joined has left, after their peer connections and tasks are freed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCSessionDescription
+
+from server import protocol
+from server.participant import Participant
+from server.settings import ServerSettings
+from server.tokens import TokenSigner
+
+logger = logging.getLogger(__name__)
+
+SEATS = 2
+
+
+class RoomError(Exception):
+    status = 400
+
+
+class RoomNotFound(RoomError):
+    status = 404
+
+
+class SeatTaken(RoomError):
+    status = 409
+
+
+@dataclass
+class Room:
+    id: str
+    created_at: float = field(default_factory=time.time)
+    seats: list[Participant | None] = field(default_factory=lambda: [None] * SEATS)
+    ever_joined: bool = False
+
+    def check_free(self, seat: int) -> None:
+        if self.seats[seat] is not None:
+            raise SeatTaken(f"seat {seat} of room {self.id} is taken: this room is full")
+
+    def claim(self, seat: int, participant: Participant) -> None:
+        self.check_free(seat)
+        self.seats[seat] = participant
+
+    def release(self, participant: Participant) -> None:
+        if self.seats[participant.seat] is participant:
+            self.seats[participant.seat] = None
+        self.pair()
+
+    def pair(self) -> None:
+        """Send each participant's rendered face to the other one's video track."""
+        for seat, participant in enumerate(self.seats):
+            if participant is None:
+                continue
+            viewer = self.seats[1 - seat]
+            participant.worker.sink = None if viewer is None else viewer.outbound.push
+
+    @property
+    def participants(self) -> list[Participant]:
+        return [p for p in self.seats if p is not None]
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "room": self.id,
+            "created_at": self.created_at,
+            "participants": [p.stats() for p in self.participants],
+        }
+
+
+class RoomRegistry:
+    def __init__(
+        self, settings: ServerSettings, signer: TokenSigner, renderer_factory: Callable[[], Any]
+    ) -> None:
+        self.settings = settings
+        self.signer = signer
+        self._renderer_factory = renderer_factory
+        self.rooms: dict[str, Room] = {}
+
+    def create(self) -> tuple[Room, list[str]]:
+        room = Room(id=secrets.token_urlsafe(8))
+        self.rooms[room.id] = room
+        tokens = [self.signer.issue(room.id, seat) for seat in range(SEATS)]
+        logger.info("room %s created", room.id)
+        return room, tokens
+
+    def get(self, room_id: str) -> Room:
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise RoomNotFound(f"no room {room_id!r}: create one with POST /rooms")
+        return room
+
+    async def join(
+        self, room: Room, seat: int, offer: RTCSessionDescription
+    ) -> RTCSessionDescription:
+        """Seat a new participant and answer their offer; ValueError if the offer is unusable."""
+        room.check_free(seat)
+        renderer = await asyncio.to_thread(self._renderer_factory)
+        participant = Participant(room.id, seat, self.settings, renderer)
+        participant.on_closed = lambda p: self._left(room, p)
+        try:
+            room.claim(seat, participant)
+            answer = await participant.accept(offer)
+        except BaseException:  # free the peer connection whatever failed, then re-raise
+            await participant.close()
+            raise
+        room.ever_joined = True
+        room.pair()
+        logger.info("room %s: seat %d joined", room.id, seat)
+        return answer
+
+    def _left(self, room: Room, participant: Participant) -> None:
+        room.release(participant)
+        logger.info("room %s: seat %d left", room.id, participant.seat)
+        for other in room.participants:
+            other.send(protocol.CONTROL, protocol.encode_message("bye"))
+        if room.ever_joined and not room.participants:
+            self.rooms.pop(room.id, None)
+            logger.info("room %s closed", room.id)
+
+    async def close_room(self, room_id: str) -> None:
+        room = self.get(room_id)
+        await asyncio.gather(*(p.close() for p in room.participants))
+        self.rooms.pop(room_id, None)
+
+    async def close_all(self) -> None:
+        for room_id in list(self.rooms):
+            await self.close_room(room_id)

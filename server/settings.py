@@ -1,0 +1,18 @@
+"""Server configuration in one dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ServerSettings:
+    preset: str = "lite-128"
+    checkpoint: str | None = None  # None: the preset's shipped weights, else random init
+    device: str | None = None  # None: CUDA when present, else CPU
+    clip_weights: str | None = None  # open_clip weights: lets prompts beyond built-in styles
+    style_cache_dir: str | None = None  # adapted styles kept across runs
+    token_secret: bytes | None = None  # None: $CARTOONCODEC_TOKEN_SECRET or random per process
+    token_ttl_s: float = 3600.0
+    loopback_ice: bool = False  # offer only 127.0.0.1 ICE candidates (demo and tests)
+    max_keyframe_side: int = 1024

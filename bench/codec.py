@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
 def _feature_sources(args: argparse.Namespace) -> list[tuple[str, str, Any]]:
     """(name, motion kind, thunk returning N x 60 features) for every requested input."""
     sources: list[tuple[str, str, Any]] = []
-    for path in args.features_npy or []:
+    for path in map(Path, args.features_npy or []):
         sources.append((path.stem, "npy", partial(_load_features, path)))
     if args.clips is not None:
         from bench.clips import load_bench_clips
@@ -197,7 +197,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--clips", type=Path, help="folder of face videos (25 fps)")
-    parser.add_argument("--features-npy", type=Path, nargs="+", help="N x 60 feature arrays")
+    parser.add_argument("--features-npy", nargs="+", help="N x 60 feature arrays (.npy files)")
     parser.add_argument(
         "--motion",
         nargs="+",

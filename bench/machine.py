@@ -10,7 +10,7 @@ from typing import Any
 
 
 def machine_record() -> dict[str, Any]:
-    """CPU model, usable cores, GPU, library versions and the UTC date of the run."""
+    """CPU model, usable cores, load, GPU, library versions and the UTC date of the run."""
     import av
     import torch
 
@@ -23,8 +23,14 @@ def machine_record() -> dict[str, Any]:
         "pyav_version": av.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
+        "load_average_1min": load_average(),
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def load_average() -> float | None:
+    """Runnable processes over the last minute: timings taken on a busy machine are slower."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -48,6 +54,6 @@ def describe(record: dict[str, Any]) -> str:
     """One line for tables and READMEs, e.g. 'AMD EPYC, 2 cores, no GPU, torch 2.13.0'."""
     gpu = record.get("gpu") or "no GPU"
     return (
-        f"{record['cpu_model']}, {record['cpu_cores']} cores, {gpu}, "
-        f"torch {record['torch_version']}, {record['date_utc']}"
+        f"{record['cpu_model']}, {record['cpu_cores']} cores (load {record['load_average_1min']}), "
+        f"{gpu}, torch {record['torch_version']}, {record['date_utc']}"
     )

@@ -179,6 +179,7 @@ class CallClient:
         self.keyframe_bytes = 0
         self.last_shown_image: np.ndarray | None = None
         self.peer_left = asyncio.Event()
+        self._stop = asyncio.Event()
         self._meta: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._unmatched: OrderedDict[int, tuple[float, np.ndarray]] = OrderedDict()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -280,18 +281,24 @@ class CallClient:
         self.send_prompt(self.config.prompt)
         sending = asyncio.create_task(self._send_motion())
         peer_left = asyncio.create_task(self.peer_left.wait())
+        stopped = asyncio.create_task(self._stop.wait())
         self._tasks += [
             sending,
             peer_left,
+            stopped,
             asyncio.create_task(self._report_loop()),
             asyncio.create_task(self._prompt_schedule()),
         ]
         if self.config.read_stdin:
             self._read_stdin_prompts()
         await asyncio.wait(
-            [sending, peer_left], timeout=self.config.seconds, return_when=asyncio.FIRST_COMPLETED
+            [sending, peer_left, stopped], timeout=self.config.seconds, return_when=asyncio.FIRST_COMPLETED
         )
         self._stopped = time.monotonic()
+
+    def stop(self) -> None:
+        """End :meth:`call` now (the caller then closes)."""
+        self._stop.set()
 
     async def _send_motion(self) -> None:
         loop = asyncio.get_running_loop()

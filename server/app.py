@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiortc import RTCSessionDescription
+from aiortc.sdp import SessionDescription
 from fastapi import FastAPI, HTTPException, Request
 
 from server.ice import use_loopback_ice
@@ -77,7 +78,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         try:
             room = registry.get(room_id)
             grant = signer.verify(body["token"], room_id)
-            answer = await registry.join(room, grant.seat, _parse_offer(body))
+            offer = _parse_offer(body)
+            answer = await registry.join(room, grant.seat, offer)
         except TokenError as exc:
             raise HTTPException(403, str(exc)) from exc
         except RoomError as exc:
@@ -135,16 +137,24 @@ async def _read_offer(request: Request) -> dict[str, str]:
 
 
 def _parse_offer(body: dict[str, str]) -> RTCSessionDescription:
-    """ValueError unless the body holds an SDP offer with a video m-line and data channels."""
+    """ValueError unless the body holds a complete SDP offer (ICE credentials, DTLS
+    fingerprint) with a video section and data channels; checked before any seat is taken."""
     if body["type"] != "offer":
         raise ValueError(f"type must be 'offer', got {body['type']!r}")
-    sdp = body["sdp"]
-    if not sdp.startswith("v=0"):
-        raise ValueError("sdp does not start with 'v=0'")
-    for m_line, need in (
-        ("m=video", "a receive-only video transceiver"),
-        ("m=application", "data channels"),
+    try:
+        parsed = SessionDescription.parse(body["sdp"])
+    except (AssertionError, ValueError, IndexError, KeyError, TypeError) as exc:
+        raise ValueError(f"cannot parse the SDP ({type(exc).__name__}: {exc})") from exc
+    kinds = {media.kind for media in parsed.media}
+    for kind, need in (
+        ("video", "a receive-only video transceiver"),
+        ("application", "data channels"),
     ):
-        if m_line not in sdp:
-            raise ValueError(f"offer has no {m_line!r} section: add {need}")
-    return RTCSessionDescription(sdp=sdp, type="offer")
+        if kind not in kinds:
+            raise ValueError(f"offer has no {kind} section: add {need}")
+    for media in parsed.media:
+        if not (media.ice.usernameFragment and media.ice.password):
+            raise ValueError(f"{media.kind} section lacks ICE credentials (a=ice-ufrag/ice-pwd)")
+        if media.dtls is None or not media.dtls.fingerprints:
+            raise ValueError(f"{media.kind} section lacks a DTLS fingerprint (a=fingerprint)")
+    return RTCSessionDescription(sdp=body["sdp"], type="offer")

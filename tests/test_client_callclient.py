@@ -1,0 +1,154 @@
+"""A real two-party call on loopback: aiortc on both ends, the tiny model, a few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from aiortc import RTCPeerConnection
+
+from client.callclient import CallClient, CallConfig, CallResult
+from codec.keyframe import split_chunks
+from server import protocol
+from server.app import running_server
+from server.settings import ServerSettings
+from tests.tinycall import write_styled_checkpoint
+
+pytestmark = pytest.mark.timeout(120)
+
+WAIT_S = 20.0
+
+
+async def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def shown_in_style(viewer: CallClient, prompt_id: int) -> int:
+    return sum(1 for f in viewer.shown if f.prompt_id == prompt_id)
+
+
+async def offer_sdp() -> str:
+    pc = RTCPeerConnection()
+    pc.createDataChannel("control")
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+def other_tasks(before: set[asyncio.Task]) -> set[asyncio.Task]:
+    return {t for t in asyncio.all_tasks() - before if not t.done()} - {asyncio.current_task()}
+
+
+async def test_two_party_call(tmp_path: Path) -> None:
+    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
+    settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
+    async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        tasks_before = set(asyncio.all_tasks())
+        room = (await http.post("/rooms")).json()
+
+        def participant(seat: int, prompt: str) -> CallClient:
+            config = CallConfig(
+                server=url,
+                room=room["room"],
+                token=room["tokens"][seat],
+                prompt=prompt,
+                preset="tiny",
+                checkpoint=checkpoint,
+                fps=15.0,
+                name=f"seat{seat}",
+                motion_amplitude=0.0,  # a still face: only the style changes the picture
+                record=tmp_path / f"seat{seat}.mp4",
+            )
+            return CallClient(config)
+
+        alice, bob = participant(0, "sketch"), participant(1, "sketch")
+        await asyncio.gather(alice.connect(), bob.connect())
+        calls = [asyncio.create_task(c.call()) for c in (alice, bob)]
+
+        # Each side receives the other's frames.
+        await wait_for(lambda: shown_in_style(bob, 0) >= 5, "bob to see alice in sketch")
+        await wait_for(lambda: shown_in_style(alice, 0) >= 5, "alice to see bob in sketch")
+        before_swap = bob.last_shown_image
+        assert before_swap is not None
+
+        # A prompt swap changes what the other side sees.
+        alice.send_prompt("comic")
+        await wait_for(lambda: shown_in_style(bob, 1) >= 3, "bob to see alice in comic")
+        after_swap = bob.last_shown_image
+        assert after_swap is not None and after_swap.shape == before_swap.shape
+        assert after_swap.astype(float).mean() > before_swap.astype(float).mean() + 40
+
+        # Refused requests while the call goes on.
+        sdp = await offer_sdp()
+        third = await http.post(
+            f"/rooms/{room['room']}/offer",
+            json={"token": room["tokens"][0], "sdp": sdp, "type": "offer"},
+        )
+        assert third.status_code == 409 and "taken" in third.json()["detail"]
+        forged = room["tokens"][1][:-4] + "AAAA"
+        bad_token = await http.post(
+            f"/rooms/{room['room']}/offer", json={"token": forged, "sdp": sdp, "type": "offer"}
+        )
+        assert bad_token.status_code == 403
+        garbage = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nm=application nonsense\r\n"
+        bad_sdp = await http.post(
+            f"/rooms/{room['room']}/offer",
+            json={"token": room["tokens"][1], "sdp": garbage, "type": "offer"},
+        )
+        assert bad_sdp.status_code == 400 and "unusable offer" in bad_sdp.json()["detail"]
+
+        # Malformed data-channel messages are counted and dropped.
+        alice.channels[protocol.CONTROL].send("not json")
+        alice.channels[protocol.CONTROL].send(json.dumps({"type": "prompt", "id": "one"}))
+        alice.channels[protocol.STATS].send(b"\x00binary")
+        alice.channels[protocol.MOTION].send(b"\x01garbage packet")
+        # Over-long prompt and oversized key frame: refused with a message on control.
+        alice.send_prompt("x" * (protocol.MAX_PROMPT_CHARS + 1))
+        for chunk in split_chunks(np.random.default_rng(0).bytes(protocol.MAX_KEYFRAME_BYTES + 1)):
+            alice.channels[protocol.CONTROL].send(chunk)
+        await wait_for(lambda: len(alice.style_errors) >= 2, "two refusals on control")
+        assert any("exceeds 200" in e for e in alice.style_errors)
+        assert any("key frame refused" in e for e in alice.style_errors)
+
+        async def stats_of(seat: int) -> dict:
+            stats = (await http.get(f"/rooms/{room['room']}/stats")).json()
+            return next(p for p in stats["participants"] if p["seat"] == seat)
+
+        expected = {protocol.CONTROL: 2, protocol.STATS: 1, protocol.MOTION: 1}
+        for _ in range(100):
+            if (await stats_of(0))["malformed"] == expected:
+                break
+            await asyncio.sleep(0.05)
+        assert (await stats_of(0))["malformed"] == expected
+        assert (await stats_of(0))["refused"] == {"prompt": 1, "keyframe": 1}
+
+        # The call goes on after all that.
+        shown = len(bob.shown)
+        await wait_for(lambda: len(bob.shown) >= shown + 5, "more frames after the bad input")
+
+        for client in (alice, bob):
+            client.stop()
+        await asyncio.gather(*calls)
+        await asyncio.gather(alice.close(), bob.close())
+        results: list[CallResult] = [alice.result(), bob.result()]
+        assert all(r.frames_sent > 0 and r.shown for r in results)
+        assert all(f.latency_ms > 0 for r in results for f in r.shown)
+
+        # The room and everything it started are gone.
+        await wait_for(
+            lambda: not other_tasks(tasks_before), f"tasks to end: {other_tasks(tasks_before)}"
+        )
+        gone = await http.get(f"/rooms/{room['room']}/stats")
+        assert gone.status_code == 404

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import pytest
+
+from server.meters import RateMeter, percentiles
+
+
+def test_rates_cover_only_the_window() -> None:
+    meter = RateMeter(window_s=2.0)
+    for i in range(10):
+        meter.add(100, now=float(i) * 0.5)  # 0.0 .. 4.5 s
+    # events at 2.5 .. 4.5 s are inside the window ending at 4.5 s
+    assert meter.per_second(now=4.5) == pytest.approx(5 / 2.0)
+    assert meter.kbps(now=4.5) == pytest.approx(5 * 100 * 8 / 1000 / 2.0)
+    assert (meter.total_events, meter.total_bytes) == (10, 1000)
+
+
+def test_percentiles() -> None:
+    assert percentiles([]) == [None, None, None]
+    assert percentiles(list(range(101)), (50, 95)) == [50.0, 95.0]

@@ -1,0 +1,26 @@
+"""Shared set-up for the call tests: a tiny checkpoint whose built-in styles visibly differ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from models.checkpoint import build_models, save_checkpoint
+from models.config import get_preset
+from models.style_delta import StyleDelta
+
+STYLE_SHIFTS = {"sketch": 0.0, "comic": 3.0}  # added to the generator's output bias
+
+
+def write_styled_checkpoint(path: Path) -> Path:
+    """Random tiny networks plus styles ``sketch`` and ``comic``: comic brightens every pixel,
+    so a prompt swap is visible in the received video."""
+    torch.manual_seed(0)
+    models = build_models(get_preset("tiny"))
+    bias = models.generator.final.bias
+    styles = {
+        name: StyleDelta(name, ("final",), {"final.bias": torch.full_like(bias, shift)})
+        for name, shift in STYLE_SHIFTS.items()
+    }
+    return save_checkpoint(path, models, styles=styles)

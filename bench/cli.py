@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCH_MODULES: tuple[str, ...] = ("bench.rd", "bench.style", "bench.codec")
+BENCH_MODULES: tuple[str, ...] = ("bench.rd", "bench.style", "bench.codec", "bench.call")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,260 @@
+"""`cartooncodec bench call`: a real two-party call on loopback, under motion packet loss.
+
+For each loss rate P, the server and two participants (alice, bob) run in this process as in
+`cartooncodec demo` (aiortc on both ends, the render worker in the server), for `--seconds`.
+Each sender drops a fraction P of its motion packets at random just before they would leave
+(the motion channel is unordered with no retransmission, so this is what a lossy network
+does to it). Reported per direction: end-to-end latency percentiles (capture at the sender to
+the rendered frame decoded at the viewer), fps sent and shown, the share of sent frames shown,
+the longest freeze between two shown frames, and the uplink kbps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench.report import Table, add_out_argument, new_figure, publish, save_figure
+
+if TYPE_CHECKING:
+    from client.callclient import CallConfig, CallResult
+
+log = logging.getLogger(__name__)
+
+NAMES = ("alice", "bob")
+PROMPTS = {"alice": "pencil sketch", "bob": "comic book"}
+DEFAULT_LOSSES = (0.0, 0.1, 0.3)
+
+
+class DroppingChannel:
+    """A data channel stand-in that loses a fraction of what is sent on it."""
+
+    def __init__(self, channel: Any, loss: float, seed: int) -> None:
+        self._channel = channel
+        self._loss = loss
+        self._rng = np.random.default_rng(seed)
+        self.dropped = 0
+
+    @property
+    def readyState(self) -> str:  # noqa: N802 (the aiortc attribute it stands in for)
+        return str(self._channel.readyState)
+
+    def send(self, data: bytes) -> None:
+        if self._rng.random() < self._loss:
+            self.dropped += 1
+            return
+        self._channel.send(data)
+
+
+@dataclass
+class CallRun:
+    """One participant's view of a call at one loss rate."""
+
+    loss: float
+    sender: str
+    viewer: str
+    sent: CallResult
+    seen: CallResult
+    dropped: int
+
+    def row(self) -> dict[str, Any]:
+        sent, seen = self.sent.summary(), self.seen.summary()
+        times = [f.arrival_ms for f in self.seen.shown]
+        return {
+            "loss": self.loss,
+            "direction": f"{self.sender} -> {self.viewer}",
+            "frames_sent": sent["frames_sent"],
+            "dropped": self.dropped,
+            "frames_shown": seen["frames_shown"],
+            "shown_share": seen["frames_shown"] / max(sent["frames_sent"], 1),
+            "fps_sent": sent["fps_sent"],
+            "fps_shown": seen["fps_shown"],
+            "longest_freeze_ms": float(np.max(np.diff(times))) if len(times) > 1 else None,
+            "latency_p50_ms": seen["latency_p50_ms"],
+            "latency_p95_ms": seen["latency_p95_ms"],
+            "latency_p99_ms": seen["latency_p99_ms"],
+            "uplink_motion_kbps": sent["uplink_motion_kbps"],
+            "keyframe_bytes": sent["keyframe_bytes"],
+        }
+
+
+def lossy_client(config: CallConfig, loss: float, seed: int) -> Any:
+    """A CallClient whose motion channel drops ``loss`` of the packets once connected."""
+    from client.callclient import CallClient
+    from server import protocol
+
+    class LossyCallClient(CallClient):
+        motion_channel: DroppingChannel | None = None
+
+        async def connect(self) -> None:
+            await super().connect()
+            self.motion_channel = DroppingChannel(self.channels[protocol.MOTION], loss, seed)
+            self.channels[protocol.MOTION] = self.motion_channel  # type: ignore[assignment]
+
+    return LossyCallClient(config)
+
+
+async def loopback_call(args: argparse.Namespace, inputs: list[str], loss: float) -> list[CallRun]:
+    """One call between alice and bob through a server on 127.0.0.1; both lose ``loss``."""
+    import httpx
+
+    from client.callclient import CallConfig
+    from server.app import running_server
+    from server.settings import ServerSettings
+
+    settings = ServerSettings(preset=args.preset, checkpoint=args.checkpoint, loopback_ice=True)
+    async with running_server(settings) as url:
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            response = await http.post(f"{url}/rooms")
+            response.raise_for_status()
+            room = response.json()
+        configs = [
+            CallConfig(
+                server=url,
+                room=room["room"],
+                token=room["tokens"][seat],
+                input=source,
+                prompt=PROMPTS[name],
+                preset=args.preset,
+                checkpoint=args.checkpoint,
+                fps=args.fps,
+                seconds=args.seconds,
+                name=name,
+                seed=seat,
+            )
+            for seat, (name, source) in enumerate(zip(NAMES, inputs, strict=True))
+        ]
+        clients = await asyncio.gather(
+            *(asyncio.to_thread(lossy_client, c, loss, seat) for seat, c in enumerate(configs))
+        )
+        results = await asyncio.gather(*(c.run() for c in clients))
+    by_name = dict(zip(NAMES, zip(results, clients, strict=True), strict=True))
+    runs = []
+    for sender, viewer in (NAMES, NAMES[::-1]):
+        (sent, client), (seen, _) = by_name[sender], by_name[viewer]
+        dropped = client.motion_channel.dropped if client.motion_channel else 0
+        runs.append(CallRun(loss, sender, viewer, sent, seen, dropped))
+    return runs
+
+
+def call_inputs(clips: Path | None) -> list[str]:
+    """Two videos of ``clips`` (alice gets the first), else the synthetic talking portrait."""
+    from training.videos import VIDEO_EXTENSIONS, discover
+
+    if clips is not None and clips.is_dir():
+        videos = [p for p in discover(clips) if p.suffix.lower() in VIDEO_EXTENSIONS]
+        if len(videos) >= 2:
+            return [str(videos[0]), str(videos[1])]
+        log.warning("fewer than two videos in %s: using synthetic portraits", clips)
+    return ["synthetic", "synthetic"]
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from client.demo import DemoOptions
+
+    losses = check_losses(args.loss)
+    args.fps = args.fps or DemoOptions().fps
+    inputs = call_inputs(args.clips)
+    runs: list[CallRun] = []
+    threads = torch.get_num_threads()
+    # Two extractors and two renderers share the cores (as in the demo): one thread each.
+    torch.set_num_threads(1)
+    try:
+        for loss in tqdm(losses, desc="bench call", unit="call"):
+            runs += asyncio.run(loopback_call(args, inputs, loss))
+    finally:
+        torch.set_num_threads(threads)
+    table = Table(
+        "call",
+        f"Loopback call, {args.preset}, {args.fps:g} fps capture, {args.seconds:g} s per loss rate",
+        tuple(runs[0].row()),
+    )
+    for item in runs:
+        table.add(**item.row())
+    plot = plot_call(runs, args.out / "call.png")
+    details = {
+        "inputs": dict(zip(NAMES, inputs, strict=True)),
+        "latency_ms": {
+            f"{r.loss}:{r.sender}->{r.viewer}": [f.latency_ms for f in r.seen.shown] for r in runs
+        },
+    }
+    publish(args.out, "call", [table], args, details=details, plots=[plot])
+    return 0
+
+
+def check_losses(losses: list[float]) -> list[float]:
+    bad = [p for p in losses if not 0.0 <= p < 1.0]
+    if bad or not losses:
+        raise ValueError(f"--loss takes fractions in [0, 1), e.g. 0.1 for 10%; got {losses}")
+    return sorted(set(losses))
+
+
+def plot_call(runs: list[CallRun], path: Path) -> Path:
+    fig, (timeline, summary) = new_figure(ncols=2, width=5.5)
+    for item in runs:
+        if item.sender != NAMES[0]:
+            continue
+        frames = item.seen.shown
+        if frames:
+            start = frames[0].arrival_ms
+            timeline.plot(
+                [(f.arrival_ms - start) / 1000 for f in frames],
+                [f.latency_ms for f in frames],
+                ".",
+                markersize=3,
+                label=f"loss {item.loss:.0%}",
+            )
+    timeline.set_xlabel(f"call time (s), {NAMES[0]} shown at {NAMES[1]}")
+    timeline.set_ylabel("end-to-end latency (ms)")
+    timeline.legend()
+    losses = sorted({r.loss for r in runs})
+    rows = [[r.row() for r in runs if r.loss == loss] for loss in losses]
+    shown = [np.mean([row["shown_share"] for row in group]) for group in rows]
+    p95 = [np.mean([row["latency_p95_ms"] or np.nan for row in group]) for group in rows]
+    summary.plot([100 * p for p in losses], [100 * s for s in shown], "o-", label="frames shown %")
+    summary.set_xlabel("motion packets lost (%)")
+    summary.set_ylabel("frames shown (% of sent)")
+    twin = summary.twinx()
+    twin.plot([100 * p for p in losses], p95, "s--", color="tab:red", label="p95 latency")
+    twin.set_ylabel("p95 latency (ms)", color="tab:red")
+    summary.set_title("degradation with motion packet loss")
+    return save_figure(fig, path)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "call",
+        help="loopback call: latency percentiles, fps, kbps, and degradation with packet loss",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each call")
+    parser.add_argument(
+        "--loss",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_LOSSES),
+        help="fractions of motion packets to drop, one call each (default 0 0.1 0.3)",
+    )
+    parser.add_argument(
+        "--clips",
+        type=Path,
+        default=Path("../shared/data/eval"),
+        help="folder whose first two videos are the cameras (synthetic portraits if absent)",
+    )
+    parser.add_argument("--preset", default="lite-128", help="model preset")
+    parser.add_argument("--checkpoint", help="weights (default: the preset's shipped one)")
+    parser.add_argument(
+        "--fps", type=float, help="capture rate (default: the one `cartooncodec demo` uses)"
+    )
+    add_out_argument(parser)
+    parser.set_defaults(func=run)

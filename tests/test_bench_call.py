@@ -1,0 +1,69 @@
+"""bench call: a short real loopback call on the tiny preset, with and without packet loss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.call import DroppingChannel, check_losses
+from tests.bench_clip import run_bench
+
+
+class RecordingChannel:
+    readyState = "open"  # noqa: N815 (aiortc's name)
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+def test_dropping_channel_loses_about_the_asked_fraction() -> None:
+    inner = RecordingChannel()
+    channel = DroppingChannel(inner, loss=0.25, seed=3)
+    for index in range(2000):
+        channel.send(index.to_bytes(2, "big"))
+    assert channel.dropped + len(inner.sent) == 2000
+    assert 0.22 < channel.dropped / 2000 < 0.28
+    assert channel.readyState == "open"
+
+
+def test_losses_outside_zero_to_one_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"fractions in \[0, 1\)"):
+        check_losses([0.1, 1.0])
+    assert check_losses([0.3, 0.0, 0.3]) == [0.0, 0.3]
+
+
+@pytest.fixture(scope="module")
+def call_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("call")
+    argv = ["bench", "call", "--preset", "tiny", "--seconds", "2.5", "--fps", "10"]
+    argv += ["--loss", "0", "0.5", "--clips", str(out / "none"), "--out", str(out)]
+    assert run_bench(argv) == 0
+    return json.loads((out / "call.json").read_text())
+
+
+def test_call_reports_both_directions_per_loss(call_result: dict) -> None:
+    rows = call_result["tables"]["call"]["rows"]
+    assert [(r["loss"], r["direction"]) for r in rows] == [
+        (0.0, "alice -> bob"),
+        (0.0, "bob -> alice"),
+        (0.5, "alice -> bob"),
+        (0.5, "bob -> alice"),
+    ]
+    for row in rows:
+        assert row["frames_sent"] > 5 and row["frames_shown"] > 0
+        assert row["latency_p50_ms"] <= row["latency_p95_ms"] <= row["latency_p99_ms"]
+        assert row["uplink_motion_kbps"] > 0
+    lossless, lossy = rows[0], rows[2]
+    assert lossless["dropped"] == 0 and lossy["dropped"] > 0
+    assert call_result["inputs"] == {"alice": "synthetic", "bob": "synthetic"}
+
+
+def test_call_writes_machine_and_plot(call_result: dict) -> None:
+    assert call_result["machine"]["cpu_cores"] >= 1
+    (plot,) = call_result["plots"]
+    assert Path(plot).read_bytes()[:4] == b"\x89PNG"

@@ -97,15 +97,6 @@ def arguments_record(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (linear interpolation) of a non-empty sequence."""
-    if len(values) == 0:
-        raise ValueError("percentile of no values")
-    import numpy as np
-
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
-
-
 def save_figure(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=120)

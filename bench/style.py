@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.report import Table, add_out_argument, new_figure, percentile, publish, save_figure
+from bench.report import Table, add_out_argument, new_figure, publish, save_figure
+from server.meters import percentiles
 
 if TYPE_CHECKING:
     from models import Renderer
@@ -150,14 +151,15 @@ def swap_table(swaps: list[Swap]) -> Table:
     )
     for target in dict.fromkeys(s.target for s in swaps):
         mine = [s for s in swaps if s.target == target]
-        active, first = [s.active_ms for s in mine], [s.first_frame_ms for s in mine]
+        active_p50, active_p95 = percentiles([s.active_ms for s in mine], (50, 95))
+        first_p50, first_p95 = percentiles([s.first_frame_ms for s in mine], (50, 95))
         table.add(
             target=target,
             swaps=len(mine),
-            active_p50=percentile(active, 50),
-            active_p95=percentile(active, 95),
-            first_frame_p50=percentile(first, 50),
-            first_frame_p95=percentile(first, 95),
+            active_p50=active_p50,
+            active_p95=active_p95,
+            first_frame_p50=first_p50,
+            first_frame_p95=first_p95,
         )
     return table
 
@@ -169,12 +171,13 @@ def adaptation_table(adaptations: list[Adaptation], clip_name: str, steps: int) 
         ("prompt", "seconds", "frames_meanwhile", "render_ms_p50", "render_ms_p95"),
     )
     for item in adaptations:
+        render_p50, render_p95 = percentiles(item.frame_ms, (50, 95))
         table.add(
             prompt=item.prompt,
             seconds=item.seconds,
             frames_meanwhile=len(item.frame_ms),
-            render_ms_p50=percentile(item.frame_ms, 50) if item.frame_ms else None,
-            render_ms_p95=percentile(item.frame_ms, 95) if item.frame_ms else None,
+            render_ms_p50=render_p50,
+            render_ms_p95=render_p95,
         )
     return table
 

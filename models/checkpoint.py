@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from models.config import ModelConfig, get_preset
+from models.errors import short_reason
 from models.generator import OcclusionAwareGenerator
 from models.keypoint_detector import KPDetector
 from models.style_delta import StyleDelta
@@ -101,7 +102,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     except FileNotFoundError as error:
         raise CheckpointError(f"checkpoint {path} does not exist") from error
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
-        raise CheckpointError(f"checkpoint {path} is not a readable torch file: {error}") from error
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable torch file: {short_reason(error)}"
+        ) from error
     if not isinstance(data, dict) or not {"generator", "kp_detector"} <= set(data):
         found = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(

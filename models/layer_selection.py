@@ -138,11 +138,21 @@ def adapt_style(
 
 
 def directional_loss(
-    stylised: torch.Tensor, unstylised: torch.Tensor, text_direction: torch.Tensor
+    stylised: torch.Tensor,
+    unstylised: torch.Tensor,
+    text_direction: torch.Tensor,
+    min_norm: float = 0.05,
 ) -> torch.Tensor:
-    """1 - cos(dI, dT) averaged over the batch. stylised, unstylised: BxD; text_direction: D."""
+    """1 - cos(dI, dT) averaged over the batch. stylised, unstylised: BxD; text_direction: D.
+
+    |dI| is floored at ``min_norm``: adaptation starts with dI = 0, where the plain cosine's
+    gradient (1/|dI|) is huge and points along rounding noise; Adam's momentum then carries
+    the first, random step for many more. Below the floor the loss just pushes along dT.
+    """
     image_direction = stylised - unstylised
-    return (1 - F.cosine_similarity(image_direction, text_direction.unsqueeze(0), dim=-1)).mean()
+    unit_text = F.normalize(text_direction, dim=-1)
+    cosine = (image_direction @ unit_text) / image_direction.norm(dim=-1).clamp_min(min_norm)
+    return (1 - cosine).mean()
 
 
 def clip_style_loss(

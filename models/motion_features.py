@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 # Beyond these a keypoint's local motion is a fold or a blow-up, not a face moving.
-JACOBIAN_LIMIT = 8.0
+JACOBIAN_LIMIT = 4.0  # the range the default codec schema codes
 MIN_JACOBIAN_DETERMINANT = 1e-3
 # Keypoints come from a soft-argmax inside [-1, 1]; allow the rounding of a quantiser.
 _KEYPOINT_TOLERANCE = 1e-4

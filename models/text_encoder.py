@@ -9,23 +9,41 @@ changes, never per frame.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import pickle
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 
+from models.errors import short_reason
 from models.frames import resolve_device
 from models.torchvision_compat import import_open_clip
 
-__all__ = ["DEFAULT_CLIP_MODEL", "ClipGuide", "load_clip", "tiny_clip"]
+__all__ = [
+    "DEFAULT_CLIP_MODEL",
+    "TINY_CLIP_MODEL",
+    "ClipGuide",
+    "load_clip",
+    "register_tiny_clip_config",
+    "tiny_clip",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+TINY_CLIP_MODEL = "cartooncodec-tiny-clip"
+_TINY_CLIP_CONFIG: dict[str, Any] = {
+    "embed_dim": 32,
+    "vision_cfg": {"layers": 1, "width": 32, "head_width": 16, "patch_size": 8, "image_size": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
 
 
 class ClipGuide:
@@ -77,6 +95,8 @@ def load_clip(
     open_clip = import_open_clip()
     target = resolve_device(device)
     source = str(weights)
+    if model_name == TINY_CLIP_MODEL:
+        register_tiny_clip_config()
     if model_name not in open_clip.list_models():
         raise ValueError(f"unknown CLIP model {model_name!r}; e.g. {DEFAULT_CLIP_MODEL!r}")
     is_file = Path(source).suffix in _WEIGHT_SUFFIXES or Path(source).exists()
@@ -92,9 +112,18 @@ def load_clip(
         log.info("loading CLIP %s/%s (downloads on first use)", model_name, source)
     try:
         model = open_clip.create_model(model_name, pretrained=source, device=target)
-    except (OSError, RuntimeError, KeyError, ValueError) as error:
+    except (
+        OSError,
+        RuntimeError,
+        KeyError,
+        ValueError,
+        pickle.UnpicklingError,
+        SafetensorError,
+    ) as error:
         what = "weights file" if is_file else "pretrained tag"
-        raise ValueError(f"cannot load CLIP {model_name} {what} {source}: {error}") from error
+        raise ValueError(
+            f"cannot load CLIP {model_name} {what} {source}: {short_reason(error)}"
+        ) from error
     return ClipGuide(model, open_clip.get_tokenizer(model_name), target)
 
 
@@ -103,13 +132,23 @@ def tiny_clip(seed: int = 0, device: str | torch.device | None = None) -> ClipGu
     open_clip = import_open_clip()
     from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
+    register_tiny_clip_config()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = open_clip.CLIP(
-            embed_dim=32,
-            vision_cfg=CLIPVisionCfg(
-                layers=1, width=32, head_width=16, patch_size=8, image_size=32
-            ),
-            text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=1),
+            embed_dim=_TINY_CLIP_CONFIG["embed_dim"],
+            vision_cfg=CLIPVisionCfg(**_TINY_CLIP_CONFIG["vision_cfg"]),
+            text_cfg=CLIPTextCfg(**_TINY_CLIP_CONFIG["text_cfg"]),
         )
-    return ClipGuide(model, open_clip.get_tokenizer(DEFAULT_CLIP_MODEL), resolve_device(device))
+    return ClipGuide(model, open_clip.get_tokenizer(TINY_CLIP_MODEL), resolve_device(device))
+
+
+def register_tiny_clip_config() -> None:
+    """Make :data:`TINY_CLIP_MODEL` an open_clip model name (its config is written once)."""
+    open_clip = import_open_clip()
+    if TINY_CLIP_MODEL in open_clip.list_models():
+        return
+    path = Path(tempfile.gettempdir()) / "cartooncodec-clip" / f"{TINY_CLIP_MODEL}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_TINY_CLIP_CONFIG))
+    open_clip.add_model_config(path)

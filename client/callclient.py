@@ -291,9 +291,8 @@ class CallClient:
         ]
         if self.config.read_stdin:
             self._read_stdin_prompts()
-        await asyncio.wait(
-            [sending, peer_left, stopped], timeout=self.config.seconds, return_when=asyncio.FIRST_COMPLETED
-        )
+        ends = [sending, peer_left, stopped]
+        await asyncio.wait(ends, timeout=self.config.seconds, return_when=asyncio.FIRST_COMPLETED)
         self._stopped = time.monotonic()
 
     def stop(self) -> None:

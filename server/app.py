@@ -153,7 +153,7 @@ def _parse_offer(body: dict[str, str]) -> RTCSessionDescription:
         if kind not in kinds:
             raise ValueError(f"offer has no {kind} section: add {need}")
     for media in parsed.media:
-        if not (media.ice.usernameFragment and media.ice.password):
+        if media.ice is None or not (media.ice.usernameFragment and media.ice.password):
             raise ValueError(f"{media.kind} section lacks ICE credentials (a=ice-ufrag/ice-pwd)")
         if media.dtls is None or not media.dtls.fingerprints:
             raise ValueError(f"{media.kind} section lacks a DTLS fingerprint (a=fingerprint)")

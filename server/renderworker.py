@@ -84,6 +84,8 @@ class RenderedVideoTrack(VideoStreamTrack):
         self._ready.set()
 
     async def recv(self) -> VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
         if self._repeat is not None and self._newest is None:
             frame, _ = self._video_frame(self._repeat)
             self._repeat = None

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from cartooncodec.cli import build_parser
+from client.cli import _create_room_file, _room_and_token, parse_prompt_schedule
+from server.app import running_server
+from server.settings import ServerSettings
+from server.tokens import TokenSigner
+
+
+def test_prompt_schedule_parses() -> None:
+    assert parse_prompt_schedule("0:sketch, 8.5:comic book,") == [
+        (0.0, "sketch"),
+        (8.5, "comic book"),
+    ]
+
+
+@pytest.mark.parametrize("text", ["sketch", "x:sketch", "-1:sketch", "3:"])
+def test_bad_prompt_schedule_says_how_to_write_it(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="write SECONDS:PROMPT"):
+        parse_prompt_schedule(text)
+
+
+def test_call_needs_a_room(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["call", "--room", "r"])
+    assert args.func(args) == 1
+    assert "--room ID --token T, or --room-file FILE --seat 0|1" in capsys.readouterr().err
+
+
+def test_room_file_gives_the_seat_token(tmp_path: Path) -> None:
+    path = tmp_path / "room.json"
+    path.write_text(json.dumps({"room": "r1", "tokens": ["t0", "t1"]}))
+    args = build_parser().parse_args(["call", "--room-file", str(path), "--seat", "1"])
+    assert _room_and_token(args) == ("r1", "t1")
+    path.write_text("[]")
+    with pytest.raises(ValueError, match="not a room file from --create-room"):
+        _room_and_token(args)
+
+
+async def test_create_room_writes_joinable_tokens(tmp_path: Path) -> None:
+    settings = ServerSettings(preset="tiny", token_secret=b"s")
+    async with running_server(settings) as url:
+        assert await _create_room_file(url, tmp_path / "room" / "room.json") == 0
+    room = json.loads((tmp_path / "room" / "room.json").read_text())
+    assert [TokenSigner(b"s").verify(t, room["room"]).seat for t in room["tokens"]] == [0, 1]
+
+
+def test_create_room_without_server_fails_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = build_parser().parse_args(
+        ["call", "--server", "http://127.0.0.1:9", "--create-room", str(tmp_path / "r.json")]
+    )
+    assert args.func(args) == 1
+    assert "cannot create a room at http://127.0.0.1:9" in capsys.readouterr().err

@@ -1,0 +1,148 @@
+from collections.abc import Iterator
+from concurrent.futures import CancelledError
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.checkpoint import build_models, save_checkpoint
+from models.config import get_preset
+from models.motion_features import pack_motion
+from models.renderer import NO_STYLE, Renderer
+from models.style_delta import StyleDelta
+from models.text_encoder import tiny_clip
+from tests.models_helpers import face_like_frame, single_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    """A tiny checkpoint with two built-in styles that change the output layer."""
+    models = build_models(get_preset("tiny"))
+    weight = models.generator.final.weight
+    styles = {
+        name: StyleDelta(name, ("final",), {"final.weight": scale * torch.randn_like(weight)})
+        for name, scale in (("sketch", 0.5), ("comic", 1.0))
+    }
+    return save_checkpoint(tmp_path / "tiny.pt", models, styles=styles)
+
+
+@pytest.fixture
+def renderer(checkpoint: Path) -> Iterator[Renderer]:
+    renderer = Renderer(preset="tiny", checkpoint=checkpoint, device="cpu")
+    renderer.set_reference(face_like_frame(32))
+    yield renderer
+    renderer.close()
+
+
+def _features(renderer: Renderer, shift: int = 0) -> np.ndarray:
+    return renderer.extractor.extract(face_like_frame(32, shift))
+
+
+def test_render_gives_a_frame_of_the_model_size(renderer: Renderer) -> None:
+    frame = renderer.render(_features(renderer))
+    assert frame.shape == (32, 32, 3) and frame.dtype == np.uint8
+    assert renderer.size == 32
+
+
+def test_render_is_deterministic_and_follows_motion(renderer: Renderer) -> None:
+    still = renderer.render(_features(renderer))
+    assert np.array_equal(still, renderer.render(_features(renderer)))
+    features = _features(renderer)
+    features[:20] = np.clip(features[:20] + 0.3, -1, 1)
+    assert not np.array_equal(still, renderer.render(features))
+
+
+def test_builtin_style_resolves_changes_output_and_none_restores_it(renderer: Renderer) -> None:
+    features = _features(renderer)
+    plain = renderer.render(features)
+    assert renderer.style_names() == ["comic", "sketch"]
+    assert renderer.set_style("a pencil sketch").result(timeout=10) == "sketch"
+    assert renderer.style_key == "sketch"
+    sketched = renderer.render(features)
+    assert not np.array_equal(plain, sketched)
+    assert renderer.set_style("comic").result(timeout=10) == "comic"
+    assert not np.array_equal(sketched, renderer.render(features))
+    assert renderer.set_style(None).result(timeout=10) == NO_STYLE
+    assert np.array_equal(plain, renderer.render(features))
+
+
+def test_unknown_prompt_without_clip_lists_the_builtin_styles(renderer: Renderer) -> None:
+    message = "no built-in style matches 'oil painting by a robot'.*built-in styles: comic, sketch"
+    with pytest.raises(ValueError, match=message):
+        renderer.set_style("oil painting by a robot")
+    assert renderer.style_key == NO_STYLE
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"), [("x" * 201, "201 characters; the limit is 200"), (5, "got int")]
+)
+def test_bad_prompts_are_refused(renderer: Renderer, prompt: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        renderer.set_style(prompt)  # type: ignore[arg-type]
+
+
+def test_bad_features_are_refused_before_the_network(renderer: Renderer) -> None:
+    features = _features(renderer)
+    features[7] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf \\(first at index 7\\)"):
+        renderer.render(features)
+    with pytest.raises(ValueError, match="shape \\(60,\\), got \\(20,\\)"):
+        renderer.render(features[:20])
+
+
+def test_render_before_a_reference_is_refused(checkpoint: Path) -> None:
+    renderer = Renderer(preset="tiny", checkpoint=checkpoint, device="cpu")
+    try:
+        with pytest.raises(RuntimeError, match="call set_reference"):
+            renderer.render(pack_motion(np.zeros((10, 2)), np.tile(np.eye(2), (10, 1, 1))))
+    finally:
+        renderer.close()
+
+
+def test_new_prompt_adapts_with_clip_in_the_background_then_is_cached(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    renderer = Renderer(
+        preset="tiny",
+        checkpoint=checkpoint,
+        device="cpu",
+        clip=tiny_clip(),
+        style_cache_dir=tmp_path / "styles",
+    )
+    try:
+        renderer.set_reference(face_like_frame(32))
+        features = _features(renderer)
+        plain = renderer.render(features)
+        future = renderer.set_style("A Neon   Oil painting")
+        assert future.result(timeout=120) == "a neon oil painting"
+        styled = renderer.render(features)
+        assert not np.array_equal(plain, styled)
+        assert len(list((tmp_path / "styles").glob("*.safetensors"))) == 1
+    finally:
+        renderer.close()
+    # A later session finds it on disk and needs no CLIP for it.
+    again = Renderer(
+        preset="tiny", checkpoint=checkpoint, device="cpu", style_cache_dir=tmp_path / "styles"
+    )
+    try:
+        again.set_reference(face_like_frame(32))
+        assert again.set_style("a neon oil painting").result(timeout=10) == "a neon oil painting"
+        assert np.array_equal(styled, again.render(features))
+    finally:
+        again.close()
+
+
+def test_a_newer_prompt_cancels_the_pending_one(checkpoint: Path) -> None:
+    renderer = Renderer(preset="tiny", checkpoint=checkpoint, device="cpu", clip=tiny_clip())
+    try:
+        renderer.set_reference(face_like_frame(32))
+        slow = renderer.set_style("a neon oil painting")
+        assert renderer.set_style("comic").result(timeout=60) == "comic"
+        with pytest.raises(CancelledError):
+            slow.result(timeout=60)
+        assert renderer.style_key == "comic"
+    finally:
+        renderer.close()

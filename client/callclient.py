@@ -444,7 +444,8 @@ class CallClient:
             self.window.close()
 
     async def _transport_totals(self) -> tuple[int, int]:
-        """(bytes sent, bytes received) on the DTLS transport: motion, control, video, RTCP."""
+        """(bytes sent, bytes received) on the DTLS transport: every data channel, the video,
+        RTCP, and their SCTP/DTLS framing."""
         report = await self.pc.getStats()
         sent = received = 0
         for entry in report.values():

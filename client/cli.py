@@ -77,6 +77,12 @@ def _register_call(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-stdin", action="store_true", help="do not read prompt changes from stdin"
     )
+    parser.add_argument(
+        "--loopback-ice",
+        action="store_true",
+        help="offer only 127.0.0.1 ICE candidates (server on this machine, started with "
+        "--loopback-ice)",
+    )
     parser.set_defaults(func=call)
 
 
@@ -155,8 +161,11 @@ def _room_and_token(args: argparse.Namespace) -> tuple[str, str]:
 
 async def _call(args: argparse.Namespace) -> int:
     from client.callclient import CallClient, CallConfig
+    from server.ice import use_loopback_ice
 
     room, token = _room_and_token(args)
+    if args.loopback_ice:
+        use_loopback_ice()
     config = CallConfig(
         server=args.server,
         room=room,

@@ -78,6 +78,7 @@ class DemoReport:
                     "fps_shown": seen["fps_shown"],
                     "uplink_motion_kbps": sent["uplink_motion_kbps"],
                     "uplink_control_kbps": sent["uplink_control_kbps"],
+                    "uplink_wire_kbps": sent["uplink_total_kbps"],
                     "downlink_kbps": seen["downlink_kbps"],
                     "latency_p50_ms": seen["latency_p50_ms"],
                     "latency_p95_ms": seen["latency_p95_ms"],
@@ -91,16 +92,18 @@ class DemoReport:
     def table(self) -> str:
         header = (
             "| direction | frames sent | frames shown | fps sent | fps shown | uplink motion kbps "
-            "| uplink control kbps | downlink kbps | latency p50 / p95 / p99 ms "
+            "| uplink control kbps | uplink on the wire kbps | downlink kbps "
+            "| latency p50 / p95 / p99 ms "
             "| prompt swap ms (max) | swap stale frames (max) |"
         )
-        lines = [header, "|" + "---|" * 11]
+        lines = [header, "|" + "---|" * 12]
         for r in self.rows():
             latency = " / ".join(_fmt(r[f"latency_p{q}_ms"], 0) for q in (50, 95, 99))
             lines.append(
                 f"| {r['direction']} | {r['frames_sent']} | {r['frames_shown']} "
                 f"| {r['fps_sent']:.1f} | {r['fps_shown']:.1f} | {r['uplink_motion_kbps']:.2f} "
-                f"| {r['uplink_control_kbps']:.2f} | {r['downlink_kbps']:.1f} | {latency} "
+                f"| {r['uplink_control_kbps']:.2f} | {r['uplink_wire_kbps']:.1f} "
+                f"| {r['downlink_kbps']:.1f} | {latency} "
                 f"| {_fmt(r['swap_ms_max'], 0)} | {_fmt(r['swap_stale_frames_max'], 0)} |"
             )
         return "\n".join(lines)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCH_MODULES: tuple[str, ...] = ("bench.rd", "bench.style", "bench.codec", "bench.call")
+BENCH_MODULES: tuple[str, ...] = (
+    "bench.rd",
+    "bench.style",
+    "bench.codec",
+    "bench.call",
+    "bench.speed",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -7,7 +7,14 @@ lazily so that light modules (``models.style_names``) do not pull in torch.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
+
+# OpenMP threads that spin while waiting make torch's 2-thread CPU inference 30x slower as soon
+# as another busy process shares the 2 cores (measured: lite-128 render 33 ms -> 930 ms).
+# libgomp reads this once, when torch loads, so it only helps if models is imported first;
+# entry points should set it before importing torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
     from models.config import PRESETS, ModelConfig, get_preset

@@ -101,6 +101,10 @@ class Renderer:
         """Built-in styles of the checkpoint, usable without CLIP."""
         return sorted(self._builtin)
 
+    def known_style(self, prompt: str) -> StyleDelta | None:
+        """The delta ``prompt`` selects without adaptation (built-in or cached), else None."""
+        return self._lookup(prompt)[1]
+
     def set_reference(self, image: np.ndarray) -> None:
         """Use ``image`` (HxWx3 uint8 RGB, resized to ``size``) as the frame to animate."""
         source = frame_to_tensor(image, self.size, self.device, self.dtype)
@@ -172,20 +176,22 @@ class Renderer:
             raise ValueError(
                 f"style prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}"
             )
-        builtin = match_style(prompt, available=self.style_names())
-        if builtin is not None:
-            return builtin, self._builtin[builtin]
-        key = normalize_prompt(prompt)
-        cached = self._style_cache().get(key)
-        if cached is not None:
-            return key, cached
-        if self._clip is None and self._clip_weights is None:
+        key, delta = self._lookup(prompt)
+        if delta is None and self._clip is None and self._clip_weights is None:
             available = ", ".join(self.style_names()) or "none in this checkpoint"
             raise ValueError(
                 f"no built-in style matches {prompt!r} and no CLIP weights are configured "
                 f"(--clip-weights) to adapt a new one; built-in styles: {available}"
             )
-        return key, None
+        return key, delta
+
+    def _lookup(self, prompt: str) -> tuple[str, StyleDelta | None]:
+        """(style key, built-in or cached delta or None) for a non-empty prompt."""
+        builtin = match_style(prompt, available=self.style_names())
+        if builtin is not None:
+            return builtin, self._builtin[builtin]
+        key = normalize_prompt(prompt)
+        return key, self._style_cache().get(key)
 
     def _style_cache(self) -> StyleCache:
         if self._cache is None:

@@ -1,0 +1,272 @@
+"""`cartooncodec bench speed`: how fast the models run on this machine.
+
+Per preset: motion extraction and rendering in ms per frame (and fps), switching to a cached
+style delta (the raw parameter swap, and ``set_style`` until the style is live), and the
+seconds a new prompt takes to adapt with CLIP (a tiny random CLIP unless ``--clip-weights``
+is given: then the figure is for the real encoder). CPU runs use 2 torch threads unless told
+otherwise, the budget the product targets.
+
+The pieces (:func:`build_inputs`, :func:`time_calls`, ``measure_*``) are small so that other
+comparisons (e.g. a cascade of renderer + separate styliser) can reuse them and add a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench.report import Table, add_out_argument, publish
+
+if TYPE_CHECKING:
+    from models.extractor import MotionExtractor
+    from models.renderer import Renderer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FRAMES = {"full-256": 10, "lite-128": 200, "tiny": 50}
+DEFAULT_THREADS = 2
+# Matches no built-in style, so set_style has to adapt it with CLIP.
+NEW_PROMPT = "a neon cyberpunk portrait"
+WARMUP_CALLS = 3
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Milliseconds per call over ``calls`` timed calls."""
+
+    calls: int
+    mean_ms: float
+    p50_ms: float
+    p95_ms: float
+
+    @property
+    def fps(self) -> float:
+        return 1000.0 / self.mean_ms if self.mean_ms > 0 else float("inf")
+
+    @classmethod
+    def of(cls, milliseconds: Sequence[float]) -> Timing:
+        values = np.asarray(milliseconds, dtype=np.float64)
+        return cls(
+            len(values),
+            float(values.mean()),
+            float(np.percentile(values, 50)),
+            float(np.percentile(values, 95)),
+        )
+
+
+def time_calls(
+    step: Callable[[Any], object], inputs: Sequence[Any], warmup: int = WARMUP_CALLS
+) -> Timing:
+    """Time ``step`` on each input after ``warmup`` untimed calls (results reach the host:
+    the models return numpy arrays, so CUDA work is finished when the call returns)."""
+    for item in list(inputs)[:warmup]:
+        step(item)
+    times = []
+    for item in inputs:
+        start = time.perf_counter()
+        step(item)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return Timing.of(times)
+
+
+def build_inputs(size: int, count: int, seed: int = 0) -> list[np.ndarray]:
+    """``count`` size x size RGB frames of a bright blob drifting over a smooth background."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    background = np.stack([x, y, 1 - x], axis=-1) * 0.6 + 0.2
+    frames = []
+    for index in range(count):
+        cx, cy = 0.5 + 0.1 * np.sin(index / 7), 0.45 + 0.05 * np.cos(index / 5)
+        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 0.03)[..., None]
+        noise = rng.normal(0, 0.01, (size, size, 3))
+        frame = np.clip(background * (1 - blob) + blob * 0.9 + noise, 0, 1)
+        frames.append((frame * 255).astype(np.uint8))
+    return frames
+
+
+def measure_extraction(extractor: MotionExtractor, frames: Sequence[np.ndarray]) -> Timing:
+    return time_calls(extractor.extract, frames)
+
+
+def measure_rendering(renderer: Renderer, features: Sequence[np.ndarray]) -> Timing:
+    return time_calls(renderer.render, features)
+
+
+def measure_adaptation(renderer: Renderer, prompt: str = NEW_PROMPT) -> float:
+    """Seconds from ``set_style(prompt)`` to the adapted style being live."""
+    start = time.perf_counter()
+    renderer.set_style(prompt).result()
+    return time.perf_counter() - start
+
+
+def measure_swaps(renderer: Renderer, prompt: str, count: int) -> tuple[Timing, Timing]:
+    """(parameter swap only, ``set_style`` of a cached prompt until live), each per switch.
+
+    Alternates between ``prompt`` (already cached) and no style.
+    """
+    from models.style_delta import StyleSwitch
+
+    delta = renderer.known_style(prompt)
+    if delta is None:
+        raise ValueError(f"style {prompt!r} is not cached; adapt it first")
+    renderer.set_style(None).result()  # the switch below must start from the base weights
+    switch = StyleSwitch(renderer.generator)
+    targets = [delta if i % 2 == 0 else None for i in range(count)]
+    parameter_swap = time_calls(switch.apply, targets)
+    switch.apply(None)
+    prompts = [prompt if i % 2 == 0 else None for i in range(count)]
+    set_style = time_calls(lambda p: renderer.set_style(p).result(), prompts)
+    return parameter_swap, set_style
+
+
+def run_speed(args: argparse.Namespace) -> dict[str, Any]:
+    """Build the models as asked and take every measurement; returns the raw results."""
+    import torch
+
+    from models.extractor import MotionExtractor
+    from models.frames import resolve_device
+    from models.layer_selection import AdaptationConfig
+    from models.renderer import Renderer
+    from models.text_encoder import load_clip, tiny_clip
+
+    device = resolve_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    frames = build_inputs(_preset_size(args.preset), args.frames)
+    extractor = MotionExtractor(args.preset, args.checkpoint, device)
+    clip = (
+        load_clip(args.clip_weights, args.clip_model, device)
+        if args.clip_weights
+        else tiny_clip(device=device)
+    )
+    renderer = Renderer(
+        args.preset,
+        device=device,
+        models=extractor.models,
+        clip=clip,
+        adaptation=AdaptationConfig(steps=max(args.adapt_steps, 1)),
+        half=None if args.half else False,
+        compile=args.compile,
+    )
+    try:
+        renderer.set_reference(frames[0])
+        extraction = measure_extraction(extractor, frames)
+        features = [extractor.extract(frame) for frame in frames]
+        rendering = measure_rendering(renderer, features)
+        results: dict[str, Any] = {"extract": extraction, "render": rendering}
+        if args.adapt_steps > 0:
+            results["adapt_s"] = measure_adaptation(renderer)
+            results["swap"], results["set_style"] = measure_swaps(renderer, NEW_PROMPT, 20)
+        results["setup"] = {
+            "preset": args.preset,
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "frames": args.frames,
+            "dtype": str(renderer.dtype),
+            "clip": args.clip_weights or "tiny random CLIP",
+            "adapt_steps": args.adapt_steps,
+            "checkpoint": str(extractor.models.path) if extractor.models.path else "random init",
+        }
+        return results
+    finally:
+        renderer.close()
+
+
+def speed_table(results: dict[str, Any]) -> Table:
+    setup = results["setup"]
+    table = Table(
+        "speed",
+        f"Speed of {setup['preset']} on {setup['device']} ({setup['threads']} threads)",
+        ["measure", "mean ms", "p50 ms", "p95 ms", "per second"],
+    )
+    rows = [("extract (frame -> features)", "extract"), ("render (features -> frame)", "render")]
+    rows += [("style swap (parameters)", "swap"), ("set_style, cached prompt", "set_style")]
+    for label, key in rows:
+        if key in results:
+            timing = results[key]
+            table.add(
+                measure=label,
+                **{"mean ms": timing.mean_ms, "p50 ms": timing.p50_ms, "p95 ms": timing.p95_ms},
+                **{"per second": timing.fps},
+            )
+    if "adapt_s" in results:
+        seconds = results["adapt_s"] * 1000.0
+        table.add(
+            measure=f"adapt a new prompt ({setup['adapt_steps']} steps, {setup['clip']})",
+            **{"mean ms": seconds, "p50 ms": None, "p95 ms": None, "per second": None},
+        )
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    import models  # noqa: F401  (before torch loads: it sets OMP_WAIT_POLICY, see there)
+
+    if args.frames is None:
+        args.frames = DEFAULT_FRAMES.get(args.preset, 50)
+    if args.frames <= WARMUP_CALLS:
+        raise SystemExit(f"--frames must be above {WARMUP_CALLS} (the untimed warm-up calls)")
+    results = run_speed(args)
+    details = {
+        "setup": results["setup"],
+        "timings": {k: asdict(v) for k, v in results.items() if isinstance(v, Timing)},
+        "adapt_s": results.get("adapt_s"),
+    }
+    json_path = publish(args.out, f"speed-{args.preset}", [speed_table(results)], args, details)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(json_path, args.json)
+    return 0
+
+
+def _preset_size(preset: str) -> int:
+    from models.config import get_preset
+
+    return get_preset(preset).image_size
+
+
+def register(bench_subparsers: argparse._SubParsersAction) -> None:
+    parser = bench_subparsers.add_parser(
+        "speed",
+        help="ms per frame for motion extraction and rendering, style swap and adaptation",
+        description="Time the models of one preset: extraction and rendering ms/frame and fps, "
+        "switching to a cached style, and adapting a new prompt with CLIP. Example: "
+        "cartooncodec bench speed --preset lite-128 --threads 2",
+    )
+    parser.add_argument("--preset", default="lite-128", help="model preset (default lite-128)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"torch threads on CPU (default {DEFAULT_THREADS})",
+    )
+    parser.add_argument(
+        "--frames", type=int, default=None, help="frames to time (default: by preset)"
+    )
+    parser.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint")
+    parser.add_argument(
+        "--clip-weights",
+        default=None,
+        help="CLIP weights file or open_clip tag for the adaptation figure "
+        "(default: a tiny random CLIP, which times the generator side only)",
+    )
+    parser.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name")
+    parser.add_argument(
+        "--adapt-steps",
+        type=int,
+        default=40,
+        help="optimisation steps when adapting the new prompt (0 skips adaptation and swaps)",
+    )
+    parser.add_argument("--no-half", dest="half", action="store_false", help="keep float32 on CUDA")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the decoder")
+    parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
+    add_out_argument(parser)
+    parser.set_defaults(func=run)

@@ -89,6 +89,8 @@ class Renderer:
         self._source: torch.Tensor | None = None
         self._source_small: torch.Tensor | None = None
         self._source_features: torch.Tensor | None = None
+        # Encoded reference per style delta, so switching back to a style skips the encoder.
+        self._features_by_style: dict[StyleDelta | None, torch.Tensor] = {}
         self._kp_source: dict[str, torch.Tensor] = {}
         self._kp_driving = self._driving_buffers()
 
@@ -114,7 +116,8 @@ class Renderer:
             self._kp_source = self.extractor.kp_detector(source)
             self._source = source
             self._source_small = self.generator.dense_motion_network.downscale(source)
-            self._source_features = self.generator.encode_source(source)
+            self._features_by_style.clear()
+            self._source_features = self._encoded_source()
             self._reference = image
 
     def render(self, features: np.ndarray) -> np.ndarray:
@@ -208,11 +211,20 @@ class Renderer:
                 return
             self._switch.apply(delta)
             if self._source is not None:
-                with torch.inference_mode():
-                    self._source_features = self.generator.encode_source(self._source)
+                self._source_features = self._encoded_source()
             self.style_key = key
             self._pending = None
             future.set_result(key)
+
+    def _encoded_source(self) -> torch.Tensor:
+        """The reference through the encoder with the active style (call under the lock)."""
+        assert self._source is not None
+        active = self._switch.active
+        key = active if active is not None and _touches_encoder(active) else None
+        if key not in self._features_by_style:
+            with torch.inference_mode():
+                self._features_by_style[key] = self.generator.encode_source(self._source)
+        return self._features_by_style[key]
 
     def _adapt_then_activate(self, generation: int, key: str, future: Future[str]) -> None:
         try:
@@ -275,3 +287,8 @@ class Renderer:
             self.extractor.kp_detector.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if compile:
             self._decode = torch.compile(self._decode, dynamic=False)
+
+
+def _touches_encoder(delta: StyleDelta) -> bool:
+    """Whether ``delta`` changes the layers that encode the reference (not just the decoder)."""
+    return any(name.startswith(("first.", "down_blocks.")) for name in delta.deltas)

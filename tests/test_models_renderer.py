@@ -19,13 +19,17 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 @pytest.fixture
 def checkpoint(tmp_path: Path) -> Path:
-    """A tiny checkpoint with two built-in styles that change the output layer."""
+    """A tiny checkpoint with built-in styles: two change the output layer, one the encoder."""
     models = build_models(get_preset("tiny"))
     weight = models.generator.final.weight
     styles = {
         name: StyleDelta(name, ("final",), {"final.weight": scale * torch.randn_like(weight)})
         for name, scale in (("sketch", 0.5), ("comic", 1.0))
     }
+    first = models.generator.first.conv.weight
+    styles["cel"] = StyleDelta(
+        "cel", ("first.conv",), {"first.conv.weight": torch.randn_like(first)}
+    )
     return save_checkpoint(tmp_path / "tiny.pt", models, styles=styles)
 
 
@@ -58,7 +62,7 @@ def test_render_is_deterministic_and_follows_motion(renderer: Renderer) -> None:
 def test_builtin_style_resolves_changes_output_and_none_restores_it(renderer: Renderer) -> None:
     features = _features(renderer)
     plain = renderer.render(features)
-    assert renderer.style_names() == ["comic", "sketch"]
+    assert renderer.style_names() == ["cel", "comic", "sketch"]
     assert renderer.set_style("a pencil sketch").result(timeout=10) == "sketch"
     assert renderer.style_key == "sketch"
     sketched = renderer.render(features)
@@ -69,8 +73,22 @@ def test_builtin_style_resolves_changes_output_and_none_restores_it(renderer: Re
     assert np.array_equal(plain, renderer.render(features))
 
 
+def test_encoder_styles_and_new_references_re_encode_the_reference(renderer: Renderer) -> None:
+    features = _features(renderer)
+    renderer.set_style("cel").result(timeout=10)
+    cel = renderer.render(features)
+    renderer.set_style("comic").result(timeout=10)
+    assert not np.array_equal(cel, renderer.render(features))
+    renderer.set_style("cel").result(timeout=10)
+    assert np.array_equal(cel, renderer.render(features))
+    renderer.set_reference(face_like_frame(32, shift=6))
+    assert not np.array_equal(cel, renderer.render(features))
+
+
 def test_unknown_prompt_without_clip_lists_the_builtin_styles(renderer: Renderer) -> None:
-    message = "no built-in style matches 'oil painting by a robot'.*built-in styles: comic, sketch"
+    message = (
+        "no built-in style matches 'oil painting by a robot'.*built-in styles: cel, comic, sketch"
+    )
     with pytest.raises(ValueError, match=message):
         renderer.set_style("oil painting by a robot")
     assert renderer.style_key == NO_STYLE

@@ -36,6 +36,7 @@ DEFAULT_THREADS = 2
 # Matches no built-in style, so set_style has to adapt it with CLIP.
 NEW_PROMPT = "a neon cyberpunk portrait"
 WARMUP_CALLS = 3
+RANDOM_WEIGHTS = "random"
 
 
 @dataclass(frozen=True)
@@ -135,18 +136,19 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
     from models.frames import resolve_device
     from models.layer_selection import AdaptationConfig
     from models.renderer import Renderer
-    from models.text_encoder import load_clip, tiny_clip
+    from models.text_encoder import load_clip, random_clip, tiny_clip
 
     device = resolve_device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     frames = build_inputs(_preset_size(args.preset), args.frames)
     extractor = MotionExtractor(args.preset, args.checkpoint, device)
-    clip = (
-        load_clip(args.clip_weights, args.clip_model, device)
-        if args.clip_weights
-        else tiny_clip(device=device)
-    )
+    if args.clip_weights is None:
+        clip = tiny_clip(device=device)
+    elif args.clip_weights == RANDOM_WEIGHTS:
+        clip = random_clip(args.clip_model, device=device)
+    else:
+        clip = load_clip(args.clip_weights, args.clip_model, device)
     renderer = Renderer(
         args.preset,
         device=device,
@@ -171,7 +173,7 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
             "threads": torch.get_num_threads(),
             "frames": args.frames,
             "dtype": str(renderer.dtype),
-            "clip": args.clip_weights or "tiny random CLIP",
+            "clip": _clip_description(args),
             "adapt_steps": args.adapt_steps,
             "checkpoint": str(extractor.models.path) if extractor.models.path else "random init",
         }
@@ -220,10 +222,18 @@ def run(args: argparse.Namespace) -> int:
         "adapt_s": results.get("adapt_s"),
     }
     json_path = publish(args.out, f"speed-{args.preset}", [speed_table(results)], args, details)
-    if args.json is not None:
+    if args.json is not None and args.json.resolve() != json_path.resolve():
         args.json.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(json_path, args.json)
     return 0
+
+
+def _clip_description(args: argparse.Namespace) -> str:
+    if args.clip_weights is None:
+        return "tiny random CLIP"
+    if args.clip_weights == RANDOM_WEIGHTS:
+        return f"random-weight {args.clip_model}"
+    return f"{args.clip_model} {args.clip_weights}"
 
 
 def _preset_size(preset: str) -> int:
@@ -255,8 +265,9 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--clip-weights",
         default=None,
-        help="CLIP weights file or open_clip tag for the adaptation figure "
-        "(default: a tiny random CLIP, which times the generator side only)",
+        help="CLIP weights file or open_clip tag for the adaptation figure; 'random': the "
+        "--clip-model architecture with random weights (real cost, no download); "
+        "default: a tiny random CLIP, which times the generator side only",
     )
     parser.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name")
     parser.add_argument(

@@ -30,6 +30,7 @@ __all__ = [
     "TINY_CLIP_MODEL",
     "ClipGuide",
     "load_clip",
+    "random_clip",
     "register_tiny_clip_config",
     "tiny_clip",
 ]
@@ -129,18 +130,23 @@ def load_clip(
 
 def tiny_clip(seed: int = 0, device: str | torch.device | None = None) -> ClipGuide:
     """A small randomly initialised CLIP (32x32 images) with the real tokenizer, for tests."""
-    open_clip = import_open_clip()
-    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+    return random_clip(TINY_CLIP_MODEL, seed, device)
 
-    register_tiny_clip_config()
+
+def random_clip(
+    model_name: str = TINY_CLIP_MODEL, seed: int = 0, device: str | torch.device | None = None
+) -> ClipGuide:
+    """CLIP ``model_name`` with random weights: guides nothing, but costs what the real one
+    costs (timings) or exercises the code (tests, with the tiny model)."""
+    open_clip = import_open_clip()
+    if model_name == TINY_CLIP_MODEL:
+        register_tiny_clip_config()
+    if model_name not in open_clip.list_models():
+        raise ValueError(f"unknown CLIP model {model_name!r}; e.g. {DEFAULT_CLIP_MODEL!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = open_clip.CLIP(
-            embed_dim=_TINY_CLIP_CONFIG["embed_dim"],
-            vision_cfg=CLIPVisionCfg(**_TINY_CLIP_CONFIG["vision_cfg"]),
-            text_cfg=CLIPTextCfg(**_TINY_CLIP_CONFIG["text_cfg"]),
-        )
-    return ClipGuide(model, open_clip.get_tokenizer(TINY_CLIP_MODEL), resolve_device(device))
+        model = open_clip.create_model(model_name, pretrained=None)
+    return ClipGuide(model, open_clip.get_tokenizer(model_name), resolve_device(device))
 
 
 def register_tiny_clip_config() -> None:

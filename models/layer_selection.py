@@ -27,6 +27,7 @@ from models.text_encoder import ClipGuide
 
 __all__ = [
     "NEUTRAL_PROMPT",
+    "AdaptationCancelled",
     "AdaptationConfig",
     "LossFn",
     "adapt_style",
@@ -39,6 +40,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LossFn = Callable[[], torch.Tensor]
+StopFn = Callable[[], bool]
+
+
+class AdaptationCancelled(RuntimeError):
+    """Raised between steps when the caller's ``should_stop`` says the result is not wanted."""
+
+
 NEUTRAL_PROMPT = "a photo of a face"
 
 
@@ -59,6 +67,7 @@ def score_layers(
     probe_steps: int,
     candidates: list[str] | None = None,
     probe_lr: float = 0.05,
+    should_stop: StopFn | None = None,
 ) -> dict[str, float]:
     """How far ``probe_steps`` of normalised gradient descent move each candidate layer,
     relative to the layer's own norm. The generator is restored exactly afterwards.
@@ -72,6 +81,7 @@ def score_layers(
     params = [p for group in layers.values() for p in group]
     with _optimising(generator, params) as originals:
         for step in range(probe_steps):
+            _stop_if_asked(should_stop)
             loss = _checked(loss_fn(), f"probe step {step}")
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             present = [g for g in grads if g is not None]
@@ -95,11 +105,12 @@ def select_layers(
     top_k: int,
     probe_steps: int,
     candidates: list[str] | None = None,
+    should_stop: StopFn | None = None,
 ) -> list[str]:
     """Names of the ``top_k`` layers the loss moves most (see :func:`score_layers`)."""
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    scores = score_layers(generator, loss_fn, probe_steps, candidates)
+    scores = score_layers(generator, loss_fn, probe_steps, candidates, should_stop=should_stop)
     ranked = sorted(scores, key=scores.__getitem__, reverse=True)
     log.debug("layer scores: %s", {name: round(scores[name], 6) for name in ranked})
     return ranked[:top_k]
@@ -113,10 +124,12 @@ def adapt_style(
     lr: float,
     prompt: str = "",
     progress: bool = False,
+    should_stop: StopFn | None = None,
 ) -> StyleDelta:
     """Optimise only ``layers`` for ``steps`` Adam steps; return their change as a StyleDelta.
 
     The generator is left as it was: apply the returned delta to use the style.
+    ``should_stop`` is asked before every step; True raises :class:`AdaptationCancelled`.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -127,6 +140,7 @@ def adapt_style(
     with _optimising(generator, params) as originals:
         bar = tqdm(range(steps), desc=f"adapting {prompt!r}", disable=not progress, leave=False)
         for step in bar:
+            _stop_if_asked(should_stop)
             optimizer.zero_grad(set_to_none=True)
             loss = _checked(loss_fn(), f"step {step}")
             loss.backward()
@@ -242,6 +256,11 @@ def _relative_change(params: list[nn.Parameter], originals: list[torch.Tensor]) 
     moved = sum(float((p - o).pow(2).sum()) for p, o in zip(params, originals, strict=True))
     size = sum(float(o.pow(2).sum()) for o in originals)
     return (moved / (size + 1e-12)) ** 0.5
+
+
+def _stop_if_asked(should_stop: StopFn | None) -> None:
+    if should_stop is not None and should_stop():
+        raise AdaptationCancelled("style adaptation cancelled")
 
 
 def _checked(loss: torch.Tensor, where: str) -> torch.Tensor:

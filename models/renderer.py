@@ -22,7 +22,13 @@ import torch
 from models.checkpoint import LoadedModels, load_models
 from models.extractor import MotionExtractor
 from models.frames import frame_to_tensor, resolve_device, tensor_to_frame
-from models.layer_selection import AdaptationConfig, adapt_style, clip_style_loss, select_layers
+from models.layer_selection import (
+    AdaptationCancelled,
+    AdaptationConfig,
+    adapt_style,
+    clip_style_loss,
+    select_layers,
+)
 from models.motion_features import unpack_motion
 from models.style_delta import StyleCache, StyleDelta, StyleSwitch, weights_fingerprint
 from models.style_names import match_style, normalize_prompt
@@ -161,9 +167,16 @@ class Renderer:
             self._adapter.submit(self._adapt_then_activate, generation, key, future)
         return future
 
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Stop the background threads (pending adaptations are cancelled)."""
+        """Stop the background threads; a running adaptation stops at its next step."""
         with self._style_lock:
+            self._generation += 1  # makes any running adaptation stop
             if self._pending is not None:
                 self._pending.cancel()
         self._swapper.shutdown(wait=True, cancel_futures=True)
@@ -228,8 +241,11 @@ class Renderer:
 
     def _adapt_then_activate(self, generation: int, key: str, future: Future[str]) -> None:
         try:
-            delta = self._adapt(key)
-        except (ValueError, RuntimeError, OSError) as error:
+            delta = self._adapt(key, lambda: generation != self._generation)
+        except AdaptationCancelled:
+            log.info("adaptation of %r stopped: a newer style was asked for", key)
+            return
+        except Exception as error:  # any failure must reach the caller through the future
             log.warning("adapting style %r failed: %s", key, error)
             with self._style_lock:
                 if not future.cancelled():
@@ -238,7 +254,7 @@ class Renderer:
         self._style_cache().put(key, delta)
         self._activate(generation, key, delta, future)
 
-    def _adapt(self, prompt: str) -> StyleDelta:
+    def _adapt(self, prompt: str, should_stop: Callable[[], bool]) -> StyleDelta:
         """Layer selection and adaptation of a float32 copy of the unstyled generator."""
         clip = self._load_clip()
         with self._render_lock:
@@ -256,9 +272,13 @@ class Renderer:
             kp_source = kp_detector(source)
         config = self.adaptation
         loss_fn = clip_style_loss(generator, clip, prompt, source, kp_source, config.neutral_prompt)
-        layers = select_layers(generator, loss_fn, config.top_k, config.probe_steps)
+        layers = select_layers(
+            generator, loss_fn, config.top_k, config.probe_steps, should_stop=should_stop
+        )
         log.info("style %r: adapting layers %s", prompt, layers)
-        return adapt_style(generator, loss_fn, layers, config.steps, config.lr, prompt=prompt)
+        return adapt_style(
+            generator, loss_fn, layers, config.steps, config.lr, prompt, should_stop=should_stop
+        )
 
     def _load_clip(self) -> ClipGuide:
         if self._clip is None:

@@ -5,6 +5,7 @@ from models.config import get_preset
 from models.generator import OcclusionAwareGenerator, style_layer_names
 from models.keypoint_detector import KPDetector
 from models.layer_selection import (
+    AdaptationCancelled,
     adapt_style,
     clip_style_loss,
     directional_loss,
@@ -103,3 +104,20 @@ def test_bad_arguments_are_refused(clip: ClipGuide) -> None:
         adapt_style(generator, loss_fn, ["nope"], steps=1, lr=0.1)
     with pytest.raises(ValueError, match="style loss is nan at step 0"):
         adapt_style(generator, lambda: torch.tensor(float("nan")), ["final"], steps=1, lr=0.1)
+
+
+def test_adaptation_stops_when_asked_and_leaves_the_generator_unchanged(
+    clip: ClipGuide,
+) -> None:
+    generator, loss_fn = _setup(clip)
+    before = _snapshot(generator)
+    calls = []
+
+    def stop_after_three() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.raises(AdaptationCancelled, match="cancelled"):
+        adapt_style(generator, loss_fn, ["final"], steps=10, lr=0.1, should_stop=stop_after_three)
+    assert len(calls) == 4
+    assert all(torch.equal(before[k], v) for k, v in _snapshot(generator).items())

@@ -8,6 +8,7 @@ import torch
 
 from models.checkpoint import build_models, save_checkpoint
 from models.config import get_preset
+from models.layer_selection import AdaptationConfig
 from models.motion_features import pack_motion
 from models.renderer import NO_STYLE, Renderer
 from models.style_delta import StyleDelta
@@ -164,3 +165,22 @@ def test_a_newer_prompt_cancels_the_pending_one(checkpoint: Path) -> None:
         assert renderer.style_key == "comic"
     finally:
         renderer.close()
+
+
+def test_failed_adaptation_reaches_the_caller(checkpoint: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "missing-clip.pt"
+    with Renderer(preset="tiny", checkpoint=checkpoint, device="cpu", clip_weights=missing) as r:
+        future = r.set_style("a neon oil painting")
+        with pytest.raises(ValueError, match=f"CLIP weights file {missing} does not exist"):
+            future.result(timeout=60)
+        assert r.style_key == NO_STYLE
+
+
+def test_close_stops_a_running_adaptation(checkpoint: Path) -> None:
+    renderer = Renderer(preset="tiny", checkpoint=checkpoint, device="cpu", clip=tiny_clip())
+    renderer.adaptation = AdaptationConfig(steps=100_000)
+    renderer.set_reference(face_like_frame(32))
+    future = renderer.set_style("a neon oil painting")
+    renderer.close()  # returns once the adaptation thread has stopped
+    assert future.cancelled()
+    assert renderer.style_key == NO_STYLE

@@ -91,7 +91,6 @@ class Renderer:
         self.style_key = NO_STYLE
         self._swapper = ThreadPoolExecutor(1, thread_name_prefix="style-swap")
         self._adapter = ThreadPoolExecutor(1, thread_name_prefix="style-adapt")
-        self._reference: np.ndarray | None = None
         self._source: torch.Tensor | None = None
         self._source_small: torch.Tensor | None = None
         self._source_features: torch.Tensor | None = None
@@ -124,7 +123,6 @@ class Renderer:
             self._source_small = self.generator.dense_motion_network.downscale(source)
             self._features_by_style.clear()
             self._source_features = self._encoded_source()
-            self._reference = image
 
     def render(self, features: np.ndarray) -> np.ndarray:
         """Motion features ((feature_size,) float32) -> size x size x 3 uint8 RGB frame.
@@ -262,11 +260,11 @@ class Renderer:
             self._switch.apply(None)
             generator = copy.deepcopy(self.generator).float()
             self._switch.apply(active)
-            reference = self._reference
-        if reference is None:
+            # clone() outside inference mode: autograd cannot use the renderer's inference tensors
+            source = None if self._source is None else self._source.float().contiguous().clone()
+        if source is None:
             log.info("no reference frame yet: adapting %r on a grey frame", prompt)
-            reference = np.full((self.size, self.size, 3), 128, np.uint8)
-        source = frame_to_tensor(reference, self.size, self.device)
+            source = torch.full((1, 3, self.size, self.size), 0.5, device=self.device)
         kp_detector = copy.deepcopy(self.extractor.kp_detector).float()
         with torch.no_grad():
             kp_source = kp_detector(source)

@@ -184,3 +184,11 @@ def test_close_stops_a_running_adaptation(checkpoint: Path) -> None:
     renderer.close()  # returns once the adaptation thread has stopped
     assert future.cancelled()
     assert renderer.style_key == NO_STYLE
+
+
+def test_a_prompt_before_the_reference_adapts_on_a_grey_frame(checkpoint: Path) -> None:
+    with Renderer(preset="tiny", checkpoint=checkpoint, device="cpu", clip=tiny_clip()) as r:
+        r.adaptation = AdaptationConfig(steps=3)
+        assert r.set_style("a neon oil painting").result(timeout=60) == "a neon oil painting"
+        r.set_reference(face_like_frame(32))
+        assert r.render(_features(r)).shape == (32, 32, 3)

@@ -192,3 +192,14 @@ def test_a_prompt_before_the_reference_adapts_on_a_grey_frame(checkpoint: Path) 
         assert r.set_style("a neon oil painting").result(timeout=60) == "a neon oil painting"
         r.set_reference(face_like_frame(32))
         assert r.render(_features(r)).shape == (32, 32, 3)
+
+
+def test_half_precision_and_channels_last_match_float32(checkpoint: Path) -> None:
+    """The CUDA defaults (float16, channels-last), exercised on CPU."""
+    frames = []
+    for options in ({"half": False, "channels_last": False}, {"half": True, "channels_last": True}):
+        with Renderer(preset="tiny", checkpoint=checkpoint, device="cpu", **options) as r:
+            r.set_reference(face_like_frame(32))
+            r.set_style("sketch").result(timeout=10)
+            frames.append(r.render(_features(r)).astype(np.int16))
+    assert np.abs(frames[0] - frames[1]).mean() < 2.0

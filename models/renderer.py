@@ -304,6 +304,8 @@ class Renderer:
             self.generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             self.extractor.kp_detector.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if compile:
+            # The decoder only: compiling the dense motion network too was slower on CPU
+            # (30 ms vs 22 ms a lite-128 frame; eager 30 ms), its grid sampling compiles poorly.
             self._decode = torch.compile(self._decode, dynamic=False)
 
 

@@ -166,6 +166,9 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {"extract": extraction, "render": rendering}
         if args.adapt_steps > 0:
             results["adapt_s"] = measure_adaptation(renderer)
+            delta = renderer.known_style(NEW_PROMPT)
+            assert delta is not None  # adaptation just cached it
+            results["delta"] = {"layers": list(delta.layers), "bytes": delta.num_bytes}
             results["swap"], results["set_style"] = measure_swaps(renderer, NEW_PROMPT, 20)
         results["setup"] = {
             "preset": args.preset,
@@ -220,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
         "setup": results["setup"],
         "timings": {k: asdict(v) for k, v in results.items() if isinstance(v, Timing)},
         "adapt_s": results.get("adapt_s"),
+        "style_delta": results.get("delta"),
     }
     json_path = publish(args.out, f"speed-{args.preset}", [speed_table(results)], args, details)
     if args.json is not None and args.json.resolve() != json_path.resolve():

@@ -27,6 +27,7 @@ def test_speed_bench_writes_every_figure(tmp_path: Path) -> None:
     assert result["timings"]["render"]["calls"] == 6
     assert all(t["mean_ms"] > 0 for t in result["timings"].values())
     assert result["adapt_s"] > 0 and result["setup"]["threads"] == 1
+    assert len(result["style_delta"]["layers"]) == 4 and result["style_delta"]["bytes"] > 0
     assert [row["measure"] for row in result["tables"]["speed"]["rows"]][:2] == [
         "extract (frame -> features)",
         "render (features -> frame)",

@@ -48,7 +48,8 @@ class Renderer:
     ``checkpoint`` None uses the shipped checkpoint of ``preset`` when present, else random
     weights (with a warning). New prompts need CLIP: pass ``clip`` (a loaded
     :class:`ClipGuide`) or ``clip_weights`` (file or open_clip tag, loaded on first use).
-    ``style_cache_dir`` keeps adapted styles across runs. On CUDA, ``half`` and
+    ``style_cache_dir`` keeps adapted styles across runs; ``style_cache`` shares one cache
+    between renderers of the same weights (e.g. all participants on a server). On CUDA, ``half`` and
     ``channels_last`` default to on and ``compile`` uses torch.compile.
     """
 
@@ -63,6 +64,7 @@ class Renderer:
         clip_weights: str | os.PathLike[str] | None = None,
         clip_model: str = DEFAULT_CLIP_MODEL,
         style_cache_dir: str | os.PathLike[str] | None = None,
+        style_cache: StyleCache | None = None,
         adaptation: AdaptationConfig | None = None,
         half: bool | None = None,
         channels_last: bool | None = None,
@@ -82,7 +84,7 @@ class Renderer:
         self._clip_weights = clip_weights
         self._clip_model = clip_model
         self._cache_dir = Path(style_cache_dir) if style_cache_dir is not None else None
-        self._cache: StyleCache | None = None
+        self._cache = style_cache
         self.adaptation = adaptation or AdaptationConfig()
         self._render_lock = threading.Lock()  # held while the networks run or weights change
         self._style_lock = threading.Lock()  # held briefly for style bookkeeping only

@@ -11,7 +11,7 @@ from models.config import get_preset
 from models.layer_selection import AdaptationConfig
 from models.motion_features import pack_motion
 from models.renderer import NO_STYLE, Renderer
-from models.style_delta import StyleDelta
+from models.style_delta import StyleCache, StyleDelta
 from models.text_encoder import tiny_clip
 from tests.models_helpers import face_like_frame, single_thread  # noqa: F401
 
@@ -203,3 +203,15 @@ def test_half_precision_and_channels_last_match_float32(checkpoint: Path) -> Non
             r.set_style("sketch").result(timeout=10)
             frames.append(r.render(_features(r)).astype(np.int16))
     assert np.abs(frames[0] - frames[1]).mean() < 2.0
+
+
+def test_renderers_sharing_a_cache_adapt_a_prompt_once(checkpoint: Path) -> None:
+    cache = StyleCache()
+    with Renderer(
+        preset="tiny", checkpoint=checkpoint, device="cpu", clip=tiny_clip(), style_cache=cache
+    ) as first:
+        first.adaptation = AdaptationConfig(steps=3)
+        first.set_reference(face_like_frame(32))
+        first.set_style("a neon oil painting").result(timeout=60)
+    with Renderer(preset="tiny", checkpoint=checkpoint, device="cpu", style_cache=cache) as second:
+        assert second.known_style("A neon oil painting") is cache.get("a neon oil painting")

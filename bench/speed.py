@@ -1,13 +1,16 @@
 """`cartooncodec bench speed`: how fast the models run on this machine.
 
-Per preset: motion extraction and rendering in ms per frame (and fps), switching to a cached
+Per preset: motion extraction, feature coding and decoding (codec, default setting) and
+rendering in ms per frame (and fps), switching to a cached
 style delta (the raw parameter swap, and ``set_style`` until the style is live), and the
 seconds a new prompt takes to adapt with CLIP (a tiny random CLIP unless ``--clip-weights``
 is given: then the figure is for the real encoder). CPU runs use 2 torch threads unless told
 otherwise, the budget the product targets.
 
 The pieces (:func:`build_inputs`, :func:`time_calls`, ``measure_*``) are small so that other
-comparisons (e.g. a cascade of renderer + separate styliser) can reuse them and add a table.
+comparisons can reuse them and add a table, as the unified-versus-cascade one does
+(:mod:`bench.cascade`: styled generator in one pass against a plain reconstruction followed by
+a separate stylisation pass).
 """
 
 from __future__ import annotations
@@ -128,6 +131,42 @@ def measure_swaps(renderer: Renderer, prompt: str, count: int) -> tuple[Timing, 
     return parameter_swap, set_style
 
 
+def measure_coding(features: Sequence[np.ndarray]) -> tuple[Timing, Timing]:
+    """(encode, decode) per motion packet with the codec's default setting, in order."""
+    from codec import MotionDecoder, MotionEncoder, motion_schema
+
+    schema = motion_schema(num_kp=len(features[0]) // 6)
+    encoder, decoder = MotionEncoder(schema), MotionDecoder(schema)
+    packets: list[bytes] = []
+
+    def encode(vector: np.ndarray) -> None:
+        packets.append(encoder.encode(vector, capture_time_ms=40 * len(packets)))
+
+    coding = time_calls(encode, features, warmup=0)
+    # No warm-up: a packet decoded twice is a duplicate, which the decoder drops early.
+    return coding, time_calls(decoder.decode, packets, warmup=0)
+
+
+def measure_cascade(
+    renderer: Renderer, features: Sequence[np.ndarray], style: str
+) -> dict[str, Timing]:
+    """Unified (style inside the generator) against render-then-stylise cascades.
+
+    ``style`` is a built-in style of the checkpoint; without one, the adapted NEW_PROMPT
+    delta stands in on the unified side (same cost: a delta changes weights, not shapes).
+    """
+    from bench.cascade import cascade, classical_stylizer, cnn_stylizer, unified
+
+    delta_style = style if style in renderer.style_names() else NEW_PROMPT
+    return {
+        f"unified: render with style {delta_style!r}": unified(renderer, features, delta_style),
+        f"cascade: render + classical {style!r}": cascade(
+            renderer, features, classical_stylizer(style)
+        ),
+        "cascade: render + CNN styliser": cascade(renderer, features, cnn_stylizer(renderer)),
+    }
+
+
 def run_speed(args: argparse.Namespace) -> dict[str, Any]:
     """Build the models as asked and take every measurement; returns the raw results."""
     import torch
@@ -163,13 +202,21 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
         extraction = measure_extraction(extractor, frames)
         features = [extractor.extract(frame) for frame in frames]
         rendering = measure_rendering(renderer, features)
-        results: dict[str, Any] = {"extract": extraction, "render": rendering}
+        coding, decoding = measure_coding(features)
+        results: dict[str, Any] = {
+            "extract": extraction,
+            "code": coding,
+            "decode": decoding,
+            "render": rendering,
+        }
         if args.adapt_steps > 0:
             results["adapt_s"] = measure_adaptation(renderer)
             delta = renderer.known_style(NEW_PROMPT)
             assert delta is not None  # adaptation just cached it
             results["delta"] = {"layers": list(delta.layers), "bytes": delta.num_bytes}
             results["swap"], results["set_style"] = measure_swaps(renderer, NEW_PROMPT, 20)
+        if args.adapt_steps > 0 or args.cascade_style in renderer.style_names():
+            results["cascade"] = measure_cascade(renderer, features, args.cascade_style)
         results["setup"] = {
             "preset": args.preset,
             "device": str(device),
@@ -192,7 +239,12 @@ def speed_table(results: dict[str, Any]) -> Table:
         f"Speed of {setup['preset']} on {setup['device']} ({setup['threads']} threads)",
         ["measure", "mean ms", "p50 ms", "p95 ms", "per second"],
     )
-    rows = [("extract (frame -> features)", "extract"), ("render (features -> frame)", "render")]
+    rows = [
+        ("extract (frame -> features)", "extract"),
+        ("code (features -> packet)", "code"),
+        ("decode (packet -> features)", "decode"),
+        ("render (features -> frame)", "render"),
+    ]
     rows += [("style swap (parameters)", "swap"), ("set_style, cached prompt", "set_style")]
     for label, key in rows:
         if key in results:
@@ -211,6 +263,26 @@ def speed_table(results: dict[str, Any]) -> Table:
     return table
 
 
+def cascade_table(results: dict[str, Any]) -> Table:
+    """Unified against cascaded stylisation, per frame at the receiver."""
+    setup = results["setup"]
+    table = Table(
+        "cascade",
+        f"Unified vs cascaded stylisation, {setup['preset']} on {setup['device']} "
+        f"({setup['threads']} threads)",
+        ["path", "mean ms", "p50 ms", "p95 ms", "per second", "x unified time"],
+    )
+    timings = results["cascade"]
+    unified_ms = next(iter(timings.values())).mean_ms
+    for label, timing in timings.items():
+        table.add(
+            path=label,
+            **{"mean ms": timing.mean_ms, "p50 ms": timing.p50_ms, "p95 ms": timing.p95_ms},
+            **{"per second": timing.fps, "x unified time": timing.mean_ms / unified_ms},
+        )
+    return table
+
+
 def run(args: argparse.Namespace) -> int:
     import models  # noqa: F401  (before torch loads: it sets OMP_WAIT_POLICY, see there)
 
@@ -224,8 +296,12 @@ def run(args: argparse.Namespace) -> int:
         "timings": {k: asdict(v) for k, v in results.items() if isinstance(v, Timing)},
         "adapt_s": results.get("adapt_s"),
         "style_delta": results.get("delta"),
+        "cascade": {k: asdict(v) for k, v in results.get("cascade", {}).items()},
     }
-    json_path = publish(args.out, f"speed-{args.preset}", [speed_table(results)], args, details)
+    tables = [speed_table(results)]
+    if "cascade" in results:
+        tables.append(cascade_table(results))
+    json_path = publish(args.out, f"speed-{args.preset}", tables, args, details)
     if args.json is not None and args.json.resolve() != json_path.resolve():
         args.json.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(json_path, args.json)
@@ -279,6 +355,11 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=40,
         help="optimisation steps when adapting the new prompt (0 skips adaptation and swaps)",
+    )
+    parser.add_argument(
+        "--cascade-style",
+        default="cel",
+        help="built-in style of the unified-vs-cascade comparison (default cel)",
     )
     parser.add_argument("--no-half", dest="half", action="store_false", help="keep float32 on CUDA")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decoder")

@@ -1,0 +1,69 @@
+"""Unified versus cascaded stylisation: the latency the one-pass design saves.
+
+Unified: the receiver's generator with a style delta applied renders the styled frame in one
+pass (`Renderer.render` with a built-in style active). Cascade: the same generator renders a
+plain reconstruction (no style), then a separate stylisation pass turns it into the styled
+frame. Two stylisers stand for that second pass:
+
+* `classical:<style>`: the OpenCV stylisation of the same built-in style (`training.styles`),
+  i.e. the look the style deltas were trained towards;
+* `cnn`: a feed-forward image-to-image network the size of the preset's generator image
+  pathway (encoder, residual bottleneck, decoder; a copy of it), the usual shape of a
+  fast style-transfer network. Its weights do not matter for timing.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from bench.speed import Timing
+    from models import Renderer
+
+Stylizer = Callable[[np.ndarray], np.ndarray]
+
+
+def classical_stylizer(style: str) -> Stylizer:
+    """The OpenCV stylisation of built-in ``style`` as a frame -> frame function."""
+    from training.styles import stylize
+
+    return lambda frame: stylize(frame, style)
+
+
+def cnn_stylizer(renderer: Renderer) -> Stylizer:
+    """A copy of the renderer's generator image pathway run on whole frames (no warping)."""
+    import torch
+
+    from models.frames import frame_to_tensor, tensor_to_frame
+
+    network = copy.deepcopy(renderer.generator).eval()
+    size, device, dtype = renderer.size, renderer.device, renderer.dtype
+
+    @torch.inference_mode()
+    def stylize(frame: np.ndarray) -> np.ndarray:
+        out = network.bottleneck(network.encode_source(frame_to_tensor(frame, size, device, dtype)))
+        for up_block in network.up_blocks:
+            out = up_block(out)
+        return tensor_to_frame(torch.sigmoid(network.final(out)))
+
+    return stylize
+
+
+def unified(renderer: Renderer, features: Sequence[np.ndarray], style: str) -> Timing:
+    """Per-frame time of rendering with ``style`` applied inside the generator."""
+    from bench.speed import time_calls
+
+    renderer.set_style(style).result()
+    return time_calls(renderer.render, features)
+
+
+def cascade(renderer: Renderer, features: Sequence[np.ndarray], stylizer: Stylizer) -> Timing:
+    """Per-frame time of a plain reconstruction followed by ``stylizer``."""
+    from bench.speed import time_calls
+
+    renderer.set_style(None).result()
+    return time_calls(lambda vector: stylizer(renderer.render(vector)), features)

@@ -98,6 +98,7 @@ def arguments_record(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     import matplotlib.pyplot as plt

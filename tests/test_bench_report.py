@@ -45,7 +45,7 @@ def test_publish_writes_json_csv_and_prints(
     table.add(stage="render", ms=12.25)
     fig, axes = new_figure(ncols=2)
     axes[0].plot([1, 2], [3, 4])
-    plot = save_figure(fig, tmp_path / "speed.png")
+    plot = save_figure(fig, tmp_path / "plots" / "speed.png")  # folders made as needed
     args = argparse.Namespace(out=tmp_path, frames=3, func=print)
     json_path = publish(tmp_path, "speed", [table], args, details={"extra": [1, 2]}, plots=[plot])
     result = json.loads(json_path.read_text())

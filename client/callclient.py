@@ -306,8 +306,7 @@ class CallClient:
         while True:
             image = self.source.read()
             capture_ms = max(0, round(self.clock.now_ms()))
-            face = await loop.run_in_executor(None, self.tracker.crop, image)
-            features = await loop.run_in_executor(None, self.extractor.extract, face)
+            features = await loop.run_in_executor(None, self._motion_of, image)
             packet = self.encoder.encode(features, capture_ms, max(self.prompt_id, 0))
             channel = self.channels[protocol.MOTION]
             if channel.readyState != "open":
@@ -322,6 +321,10 @@ class CallClient:
             # Behind schedule: skip the missed captures rather than bursting to catch up.
             due = max(due, loop.time())
             await asyncio.sleep(due - loop.time())
+
+    def _motion_of(self, image: np.ndarray) -> np.ndarray:
+        """image: HxWx3 uint8 RGB -> the face's motion features (runs off the event loop)."""
+        return self.extractor.extract(self.tracker.crop(image))
 
     async def _report_loop(self) -> None:
         while True:
@@ -438,6 +441,7 @@ class CallClient:
         self._transport_bytes = await self._transport_totals()
         await self.pc.close()
         self.source.close()
+        self.tracker.close()
         if self.recorder is not None:
             self.recorder.close()
         if self.window is not None:

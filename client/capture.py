@@ -8,6 +8,7 @@ square face crops the motion extractor expects.
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 from pathlib import Path
 from typing import Protocol
@@ -145,11 +146,12 @@ def open_source(spec: str, fps: float, amplitude: float = 1.0, seed: int = 0) ->
 class FaceTracker:
     """Square face crops of a stream: a smoothed Haar box, the centre square until a face shows.
 
-    The cascade runs on every ``detect_every``-th frame only: it costs more than the rest of
-    the sender's per-frame work, and a face moves little in a few frames.
+    The cascade costs more than the rest of the sender's per-frame work, so after the first
+    frame it runs on a background thread every ``detect_every`` frames and never delays a
+    crop: each frame is cut with the latest box.
     """
 
-    def __init__(self, size: int, detect_every: int = 5) -> None:
+    def __init__(self, size: int, detect_every: int = 10) -> None:
         from models.face_crop import FaceBox, FaceCropper
 
         if detect_every < 1:
@@ -159,19 +161,28 @@ class FaceTracker:
         self._cropper = FaceCropper()
         self._box: FaceBox | None = None
         self._frames = 0
+        self._detector = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="face")
+        self._detecting: concurrent.futures.Future[None] | None = None
 
     def crop(self, frame: np.ndarray) -> np.ndarray:
         """frame: HxWx3 uint8 RGB -> size x size x 3 face crop."""
         from models.face_crop import center_crop, crop
 
-        if self._frames % self.detect_every == 0:
-            box = self._cropper.detect(frame)
-            if box is not None:
-                keep = self._cropper.smoothing
-                self._box = box if self._box is None else self._box.blend(box, keep)
+        if self._frames == 0:
+            self._update_box(frame)
+        elif self._frames % self.detect_every == 0 and (
+            self._detecting is None or self._detecting.done()
+        ):
+            self._detecting = self._detector.submit(self._update_box, frame)
         self._frames += 1
-        return (
-            center_crop(frame, self.size)
-            if self._box is None
-            else crop(frame, self._box, self.size)
-        )
+        box = self._box
+        return center_crop(frame, self.size) if box is None else crop(frame, box, self.size)
+
+    def _update_box(self, frame: np.ndarray) -> None:
+        box = self._cropper.detect(frame)
+        if box is not None:
+            keep = self._cropper.smoothing
+            self._box = box if self._box is None else self._box.blend(box, keep)
+
+    def close(self) -> None:
+        self._detector.shutdown(wait=True, cancel_futures=True)

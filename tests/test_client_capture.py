@@ -70,5 +70,6 @@ def test_face_tracker_crops_the_face_square() -> None:
     from models.face_crop import center_crop
 
     assert not np.array_equal(crop, center_crop(portrait, 64))
+    tracker.close()
     with pytest.raises(ValueError, match="detect_every must be >= 1"):
         FaceTracker(size=64, detect_every=0)

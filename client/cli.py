@@ -12,7 +12,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
-DEMO_FPS = 12.0
+DEMO_FPS = 10.0
 
 
 def parse_prompt_schedule(text: str) -> list[tuple[float, str]]:

@@ -26,8 +26,8 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 NAMES = ("alice", "bob")
 # (initial prompt, then prompts at fractions of the call); the last goes back to a cached style.
 PROMPT_PLANS = {
-    "alice": ("pencil sketch", [(0.35, "comic book"), (0.7, "pencil sketch")]),
-    "bob": ("watercolor painting", [(0.35, "pop art"), (0.7, "watercolor painting")]),
+    "alice": ("pencil sketch", [(0.3, "comic book"), (0.65, "pencil sketch")]),
+    "bob": ("watercolor painting", [(0.45, "pop art"), (0.8, "watercolor painting")]),
 }
 
 
@@ -37,7 +37,7 @@ class DemoOptions:
     seconds: float = 20.0
     preset: str = "lite-128"
     checkpoint: str | None = None
-    fps: float = 12.0
+    fps: float = 10.0
     data: Path | None = None
 
 

@@ -201,12 +201,22 @@ def decode_video(ccv: CcvFile, output_path: Path, renderer: FrameRenderer) -> di
 
     frames, stats = decode_packets(ccv)
     renderer.set_reference(decode_keyframe(ccv.keyframe))
-    if ccv.prompt:
-        stats["style"] = renderer.set_style(ccv.prompt).result()
+    stats["style"] = _apply_style(renderer, ccv.prompt)
     features = _held_features(frames, ccv.schema)
     images = (renderer.render(f) for f in tqdm(features, desc="render", unit="frame"))
     write_mp4(output_path, images, ccv.fps)
     return stats
+
+
+def _apply_style(renderer: FrameRenderer, prompt: str | None) -> str | None:
+    """Activate the stream's style; an unknown style renders unstyled rather than failing."""
+    if not prompt:
+        return None
+    try:
+        return renderer.set_style(prompt).result()
+    except ValueError as exc:
+        log.warning("rendering without style: %s", exc)
+        return None
 
 
 def _held_features(frames: list[DecodedFrame | None], schema: FeatureSchema) -> list[np.ndarray]:

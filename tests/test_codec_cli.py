@@ -121,3 +121,17 @@ def test_encode_refuses_a_file_that_is_not_a_video(tmp_path, fake_models, caplog
     bad.write_text("not a video")
     assert _run(["encode", str(bad), "-o", str(tmp_path / "x.ccv")]) == 1
     assert "cannot open video" in caplog.text
+
+
+class StylelessRenderer(FakeRenderer):
+    def set_style(self, prompt: str | None) -> Future:
+        raise ValueError(f"no built-in style matches {prompt!r}")
+
+
+def test_unknown_style_renders_unstyled_with_a_warning(tmp_path, fake_models, monkeypatch, caplog):
+    clip, ccv, mp4 = tmp_path / "in.mp4", tmp_path / "out.ccv", tmp_path / "out.mp4"
+    _write_clip(clip, frames=4)
+    assert _run(["encode", str(clip), "-o", str(ccv), "--prompt", "plaid"]) == 0
+    monkeypatch.setattr(models, "Renderer", StylelessRenderer)
+    assert _run(["decode", str(ccv), "-o", str(mp4)]) == 0
+    assert "rendering without style: no built-in style matches 'plaid'" in caplog.text

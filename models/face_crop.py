@@ -48,7 +48,7 @@ def _load_cascade() -> cv2.CascadeClassifier:
             "this OpenCV build has no Haar cascades (opencv-python 5.x dropped them); "
             "install opencv-python-headless>=4.9,<5"
         )
-    path = cv2.data.haarcascades + CASCADE_FILE
+    path = cv2.data.haarcascades + CASCADE_FILE  # type: ignore[attr-defined]
     cascade = cv2.CascadeClassifier(path)
     if cascade.empty():
         raise RuntimeError(f"could not load the Haar cascade {path}")
@@ -131,7 +131,7 @@ class FaceCropper:
 
 
 def crop(image: np.ndarray, box: FaceBox, size: int) -> np.ndarray:
-    """Cut ``box`` out of ``image`` and resize to ``size x size``; outside pixels repeat the edge."""
+    """Cut ``box`` out of ``image``, resized to ``size x size``; outside pixels repeat the edge."""
     _check_image(image)
     if size <= 0:
         raise ValueError(f"size must be positive, got {size}")

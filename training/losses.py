@@ -7,12 +7,14 @@ Images are ``Bx3xHxW`` floats in [0, 1]; keypoints ``BxKx2`` in [-1, 1] (x, y, a
 * :class:`RandomWarp` + :func:`equivariance_losses`: keypoints and Jacobians must follow a
   random affine + thin-plate-spline warp of the frame (kornia solves and applies the TPS);
 * :class:`VGGPerceptualLoss`: optional, from a local torchvision VGG19 weights file only;
-* :func:`clip_directional_loss` / :func:`clip_global_loss`: text guidance from CLIP embeddings;
+* :func:`clip_global_loss`: the output as a whole should match the prompt in CLIP space (the
+  directional loss is :func:`models.layer_selection.directional_loss`);
 * :func:`structure_loss`: keypoints of a stylised output must match the driving frame's.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,8 +42,8 @@ def multiscale_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return torch.stack([F.l1_loss(p, t) for p, t in levels]).mean()
 
 
-def ms_ssim_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 - MS-SSIM over 5 scales (window 7 from 97 px, window 3 below; tiny images upsampled)."""
+def ms_ssim_value(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MS-SSIM over 5 scales (window 7 from 97 px, window 3 below; tiny images upsampled)."""
     from pytorch_msssim import ms_ssim
 
     # pytorch-msssim needs side > (win_size - 1) * 16 for its 4 downsamplings.
@@ -52,7 +54,12 @@ def ms_ssim_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
             for x in (prediction, target)
         )
     win_size = 7 if side > 96 else 3
-    return 1.0 - ms_ssim(prediction.clamp(0, 1), target, data_range=1.0, win_size=win_size)
+    return ms_ssim(prediction.clamp(0, 1), target, data_range=1.0, win_size=win_size)
+
+
+def ms_ssim_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - MS-SSIM (see :func:`ms_ssim_value`)."""
+    return 1.0 - ms_ssim_value(prediction, target)
 
 
 class RandomWarp:
@@ -145,6 +152,8 @@ class VGGPerceptualLoss(nn.Module):
     """
 
     LAYERS = (2, 7, 12, 21, 30)  # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, weights: Path) -> None:
         super().__init__()
@@ -155,7 +164,7 @@ class VGGPerceptualLoss(nn.Module):
             raise ValueError(f"VGG weights file {weights} does not exist")
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError) as error:
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
             raise ValueError(f"cannot read VGG weights {weights}: {error}") from error
         vgg = torchvision.models.vgg19()
         try:
@@ -183,32 +192,8 @@ class VGGPerceptualLoss(nn.Module):
         return total / len(PYRAMID_SCALES)
 
 
-def clip_directional_loss(
-    styled_embedding: torch.Tensor, plain_embedding: torch.Tensor, text_direction: torch.Tensor
-) -> torch.Tensor:
-    """1 - cos(E_I(styled) - E_I(plain), E_T(prompt) - E_T(neutral)), averaged over the batch."""
-    image_direction = styled_embedding - plain_embedding
-    return (
-        1.0 - F.cosine_similarity(image_direction, text_direction.expand_as(image_direction))
-    ).mean()
-
-
 def clip_global_loss(styled_embedding: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
     """1 - cos(E_I(styled), E_T(prompt)): the output as a whole should match the prompt."""
     return (
         1.0 - F.cosine_similarity(styled_embedding, text_embedding.expand_as(styled_embedding))
     ).mean()
-
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def clip_image_embedding(clip_model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """images: Bx3xHxW in [0, 1] -> normalised CLIP image embeddings BxD (differentiable)."""
-    size = int(getattr(clip_model.visual, "image_size", (224, 224))[0])
-    resized = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-    mean = torch.tensor(CLIP_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD, device=images.device).view(1, 3, 1, 1)
-    embedding = clip_model.encode_image((resized - mean) / std)  # type: ignore[operator]
-    return F.normalize(embedding, dim=-1)

@@ -34,6 +34,7 @@ class Clip:
 
     name: str
     frames: np.ndarray
+    fps: float | None = None  # None for still images
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -75,7 +76,7 @@ def load_clips(
         except UnusableFileError as skip:
             report.skipped[path.name] = str(skip)
             continue
-        clips.append(Clip(name=path.stem, frames=frames))
+        clips.append(Clip(name=path.stem, frames=frames, fps=_frame_rate(path)))
         report.used.append(path.name)
     for name, reason in report.skipped.items():
         log.warning("skipped %s: %s", name, reason)
@@ -138,8 +139,19 @@ def _read_frames(path: Path, max_frames: int | None) -> list[np.ndarray]:
     return frames
 
 
+def _frame_rate(path: Path) -> float | None:
+    """Average frame rate of a video (None for images or when the container does not say)."""
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        return None
+    import av
+
+    with av.open(str(path)) as container:
+        rate = container.streams.video[0].average_rate
+    return float(rate) if rate else None
+
+
 def read_video(path: Path) -> list[np.ndarray]:
-    """All frames of a video as HxWx3 uint8 RGB; raises UnusableFileError if it cannot be decoded."""
+    """All frames of a video as HxWx3 uint8 RGB; UnusableFileError if it cannot be decoded."""
     import av
 
     try:
@@ -184,5 +196,5 @@ class PairDataset:
 
 def _to_tensor(frame: np.ndarray, flip: bool) -> torch.Tensor:
     """frame: SxSx3 uint8 -> 3xSxS float in [0, 1]."""
-    array = np.ascontiguousarray(frame[:, ::-1] if flip else frame)
+    array = np.array(frame[:, ::-1] if flip else frame)  # a writable copy of the memmap
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)

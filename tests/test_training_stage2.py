@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from models.checkpoint import build_models
+from models.config import get_preset
+from training.stage2 import (
+    Stage2Weights,
+    make_style_batches,
+    render_styles,
+    style_loss,
+    stylize_batch,
+    train_style,
+)
+
+
+@pytest.fixture()
+def setup() -> tuple[torch.nn.Module, torch.nn.Module, list]:
+    torch.manual_seed(0)
+    models = build_models(get_preset("tiny"))
+    # Smooth random "faces": stylisation needs some structure to draw edges on.
+    images = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 32, 32), 5, 1, 2)
+    pairs = [(images[:2], images[2:]), (images[2:], images[:2])]
+    batches = make_style_batches(pairs, "cel", models.kp_detector, models.generator)
+    return models.generator, models.kp_detector, batches
+
+
+def test_targets_are_the_classically_stylised_driving_frames(setup) -> None:  # type: ignore[no-untyped-def]
+    _, _, batches = setup
+    torch.testing.assert_close(batches[0].target, stylize_batch(batches[0].driving, "cel"))
+    assert not torch.allclose(batches[0].target, batches[0].driving)
+
+
+def test_adaptation_lowers_the_style_loss_and_touches_only_selected_layers(setup) -> None:  # type: ignore[no-untyped-def]
+    generator, kp_detector, batches = setup
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+
+    def mean_loss() -> float:
+        loss_fn = style_loss(generator, kp_detector, batches, Stage2Weights())
+        with torch.no_grad():
+            return sum(float(loss_fn()) for _ in batches) / len(batches)
+
+    start = mean_loss()
+    delta, terms = train_style(
+        "cel", generator, kp_detector, batches, top_k=2, probe_steps=1, steps=25, lr=0.01
+    )
+    assert {"image_l1", "image_ms_ssim", "structure"} <= set(terms)
+    # The generator is left unchanged; the style lives in the delta only.
+    for name, value in generator.state_dict().items():
+        torch.testing.assert_close(value, before[name], msg=name)
+    assert len(delta.layers) == 2
+    assert all(name.rsplit(".", 1)[0] in delta.layers for name in delta.deltas)
+    with delta.applied(generator):
+        styled = mean_loss()
+    assert styled < start
+
+
+def test_render_styles_gives_one_column_per_style(setup) -> None:  # type: ignore[no-untyped-def]
+    generator, kp_detector, batches = setup
+    delta, _ = train_style(
+        "cel", generator, kp_detector, batches, top_k=1, probe_steps=1, steps=2, lr=0.01
+    )
+    batch = batches[0]
+    columns = render_styles(
+        generator, {"cel": delta}, batch.source, batch.kp_source, batch.kp_driving
+    )
+    assert [name for name, _ in columns] == ["cel"]
+    assert columns[0][1].shape == batch.source.shape
+
+
+def test_unknown_style_is_refused(setup) -> None:  # type: ignore[no-untyped-def]
+    generator, kp_detector, batches = setup
+    with pytest.raises(ValueError, match="unknown built-in style 'oil'"):
+        train_style("oil", generator, kp_detector, batches, 1, 1, 1, 0.01)

@@ -1,0 +1,106 @@
+import csv
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoint import CheckpointError, load_checkpoint
+from tests.face_clip import write_face_video
+from training.stage1 import Stage1Weights
+from training.trainer import TrainingDivergedError, TrainOptions, run
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("clips")
+    write_face_video(folder / "talk.mp4", frames=10)
+    return folder
+
+
+def options(data: Path, out: Path, **changes: object) -> TrainOptions:
+    base = TrainOptions(
+        data=data,
+        out=out,
+        preset="tiny",
+        steps=6,
+        batch_size=4,
+        lr=1e-3,
+        styles=(),
+        log_every=1,
+        sample_every=1000,
+        checkpoint_every=1000,
+        device="cpu",
+        cache_dir=out.parent / "cache",
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def totals(out: Path) -> list[tuple[int, float]]:
+    with (out / "losses.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    return [(int(r["step"]), float(r["total"])) for r in rows if r["stage"] == "reconstruction"]
+
+
+def test_training_end_to_end_lowers_the_loss(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    path = run(options(data, out, steps=60, styles=("sketch",), style_steps=3))
+    values = [total for _, total in totals(out)]
+    assert len(values) == 60
+    assert sum(values[-10:]) / 10 < 0.8 * sum(values[:10]) / 10
+    loaded = load_checkpoint(path, preset="tiny")
+    assert loaded.meta["step"] == 60
+    assert set(loaded.styles) == {"sketch"} and loaded.styles["sketch"].layers
+    assert (out / "losses.png").stat().st_size > 0
+    grids = sorted((out / "samples").glob("*.png"))
+    assert grids, "no sample grid written"
+    import cv2
+
+    grid = cv2.imread(str(grids[-1]))
+    # source | driving | reconstruction | sketch, one 32-pixel column each.
+    assert grid.shape[1] == 4 * 32
+
+
+def test_resume_continues_from_the_saved_step(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = run(options(data, out, steps=4))
+    second = run(options(data, out, steps=7, resume=first))
+    assert load_checkpoint(second, preset="tiny").meta["step"] == 7
+    assert [step for step, _ in totals(out)] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_resume_refuses_a_checkpoint_of_another_preset(data: Path, tmp_path: Path) -> None:
+    checkpoint = run(options(data, tmp_path / "tiny", steps=1))
+    wrong = options(data, tmp_path / "lite", preset="lite-128", resume=checkpoint)
+    with pytest.raises(CheckpointError, match=rf"{checkpoint}.*preset 'tiny', not 'lite-128'"):
+        run(wrong)
+
+
+def test_resume_refuses_a_corrupt_checkpoint(data: Path, tmp_path: Path) -> None:
+    corrupt = tmp_path / "checkpoint.pt"
+    corrupt.write_bytes(b"\x80\x02 definitely not a checkpoint")
+    with pytest.raises(CheckpointError, match=rf"{corrupt}"):
+        run(options(data, tmp_path / "run", resume=corrupt))
+
+
+def test_nan_loss_stops_with_the_step_and_the_terms(data: Path, tmp_path: Path) -> None:
+    broken = options(data, tmp_path / "run", weights=Stage1Weights(l1=math.nan))
+    with pytest.raises(TrainingDivergedError, match=r"step 0: l1=nan, ms_ssim=[0-9.]+"):
+        run(broken)
+
+
+def test_same_seed_gives_the_same_weights(data: Path, tmp_path: Path) -> None:
+    a = load_checkpoint(run(options(data, tmp_path / "a", steps=3)), preset="tiny")
+    b = load_checkpoint(run(options(data, tmp_path / "b", steps=3)), preset="tiny")
+    for (name, x), y in zip(
+        a.generator.state_dict().items(), b.generator.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(x, y, msg=name)
+
+
+def test_empty_folder_is_a_clear_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no usable face clip"):
+        run(options(empty, tmp_path / "run"))

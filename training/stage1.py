@@ -1,0 +1,91 @@
+"""Stage 1: self-supervised reconstruction of a driving frame from a source frame of one clip.
+
+The keypoint detector sees both frames, the generator warps the source by the keypoint motion
+and must reproduce the driving frame (multi-scale L1 + MS-SSIM, optional VGG), while the
+keypoints and Jacobians must follow a random warp of the driving frame (equivariance). No
+labels and no pretrained network are needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from training.losses import (
+    RandomWarp,
+    VGGPerceptualLoss,
+    equivariance_losses,
+    ms_ssim_loss,
+    multiscale_l1,
+)
+
+
+@dataclass(frozen=True)
+class Stage1Weights:
+    """Loss weights (FOMM's equivariance weights; L1/MS-SSIM stand in for its VGG loss)."""
+
+    l1: float = 10.0
+    ms_ssim: float = 5.0
+    perceptual: float = 1.0
+    equivariance_value: float = 10.0
+    equivariance_jacobian: float = 10.0
+
+
+def keypoints_of(kp_detector: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """images: Bx3xHxW -> (keypoints BxKx2, Jacobians BxKx2x2; identity when not estimated)."""
+    out = kp_detector(images)
+    value = out["value"]
+    jacobian = out.get("jacobian")
+    if jacobian is None:
+        jacobian = torch.eye(2, device=value.device).expand(*value.shape[:2], 2, 2)
+    return value, jacobian
+
+
+class ReconstructionModel(nn.Module):
+    """Keypoint detector + generator with the stage-1 losses (one module so DDP can wrap it).
+
+    forward(source: Bx3xHxW, driving: Bx3xHxW) -> (weighted losses by name, prediction Bx3xHxW).
+    """
+
+    def __init__(
+        self,
+        kp_detector: nn.Module,
+        generator: nn.Module,
+        weights: Stage1Weights | None = None,
+        perceptual: VGGPerceptualLoss | None = None,
+    ) -> None:
+        super().__init__()
+        self.kp_detector = kp_detector
+        self.generator = generator
+        self.weights = weights or Stage1Weights()
+        self.perceptual = perceptual
+
+    def forward(
+        self, source: torch.Tensor, driving: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        kp_source = self.kp_detector(source)
+        kp_driving = self.kp_detector(driving)
+        prediction = self.generator(source, kp_driving=kp_driving, kp_source=kp_source)[
+            "prediction"
+        ]
+        w = self.weights
+        losses = {
+            "l1": w.l1 * multiscale_l1(prediction, driving),
+            "ms_ssim": w.ms_ssim * ms_ssim_loss(prediction, driving),
+        }
+        if self.perceptual is not None:
+            losses["perceptual"] = w.perceptual * self.perceptual(prediction, driving)
+        warp = RandomWarp(driving.shape[0])
+        value_loss, jacobian_loss = equivariance_losses(
+            lambda images: keypoints_of(self.kp_detector, images),
+            driving,
+            kp_driving["value"],
+            kp_driving.get("jacobian"),
+            warp,
+        )
+        losses["equivariance_value"] = w.equivariance_value * value_loss
+        if jacobian_loss is not None:
+            losses["equivariance_jacobian"] = w.equivariance_jacobian * jacobian_loss
+        return losses, prediction

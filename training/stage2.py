@@ -1,0 +1,186 @@
+"""Stage 2: domain adaptation of the trained generator toward each built-in style.
+
+For a style, the loss mixes
+* image-image: the rendered driving frame should look like ``stylize(driving frame)``,
+* structure preservation: keypoints detected on the stylised output match the driving frame's
+  (so the motion the receiver gets still moves the stylised face),
+* CLIP directional and global losses toward the style's description when CLIP weights exist.
+The models' text-guided adaptive layer selection picks the generator layers this loss moves
+most and adapts only them; the result is a small :class:`StyleDelta` per style, stored in the
+checkpoint's ``styles``. Networks stay in eval mode: BatchNorm statistics are not part of a
+delta, so they must not drift.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.layer_selection import NEUTRAL_PROMPT, directional_loss
+from models.style_delta import StyleDelta
+from models.text_encoder import ClipGuide
+from training.losses import clip_global_loss, ms_ssim_loss, multiscale_l1, structure_loss
+from training.styles import BUILTIN_STYLES, stylize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage2Weights:
+    image_l1: float = 10.0
+    image_ms_ssim: float = 5.0
+    structure: float = 10.0
+    clip_directional: float = 1.0
+    clip_global: float = 0.5
+
+
+@dataclass(frozen=True)
+class ClipTarget:
+    """CLIP guidance toward one prompt: the model and the prompt's text embeddings."""
+
+    guide: ClipGuide
+    prompt_embedding: torch.Tensor  # D, unit norm
+    direction: torch.Tensor  # D: E_T(prompt) - E_T(neutral prompt)
+
+    @classmethod
+    def for_prompt(cls, guide: ClipGuide, prompt: str) -> ClipTarget:
+        embedding = guide.encode_text(prompt)
+        return cls(guide, embedding, embedding - guide.encode_text(NEUTRAL_PROMPT))
+
+
+@dataclass
+class StyleBatch:
+    """Fixed inputs of one adaptation step, computed once with the unstyled generator.
+
+    source, driving, target (stylised driving), plain (unstyled reconstruction): Bx3xHxW;
+    kp_source, kp_driving: keypoint dicts as the detector returns them.
+    """
+
+    source: torch.Tensor
+    driving: torch.Tensor
+    target: torch.Tensor
+    plain: torch.Tensor
+    kp_source: dict[str, torch.Tensor]
+    kp_driving: dict[str, torch.Tensor]
+
+
+def stylize_batch(images: torch.Tensor, name: str) -> torch.Tensor:
+    """Bx3xHxW in [0, 1] -> the same frames in built-in style ``name``."""
+    arrays = (images.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    styled = np.stack([stylize(array, name) for array in arrays])
+    return torch.from_numpy(styled).permute(0, 3, 1, 2).float().div(255).to(images.device)
+
+
+@torch.no_grad()
+def make_style_batches(
+    pairs: list[tuple[torch.Tensor, torch.Tensor]],
+    name: str,
+    kp_detector: nn.Module,
+    generator: nn.Module,
+) -> list[StyleBatch]:
+    """One :class:`StyleBatch` per (source, driving) pair of batches, for style ``name``."""
+    batches = []
+    for source, driving in pairs:
+        kp_source, kp_driving = kp_detector(source), kp_detector(driving)
+        plain = generator(source, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
+        batches.append(
+            StyleBatch(source, driving, stylize_batch(driving, name), plain, kp_source, kp_driving)
+        )
+    return batches
+
+
+def style_loss(
+    generator: nn.Module,
+    kp_detector: nn.Module,
+    batches: list[StyleBatch],
+    weights: Stage2Weights,
+    clip: ClipTarget | None = None,
+    terms: dict[str, float] | None = None,
+) -> Callable[[], torch.Tensor]:
+    """The ``loss_fn`` for select_layers/adapt_style: each call uses the next batch.
+
+    terms: if given, receives the latest value of every weighted term (for logging).
+    """
+    cycle = itertools.cycle(batches)
+
+    def loss_fn() -> torch.Tensor:
+        batch = next(cycle)
+        output = generator(batch.source, kp_driving=batch.kp_driving, kp_source=batch.kp_source)[
+            "prediction"
+        ]
+        losses = {
+            "image_l1": weights.image_l1 * multiscale_l1(output, batch.target),
+            "image_ms_ssim": weights.image_ms_ssim * ms_ssim_loss(output, batch.target),
+            "structure": weights.structure
+            * structure_loss(kp_detector(output)["value"], batch.kp_driving["value"]),
+        }
+        if clip is not None:
+            styled = clip.guide.encode_image(output)
+            with torch.no_grad():
+                plain = clip.guide.encode_image(batch.plain)
+            losses["clip_directional"] = weights.clip_directional * directional_loss(
+                styled, plain, clip.direction
+            )
+            losses["clip_global"] = weights.clip_global * clip_global_loss(
+                styled, clip.prompt_embedding
+            )
+        if terms is not None:
+            terms.update({key: value.item() for key, value in losses.items()})
+        return torch.stack(list(losses.values())).sum()
+
+    return loss_fn
+
+
+def train_style(
+    name: str,
+    generator: nn.Module,
+    kp_detector: nn.Module,
+    batches: list[StyleBatch],
+    top_k: int,
+    probe_steps: int,
+    steps: int,
+    lr: float,
+    weights: Stage2Weights | None = None,
+    clip: ClipTarget | None = None,
+) -> tuple[StyleDelta, dict[str, float]]:
+    """Adapt the generator's most relevant layers to style ``name``; generator left unchanged.
+
+    Returns the delta and the last value of each loss term.
+    """
+    from models.layer_selection import adapt_style, select_layers
+
+    if name not in BUILTIN_STYLES:
+        raise ValueError(f"unknown built-in style {name!r}; available: {', '.join(BUILTIN_STYLES)}")
+    generator.eval()
+    kp_detector.eval().requires_grad_(False)
+    terms: dict[str, float] = {}
+    loss_fn = style_loss(generator, kp_detector, batches, weights or Stage2Weights(), clip, terms)
+    layers = select_layers(generator, loss_fn, top_k=top_k, probe_steps=probe_steps)
+    log.info("style %s: adapting layers %s", name, ", ".join(layers))
+    delta = adapt_style(generator, loss_fn, layers, steps=steps, lr=lr)
+    delta.prompt = name
+    kp_detector.requires_grad_(True)
+    return delta, terms
+
+
+@torch.no_grad()
+def render_styles(
+    generator: nn.Module,
+    styles: Mapping[str, StyleDelta],
+    source: torch.Tensor,
+    kp_source: dict[str, torch.Tensor],
+    kp_driving: dict[str, torch.Tensor],
+) -> list[tuple[str, torch.Tensor]]:
+    """(style name, Bx3xHxW prediction) for every style delta, for sample grids."""
+    columns = []
+    for name, delta in styles.items():
+        with delta.applied(generator):
+            prediction = generator(source, kp_driving=kp_driving, kp_source=kp_source)
+        columns.append((name, prediction["prediction"]))
+    return columns

@@ -1,0 +1,376 @@
+"""The training run: stage 1 (reconstruction), then stage 2 (built-in style deltas).
+
+One command for CPU, one GPU and many GPUs: under ``torchrun`` (``WORLD_SIZE`` set) every
+process trains a DistributedDataParallel replica on its own share of the pairs and rank 0
+writes the log, plots, sample grids and checkpoints. Seeds are fixed, so a run is repeatable
+on the same hardware, and ``--resume`` continues from the step a checkpoint was written at.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from models.text_encoder import ClipGuide
+
+from models.config import ModelConfig, get_preset
+from training.monitor import LossLog, plot_losses, save_grid
+from training.stage1 import ReconstructionModel, Stage1Weights
+from training.videos import PairDataset, load_clips
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or infinite; the message names the step and every loss term."""
+
+
+@dataclass
+class TrainOptions:
+    """Everything ``cartooncodec train`` can set (see training/cli.py for the meaning)."""
+
+    data: Path
+    out: Path
+    preset: str = "lite-128"
+    steps: int = 100_000
+    batch_size: int = 8
+    lr: float = 2e-4
+    seed: int = 0
+    max_minutes: float | None = None
+    resume: Path | None = None
+    cache_dir: Path | None = None
+    max_frames: int | None = None
+    device: str | None = None
+    log_every: int = 10
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    vgg_weights: Path | None = None
+    clip_weights: Path | None = None
+    clip_model: str = "ViT-B-32"
+    styles: tuple[str, ...] = ()
+    style_steps: int = 100
+    style_top_k: int = 4
+    style_probe_steps: int = 3
+    style_lr: float = 1e-3
+    style_batches: int = 6
+    style_minutes: float | None = None
+    export: Path | None = None
+    weights: Stage1Weights = field(default_factory=Stage1Weights)
+
+
+@dataclass
+class Distributed:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str | None) -> Distributed:
+    """Join the torchrun process group when WORLD_SIZE > 1; otherwise one process."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    if world_size <= 1:
+        return Distributed(device=torch.device(device or ("cuda" if use_cuda else "cpu")))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    return Distributed(
+        rank=torch.distributed.get_rank(),
+        world_size=world_size,
+        device=torch.device(f"cuda:{local_rank}" if use_cuda else "cpu"),
+    )
+
+
+def describe_hardware(dist: Distributed) -> str:
+    """E.g. "2 x NVIDIA H100" or "cpu, 2 threads"."""
+    if dist.device.type == "cuda":
+        return f"{dist.world_size} x {torch.cuda.get_device_name(dist.device)}"
+    return f"cpu, {torch.get_num_threads()} threads x {dist.world_size} processes"
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def check_finite(step: int, losses: dict[str, torch.Tensor]) -> None:
+    """Stop with the step and every loss term as soon as one is NaN or infinite."""
+    if all(torch.isfinite(value).all() for value in losses.values()):
+        return
+    terms = ", ".join(f"{name}={value.item():.4g}" for name, value in losses.items())
+    raise TrainingDivergedError(
+        f"loss is not finite at step {step}: {terms}. Lower --lr or check the input frames."
+    )
+
+
+@contextmanager
+def _progress(total: int, initial: int, desc: str, enabled: bool) -> Iterator[Any]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=initial, desc=desc, unit="it", disable=not enabled)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+class Trainer:
+    """Owns the networks, optimiser, data and run folder of one training run."""
+
+    def __init__(self, options: TrainOptions) -> None:
+        from models.checkpoint import build_models
+
+        self.options = options
+        self.dist = setup_distributed(options.device)
+        seed_everything(options.seed + self.dist.rank)
+        self.config: ModelConfig = get_preset(options.preset)
+        clips, _ = load_clips(
+            options.data, self.config.image_size, options.cache_dir, options.max_frames
+        )
+        self.dataset = PairDataset(clips, length=2**62, seed=options.seed)
+        self.step = 0
+        self.models = build_models(self.config)
+        train_state = self._resume(options.resume) if options.resume is not None else None
+        self.kp_detector = self.models.kp_detector.to(self.dist.device).train()
+        self.generator = self.models.generator.to(self.dist.device).train()
+        self.model = self._build_model()
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=options.lr, betas=(0.5, 0.999)
+        )
+        if train_state is not None and "optimizer" in train_state:
+            self.optimizer.load_state_dict(train_state["optimizer"])
+        self.out = options.out
+        if self.dist.is_main:
+            (self.out / "samples").mkdir(parents=True, exist_ok=True)
+        self.loss_log = LossLog(self.out / "losses.csv")
+        self._fixed_batch = self._batch(-1, size=min(4, options.batch_size))
+        self.started = time.monotonic()
+        self.seconds_before = float(self.models.meta.get("train_seconds", 0.0))
+
+    def _resume(self, path: Path) -> dict[str, Any] | None:
+        """Load networks, styles and step from ``path``; CheckpointError names file and mismatch."""
+        from models.checkpoint import load_checkpoint, read_checkpoint
+
+        self.models = load_checkpoint(path, preset=self.options.preset)
+        train_state = read_checkpoint(path).get("train_state")
+        self.step = int(self.models.meta.get("step", 0))
+        log.info("resuming from %s at step %d", path, self.step)
+        return train_state if isinstance(train_state, dict) else None
+
+    def save(self, path: Path, half: bool = False, with_train_state: bool = True) -> Path:
+        """Checkpoint in the models' format; the train state (optimizer) lets --resume continue."""
+        from models.checkpoint import save_checkpoint
+
+        extra = (
+            {"train_state": {"optimizer": self.optimizer.state_dict()}}
+            if with_train_state
+            else None
+        )
+        return save_checkpoint(path, self.models, meta=self.meta(), half=half, extra=extra)
+
+    def meta(self) -> dict[str, Any]:
+        """What the model card needs: data, steps, time, hardware."""
+        return {
+            **self.models.meta,
+            "step": self.step,
+            "train_seconds": round(self.seconds_before + time.monotonic() - self.started, 1),
+            "data": str(self.options.data),
+            "clips": self.dataset_names(),
+            "batch_size": self.options.batch_size * self.dist.world_size,
+            "lr": self.options.lr,
+            "seed": self.options.seed,
+            "device": describe_hardware(self.dist),
+            "torch": str(torch.__version__),
+        }
+
+    def dataset_names(self) -> list[str]:
+        return [clip.name for clip in self.dataset.clips]
+
+    def _build_model(self) -> nn.Module:
+        perceptual = None
+        if self.options.vgg_weights is not None:
+            from training.losses import VGGPerceptualLoss
+
+            perceptual = VGGPerceptualLoss(self.options.vgg_weights).to(self.dist.device)
+        model: nn.Module = ReconstructionModel(
+            self.kp_detector, self.generator, self.options.weights, perceptual
+        )
+        if self.dist.world_size > 1:
+            if self.dist.device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = nn.parallel.DistributedDataParallel(model)
+        return model
+
+    def _batch(self, step: int, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (source, driving) batch of ``step`` for this rank.
+
+        Negative steps index pairs that no training step uses (sample grid, style adaptation).
+        """
+        size = size or self.options.batch_size
+        if step >= 0:
+            first = (step * self.dist.world_size + self.dist.rank) * size
+        else:
+            first = 2**61 + step * size
+        pairs = [self.dataset[first + i] for i in range(size)]
+        source = torch.stack([p[0] for p in pairs]).to(self.dist.device)
+        driving = torch.stack([p[1] for p in pairs]).to(self.dist.device)
+        return source, driving
+
+    def train_stage1(self) -> None:
+        """Reconstruction until ``steps`` or ``max_minutes``, whichever comes first."""
+        options = self.options
+        deadline = (
+            time.monotonic() + 60.0 * options.max_minutes if options.max_minutes else math.inf
+        )
+        started = time.monotonic()
+        self.model.train()
+        with _progress(options.steps, self.step, "stage 1", self.dist.is_main) as bar:
+            while self.step < options.steps and time.monotonic() < deadline:
+                source, driving = self._batch(self.step)
+                losses, _ = self.model(source, driving)
+                check_finite(self.step, losses)
+                total = torch.stack(list(losses.values())).sum()
+                self.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                self.optimizer.step()
+                self.step += 1
+                self._after_step(losses, total, bar, time.monotonic() - started)
+        log.info(
+            "stage 1 stopped at step %d after %.1f min",
+            self.step,
+            (time.monotonic() - started) / 60,
+        )
+
+    def _after_step(
+        self, losses: dict[str, torch.Tensor], total: torch.Tensor, bar: Any, seconds: float
+    ) -> None:
+        bar.update(1)
+        if not self.dist.is_main:
+            return
+        if self.step % self.options.log_every == 0 or self.step == 1:
+            values = {name: value.item() for name, value in losses.items()}
+            values["total"] = total.item()
+            self.loss_log.write(self.step, "reconstruction", seconds, values)
+            bar.set_postfix(loss=f"{total.item():.3f}")
+        if self.step % self.options.sample_every == 0:
+            self.write_samples()
+        if self.step % self.options.checkpoint_every == 0:
+            self.save(self.out / CHECKPOINT_NAME)
+            plot_losses(self.loss_log, self.out / "losses.png")
+
+    def write_samples(self) -> Path:
+        """Sample grid PNG: source | driving | reconstruction | each trained style."""
+        from training.stage2 import render_styles
+
+        source, driving = self._fixed_batch
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            kp_source = self.kp_detector(source)
+            kp_driving = self.kp_detector(driving)
+            prediction = self.generator(source, kp_driving=kp_driving, kp_source=kp_source)[
+                "prediction"
+            ]
+            columns = [("source", source), ("driving", driving), ("reconstruction", prediction)]
+            columns += render_styles(
+                self.generator, self.models.styles, source, kp_source, kp_driving
+            )
+        self.model.train(was_training)
+        path = self.out / "samples" / f"step-{self.step:07d}.png"
+        save_grid(columns, path)
+        return path
+
+    def train_stage2(self) -> None:
+        """One style delta per requested built-in style (rank 0; deltas are small)."""
+        from training.stage2 import ClipTarget, make_style_batches, train_style
+        from training.styles import BUILTIN_STYLES
+
+        options = self.options
+        if not options.styles or not self.dist.is_main:
+            return
+        deadline = (
+            time.monotonic() + 60.0 * options.style_minutes if options.style_minutes else math.inf
+        )
+        pairs = [self._batch(-2 - i) for i in range(options.style_batches)]
+        guide = self._clip_guide()
+        for done, name in enumerate(options.styles):
+            if time.monotonic() > deadline:
+                log.warning("style time is up: skipped %s", ", ".join(options.styles[done:]))
+                break
+            started = time.monotonic()
+            batches = make_style_batches(
+                pairs, name, self.kp_detector.eval(), self.generator.eval()
+            )
+            delta, terms = train_style(
+                name,
+                self.generator,
+                self.kp_detector,
+                batches,
+                top_k=options.style_top_k,
+                probe_steps=options.style_probe_steps,
+                steps=options.style_steps,
+                lr=options.style_lr,
+                clip=ClipTarget.for_prompt(guide, BUILTIN_STYLES[name].description)
+                if guide is not None
+                else None,
+            )
+            self.models.styles[name] = delta
+            self.loss_log.write(self.step, f"style:{name}", time.monotonic() - started, terms)
+            log.info(
+                "style %s: %d layers, %.1f s, %s",
+                name,
+                len(delta.layers),
+                time.monotonic() - started,
+                terms,
+            )
+
+    def _clip_guide(self) -> ClipGuide | None:
+        """CLIP guidance for stage 2 when --clip-weights is given (never downloaded here)."""
+        if self.options.clip_weights is None:
+            return None
+        from models.text_encoder import load_clip
+
+        return load_clip(self.options.clip_weights, self.options.clip_model, self.dist.device)
+
+
+def run(options: TrainOptions) -> Path:
+    """Stage 1, then stage 2; returns the final checkpoint (rank 0 writes it)."""
+    trainer = Trainer(options)
+    try:
+        trainer.train_stage1()
+        if trainer.dist.is_main:
+            trainer.save(options.out / CHECKPOINT_NAME)  # stage 1 is safe before stage 2 starts
+        trainer.train_stage2()
+        path = options.out / CHECKPOINT_NAME
+        if trainer.dist.is_main:
+            trainer.save(path)
+            trainer.write_samples()
+            plot_losses(trainer.loss_log, options.out / "losses.png")
+            if options.export is not None:
+                trainer.save(options.export, half=True, with_train_state=False)
+                log.info("exported %s", options.export)
+    finally:
+        if trainer.dist.world_size > 1:
+            torch.distributed.destroy_process_group()
+    return path

@@ -152,3 +152,42 @@ async def test_two_party_call(tmp_path: Path) -> None:
         )
         gone = await http.get(f"/rooms/{room['room']}/stats")
         assert gone.status_code == 404
+
+
+async def test_abrupt_disconnect_frees_the_seat(tmp_path: Path) -> None:
+    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
+    settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
+    async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        room = (await http.post("/rooms")).json()
+        clients = [
+            CallClient(
+                CallConfig(
+                    server=url,
+                    room=room["room"],
+                    token=room["tokens"][seat],
+                    preset="tiny",
+                    checkpoint=checkpoint,
+                    fps=10.0,
+                    name=f"seat{seat}",
+                )
+            )
+            for seat in (0, 1)
+        ]
+        await asyncio.gather(*(c.connect() for c in clients))
+        calls = [asyncio.create_task(c.call()) for c in clients]
+        await wait_for(lambda: len(clients[1].shown) >= 3, "frames at seat 1")
+
+        await clients[0].pc.close()  # no bye: the transport just goes away
+
+        async def seats() -> list[int]:
+            stats = (await http.get(f"/rooms/{room['room']}/stats")).json()
+            return [p["seat"] for p in stats["participants"]]
+
+        for _ in range(200):
+            if await seats() == [1]:
+                break
+            await asyncio.sleep(0.05)
+        assert await seats() == [1]
+        await wait_for(clients[1].peer_left.is_set, "seat 1 to hear that seat 0 left")
+        await asyncio.gather(*calls)
+        await asyncio.gather(*(c.close() for c in clients))

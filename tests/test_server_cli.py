@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cartooncodec.cli import build_parser
+from server.cli import _weights_from_env
+
+
+def test_serve_arguments() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--host", "0.0.0.0", "--port", "9000", "--preset", "tiny", "--loopback-ice"]
+    )
+    assert (args.host, args.port, args.preset, args.loopback_ice) == ("0.0.0.0", 9000, "tiny", True)
+    assert args.token_ttl == 3600.0 and args.checkpoint is None
+
+
+def test_weights_come_from_the_mounted_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARTOONCODEC_WEIGHTS", str(tmp_path))
+    assert _weights_from_env("lite-128") is None
+    (tmp_path / "lite-128.pt").write_bytes(b"")
+    assert _weights_from_env("lite-128") == str(tmp_path / "lite-128.pt")
+    monkeypatch.delenv("CARTOONCODEC_WEIGHTS")
+    assert _weights_from_env("lite-128") is None

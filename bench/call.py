@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.report import Table, add_out_argument, new_figure, publish, save_figure
+from bench.report import (
+    Table,
+    add_bench_parser,
+    add_model_arguments,
+    new_figure,
+    publish,
+    save_figure,
+)
 
 if TYPE_CHECKING:
     from client.callclient import CallConfig, CallResult
@@ -108,7 +115,8 @@ async def loopback_call(args: argparse.Namespace, inputs: list[str], loss: float
     from server.app import running_server
     from server.settings import ServerSettings
 
-    settings = ServerSettings(preset=args.preset, checkpoint=args.checkpoint, loopback_ice=True)
+    checkpoint = None if args.checkpoint is None else str(args.checkpoint)
+    settings = ServerSettings(preset=args.preset, checkpoint=checkpoint, loopback_ice=True)
     async with running_server(settings) as url:
         async with httpx.AsyncClient(timeout=10.0) as http:
             response = await http.post(f"{url}/rooms")
@@ -122,7 +130,7 @@ async def loopback_call(args: argparse.Namespace, inputs: list[str], loss: float
                 input=source,
                 prompt=PROMPTS[name],
                 preset=args.preset,
-                checkpoint=args.checkpoint,
+                checkpoint=checkpoint,
                 fps=args.fps,
                 seconds=args.seconds,
                 name=name,
@@ -231,11 +239,11 @@ def plot_call(runs: list[CallRun], path: Path) -> Path:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_bench_parser(
+        subparsers,
         "call",
-        help="loopback call: latency percentiles, fps, kbps, and degradation with packet loss",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "loopback call: latency percentiles, fps, kbps, and degradation with packet loss",
+        __doc__,
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each call")
     parser.add_argument(
@@ -251,10 +259,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=Path("../shared/data/eval"),
         help="folder whose first two videos are the cameras (synthetic portraits if absent)",
     )
-    parser.add_argument("--preset", default="lite-128", help="model preset")
-    parser.add_argument("--checkpoint", help="weights (default: the preset's shipped one)")
+    add_model_arguments(parser)
     parser.add_argument(
         "--fps", type=float, help="capture rate (default: the one `cartooncodec demo` uses)"
     )
-    add_out_argument(parser)
     parser.set_defaults(func=run)

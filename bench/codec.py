@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.report import Table, add_out_argument, publish
+from bench.report import Table, add_bench_parser, publish
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +190,8 @@ def _mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "codec",
-        help="motion bitstream rate, speed and keypoint error",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_bench_parser(
+        subparsers, "codec", "motion bitstream rate, speed and keypoint error", __doc__
     )
     parser.add_argument("--clips", type=Path, help="folder of face videos (25 fps)")
     parser.add_argument("--features-npy", nargs="+", help="N x 60 feature arrays (.npy files)")
@@ -213,5 +210,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--target-kbps", type=float, help="rate control target (default: off)")
     parser.add_argument("--json", type=Path, help="also write the result rows to this file")
-    add_out_argument(parser)
     parser.set_defaults(func=run)

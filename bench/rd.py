@@ -20,7 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.bjontegaard import bd_rate, lowest_rate_reaching, rate_at_quality
-from bench.report import Table, add_out_argument, new_figure, publish, save_figure
+from bench.report import (
+    Table,
+    add_bench_parser,
+    add_model_arguments,
+    new_figure,
+    publish,
+    save_figure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -309,14 +316,14 @@ def preset_size(preset: str) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from bench.conventional import DEFAULT_QPS
 
-    parser = subparsers.add_parser(
+    parser = add_bench_parser(
+        subparsers,
         "rd",
-        help="rate–quality against x264 and x265 (PSNR, SSIM, MS-SSIM, BD-rate)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "rate–quality against x264 and x265 (PSNR, SSIM, MS-SSIM, BD-rate)",
+        __doc__,
     )
     parser.add_argument("--clips", type=Path, required=True, help="folder of face videos")
-    parser.add_argument("--preset", default="lite-128", help="model preset (sets the resolution)")
+    add_model_arguments(parser)  # the preset also sets the resolution
     parser.add_argument("--size", type=int, help="frame side in pixels (default: the preset's)")
     parser.add_argument("--frames", type=int, help="use only the first N frames of each clip")
     parser.add_argument(
@@ -331,9 +338,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=(*CONVENTIONAL, OURS),
         default=[*CONVENTIONAL, OURS],
         help="codecs to measure (default all)",
-    )
-    parser.add_argument(
-        "--checkpoint", type=Path, help="model checkpoint (default: the preset's shipped one)"
     )
     parser.add_argument(
         "--levels",
@@ -359,5 +363,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--x26x-preset", default="medium", help="x264/x265 speed preset (default medium)"
     )
-    add_out_argument(parser)
     parser.set_defaults(func=run)

@@ -50,6 +50,28 @@ def add_out_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_bench_parser(
+    subparsers: argparse._SubParsersAction, name: str, help: str, description: str | None
+) -> argparse.ArgumentParser:
+    """`cartooncodec bench <name>` with the module docstring as description and --out."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_out_argument(parser)
+    return parser
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--preset and --checkpoint, as every bench that runs the models takes them."""
+    parser.add_argument("--preset", default="lite-128", help="model preset (default lite-128)")
+    parser.add_argument(
+        "--checkpoint", type=Path, help="model checkpoint (default: the preset's shipped one)"
+    )
+
+
 def format_value(value: Any) -> str:
     """Four significant digits for fractions, no exponent notation for large numbers."""
     if isinstance(value, bool) or not isinstance(value, float):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.report import Table, add_out_argument, publish
+from bench.report import Table, add_bench_parser, add_model_arguments, publish
 
 if TYPE_CHECKING:
     from models.extractor import MotionExtractor
@@ -323,14 +323,16 @@ def _preset_size(preset: str) -> int:
 
 
 def register(bench_subparsers: argparse._SubParsersAction) -> None:
-    parser = bench_subparsers.add_parser(
+    parser = add_bench_parser(
+        bench_subparsers,
         "speed",
-        help="ms per frame for motion extraction and rendering, style swap and adaptation",
-        description="Time the models of one preset: extraction and rendering ms/frame and fps, "
-        "switching to a cached style, and adapting a new prompt with CLIP. Example: "
+        "ms per frame for motion extraction and rendering, style swap and adaptation",
+        "Time the models of one preset: extraction, feature coding and decoding, rendering "
+        "ms/frame and fps, switching to a cached style, adapting a new prompt with CLIP, and "
+        "unified against cascaded stylisation. Example: "
         "cartooncodec bench speed --preset lite-128 --threads 2",
     )
-    parser.add_argument("--preset", default="lite-128", help="model preset (default lite-128)")
+    add_model_arguments(parser)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument(
         "--threads",
@@ -341,7 +343,6 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--frames", type=int, default=None, help="frames to time (default: by preset)"
     )
-    parser.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint")
     parser.add_argument(
         "--clip-weights",
         default=None,
@@ -364,5 +365,4 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-half", dest="half", action="store_false", help="keep float32 on CUDA")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decoder")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
-    add_out_argument(parser)
     parser.set_defaults(func=run)

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.report import Table, add_out_argument, new_figure, publish, save_figure
+from bench.report import (
+    Table,
+    add_bench_parser,
+    add_model_arguments,
+    new_figure,
+    publish,
+    save_figure,
+)
 from server.meters import percentiles
 
 if TYPE_CHECKING:
@@ -201,14 +208,13 @@ def plot_style(swaps: list[Swap], adaptations: list[Adaptation], path: Path) -> 
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_bench_parser(
+        subparsers,
         "style",
-        help="prompt swap latency (cached styles) and adaptation time of a new prompt",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "prompt swap latency (cached styles) and adaptation time of a new prompt",
+        __doc__,
     )
-    parser.add_argument("--preset", default="lite-128", help="model preset (default lite-128)")
-    parser.add_argument("--checkpoint", type=Path, help="default: the preset's shipped one")
+    add_model_arguments(parser)
     parser.add_argument(
         "--input",
         default="synthetic",
@@ -225,5 +231,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="swaps to each cached style")
     parser.add_argument("--clip-weights", help="CLIP weights file or open_clip tag")
     parser.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name")
-    add_out_argument(parser)
     parser.set_defaults(func=run)

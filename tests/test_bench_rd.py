@@ -6,12 +6,8 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from bench.bjontegaard import bd_rate, lowest_rate_reaching, monotone, rate_at_quality
-from bench.conventional import ENCODERS, check_qps, encode_decode, media_bytes
-from bench.metrics import psnr
 from tests.bench_clip import moving_shapes, run_bench, write_clip
 
 
@@ -58,63 +54,6 @@ def test_higher_rate_never_scores_lower(rd_out: Path, codec: str) -> None:
         values = [p[metric] for p in points]
         assert values == sorted(values), (metric, values)
     assert points[-1]["psnr"] > 25.0  # QP 28 comes close to the source
-
-
-def test_encode_decode_returns_every_frame_close_to_input() -> None:
-    frames = moving_shapes(frames=8, size=64)
-    size, decoded = encode_decode(frames, ENCODERS["x265"], qp=20)
-    assert decoded.shape == frames.shape
-    assert psnr(frames, decoded).min() > 27.0  # 4:2:0 chroma of a noisy texture caps it
-    assert size > 0
-
-
-def test_media_bytes_leaves_out_start_codes_and_sei() -> None:
-    sps = b"\x67" + b"\x11" * 9  # H.264 NAL type 7, 10 bytes
-    sei = b"\x06" + b"\x22" * 99  # type 6, 100 bytes
-    slice_ = b"\x65" + b"\x33" * 19  # type 5, 20 bytes
-    stream = b"\x00\x00\x00\x01" + sps + b"\x00\x00\x01" + sei + b"\x00\x00\x00\x01" + slice_
-    assert media_bytes(stream, ENCODERS["x264"]) == 30
-    hevc_sei = bytes([39 << 1, 1]) + b"\x44" * 50
-    hevc_slice = bytes([1 << 1, 1]) + b"\x55" * 10
-    assert (
-        media_bytes(b"\x00\x00\x01" + hevc_sei + b"\x00\x00\x01" + hevc_slice, ENCODERS["x265"])
-        == 12
-    )
-
-
-def test_media_bytes_refuses_data_without_start_code() -> None:
-    with pytest.raises(ValueError, match="no Annex-B start code"):
-        media_bytes(b"\x65\x00\x10", ENCODERS["x264"])
-
-
-def test_qps_outside_range_are_refused() -> None:
-    with pytest.raises(ValueError, match="0..51"):
-        check_qps([52])
-    assert check_qps([30, 51, 30]) == [51, 30]
-
-
-def test_bd_rate_of_a_curve_at_half_the_rate_is_minus_fifty_percent() -> None:
-    anchor = [(10.0, 30.0), (20.0, 33.0), (40.0, 36.0), (80.0, 39.0)]
-    half = [(r / 2, q) for r, q in anchor]
-    assert bd_rate(anchor, half) == pytest.approx(-50.0)
-    assert bd_rate(anchor, anchor) == pytest.approx(0.0)
-    assert rate_at_quality(anchor, 33.0) == pytest.approx(20.0)
-
-
-def test_bd_rate_is_none_without_a_common_quality_range() -> None:
-    assert bd_rate([(1.0, 0.1), (2.0, 0.2)], [(5.0, 0.5), (9.0, 0.6)]) is None
-    assert rate_at_quality([(1.0, 0.1), (2.0, 0.2)], 0.9) is None
-
-
-def test_curve_points_that_cost_more_for_less_quality_are_dropped() -> None:
-    log_rates, qualities = monotone([(1.0, 0.5), (2.0, 0.4), (3.0, 0.7)])
-    assert np.allclose(np.exp(log_rates), [1.0, 3.0])
-    assert lowest_rate_reaching([(1.0, 0.5), (2.0, 0.4), (3.0, 0.7)], 0.45) == 1.0
-
-
-def test_curve_with_non_positive_rate_is_refused() -> None:
-    with pytest.raises(ValueError, match="positive rate"):
-        monotone([(0.0, 0.5)])
 
 
 @pytest.fixture(scope="module")

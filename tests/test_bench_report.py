@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from bench.machine import cpu_model, describe, machine_record, usable_cores
 from bench.report import Table, format_table, format_value, new_figure, publish, save_figure
 
 
@@ -59,16 +58,3 @@ def test_publish_writes_json_csv_and_prints(
     assert plot.read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert "| render | 12.25 |" in printed and "wrote " in printed
-
-
-def test_cpu_model_reads_cpuinfo(tmp_path: Path) -> None:
-    info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\n")
-    assert cpu_model(info) == "Test CPU 9000"
-    assert cpu_model(tmp_path / "absent")  # falls back to platform information
-
-
-def test_machine_record_describes_this_machine() -> None:
-    record = machine_record()
-    assert record["cpu_cores"] == usable_cores() >= 1
-    assert f"{record['cpu_cores']} cores" in describe(record)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +112,8 @@ def _cached_frames(
     crops = np.stack([crop(frame, box, size) for frame in frames])
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(".partial.npy")
+        # Per-process name: torchrun ranks may fill the same cache at once.
+        partial = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.partial.npy")
         np.save(partial, crops)
         partial.replace(cache_file)  # atomic: a killed run never leaves a truncated cache
     return crops

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROMPTS = ("a watercolor portrait in soft pastel colours", "a neon cyberpunk poster")
+# Prompts that name or describe no built-in style (those would switch, not adapt).
+DEFAULT_PROMPTS = ("a marble statue with golden eyes", "a knitted wool doll")
 
 
 @dataclass
@@ -88,7 +89,15 @@ def measure_swaps(
 
 
 def measure_adaptation(renderer: Renderer, features: np.ndarray, prompt: str) -> Adaptation:
-    """Adapt ``prompt`` in the background while frames keep rendering at full speed."""
+    """Adapt ``prompt`` in the background while frames keep rendering at full speed.
+
+    ValueError when ``prompt`` selects a built-in or cached style: nothing would be adapted.
+    """
+    if renderer.known_style(prompt) is not None:
+        raise ValueError(
+            f"prompt {prompt!r} selects a built-in or already adapted style, so it times a "
+            f"swap, not an adaptation; built-in styles: {', '.join(renderer.style_names())}"
+        )
     start = time.perf_counter()
     future = renderer.set_style(prompt)
     result = Adaptation(prompt, 0.0)

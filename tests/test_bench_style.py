@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from bench.style import Swap, swap_table
+from bench.style import Swap, measure_adaptation, swap_table
 from tests.bench_clip import run_bench
 
 
@@ -55,3 +56,15 @@ def test_swap_table_takes_percentiles_per_target() -> None:
         "first_frame_p50": 4.0,
         "first_frame_p95": 4.0,
     }
+
+
+def test_a_prompt_that_needs_no_adaptation_is_refused() -> None:
+    from models import Renderer
+    from models.layer_selection import AdaptationConfig
+    from models.text_encoder import tiny_clip
+
+    config = AdaptationConfig(steps=1, probe_steps=1)
+    with Renderer("tiny", clip=tiny_clip(), adaptation=config) as renderer:
+        renderer.set_style("a red clown").result()  # now cached
+        with pytest.raises(ValueError, match="selects a built-in or already adapted style"):
+            measure_adaptation(renderer, np.zeros((1, 60), np.float32), "a red clown")

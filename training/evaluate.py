@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SAMPLE_FRAMES = 6
-PSNR_IDENTICAL = 100.0  # dB reported for a pixel-exact frame
 
 
 @dataclass(frozen=True)
@@ -73,20 +72,18 @@ class EvalReport:
 
 
 def frame_scores(rendered: np.ndarray, target: np.ndarray) -> tuple[float, float, float]:
-    """(PSNR dB, SSIM, MS-SSIM) of two HxWx3 uint8 RGB frames."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+    """(PSNR dB, SSIM, MS-SSIM) of two HxWx3 uint8 RGB frames, as the benchmarks define them."""
+    from bench.metrics import psnr, ssim
+    from training.losses import ms_ssim_value  # also scores frames below bench's 33 px minimum
 
-    from training.losses import ms_ssim_value
-
-    if np.array_equal(rendered, target):
-        psnr = PSNR_IDENTICAL  # finite, so the JSON report stays valid
-    else:
-        psnr = float(peak_signal_noise_ratio(target, rendered, data_range=255))
-    ssim = float(structural_similarity(target, rendered, channel_axis=2, data_range=255))
     as_tensor = [
         torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255 for x in (rendered, target)
     ]
-    return psnr, ssim, float(ms_ssim_value(*as_tensor))
+    return (
+        float(psnr(target, rendered)[0]),
+        float(ssim(target, rendered)[0]),
+        float(ms_ssim_value(*as_tensor)),
+    )
 
 
 def evaluate_clip(

@@ -52,3 +52,14 @@ def test_eval_needs_a_video(tmp_path: Path, trained: tuple[Path, Path]) -> None:
     cv2.imwrite(str(tmp_path / "still.png"), cv2.cvtColor(portrait(), cv2.COLOR_RGB2BGR))
     with pytest.raises(ValueError, match="stills cannot be scored"):
         evaluate(tmp_path, preset="tiny", checkpoint=trained[1])
+
+
+EVAL_CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval"
+
+
+@pytest.mark.skipif(not EVAL_CLIPS.is_dir(), reason=f"sample clips not found at {EVAL_CLIPS}")
+def test_default_checkpoint_reconstructs_the_eval_clips(tmp_path: Path) -> None:
+    """Guards the shipped checkpoint + codec: measured 0.710 SSIM at 4.77 kbps (model card)."""
+    report = evaluate(EVAL_CLIPS, preset="lite-128", cache_dir=tmp_path)
+    assert report.ssim > 0.68 and report.ms_ssim > 0.79 and report.psnr > 20.5
+    assert report.kbps < 5.5

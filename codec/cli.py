@@ -149,8 +149,9 @@ def encode_video(
     """Code a video file into a .ccv container; returns the stats dict."""
     from tqdm import tqdm
 
-    from models.face_crop import center_crop
+    from models.face_crop import FaceCropper, center_crop
 
+    cropper = FaceCropper()  # the same smoothed face crop a call's sender uses
     fps, frames = read_video_frames(input_path, max_frames)
     schema = motion_schema()
     encoder = MotionEncoder(schema, target_kbps=target_kbps, intra_period=intra_period, fps=fps)
@@ -158,7 +159,9 @@ def encode_video(
     packets: list[bytes] = []
     originals, decoded = [], []
     for index, frame in enumerate(tqdm(frames, desc="encode", unit="frame", total=max_frames)):
-        square = center_crop(frame, extractor.size)
+        square = cropper.crop_live(frame, extractor.size)
+        if square is None:  # no face seen yet: code the centre square rather than nothing
+            square = center_crop(frame, extractor.size)
         if index == 0:
             keyframe = encode_keyframe(square, keyframe_quality)
         features = extractor.extract(square)

@@ -10,14 +10,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from aiortc import RTCPeerConnection
 
 from client.callclient import CallClient, CallConfig, CallResult
 from codec.keyframe import split_chunks
 from server import protocol
 from server.app import running_server
 from server.settings import ServerSettings
-from tests.tinycall import write_styled_checkpoint
+from tests.tinycall import make_offer, write_styled_checkpoint
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,16 +34,6 @@ async def wait_for(condition: Callable[[], bool], what: str, timeout: float = WA
 
 def shown_in_style(viewer: CallClient, prompt_id: int) -> int:
     return sum(1 for f in viewer.shown if f.prompt_id == prompt_id)
-
-
-async def offer_sdp() -> str:
-    pc = RTCPeerConnection()
-    pc.createDataChannel("control")
-    pc.addTransceiver("video", direction="recvonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
 
 
 def other_tasks(before: set[asyncio.Task]) -> set[asyncio.Task]:
@@ -91,7 +80,7 @@ async def test_two_party_call(tmp_path: Path) -> None:
         assert after_swap.astype(float).mean() > before_swap.astype(float).mean() + 40
 
         # Refused requests while the call goes on.
-        sdp = await offer_sdp()
+        sdp = await make_offer()
         third = await http.post(
             f"/rooms/{room['room']}/offer",
             json={"token": room["tokens"][0], "sdp": sdp, "type": "offer"},

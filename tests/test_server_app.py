@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from aiortc import RTCPeerConnection
 
 from server.app import MAX_OFFER_BYTES, create_app
 from server.settings import ServerSettings
 from server.tokens import TokenSigner
+from tests.tinycall import make_offer
 
 SECRET = b"test-secret"
 
@@ -21,17 +21,6 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
-
-
-async def make_offer(data_channel: bool = True) -> str:
-    pc = RTCPeerConnection()
-    if data_channel:
-        pc.createDataChannel("control")
-    pc.addTransceiver("video", direction="recvonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
 
 
 async def new_room(http: httpx.AsyncClient) -> dict:

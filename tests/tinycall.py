@@ -1,10 +1,12 @@
-"""Shared set-up for the call tests: a tiny checkpoint whose built-in styles visibly differ."""
+"""Shared set-up for the call tests: a tiny checkpoint whose built-in styles visibly differ, and
+SDP offers of a real aiortc peer."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+from aiortc import RTCPeerConnection
 
 from models.checkpoint import build_models, save_checkpoint
 from models.config import get_preset
@@ -24,3 +26,15 @@ def write_styled_checkpoint(path: Path) -> Path:
         for name, shift in STYLE_SHIFTS.items()
     }
     return save_checkpoint(path, models, styles=styles)
+
+
+async def make_offer(data_channel: bool = True) -> str:
+    """The SDP offer a call client sends (a ``control`` channel and a receive-only video)."""
+    pc = RTCPeerConnection()
+    if data_channel:
+        pc.createDataChannel("control")
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp

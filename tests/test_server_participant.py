@@ -101,6 +101,17 @@ async def test_key_frame_then_motion_reaches_the_renderer(participant: Participa
     assert participant.malformed == {protocol.MOTION: 1}
 
 
+def test_hostile_json_is_counted_and_the_call_goes_on(participant: Participant) -> None:
+    participant._on_control('{"type": []}')
+    participant._on_control("[" * 4000)
+    participant._on_stats('{"type": {}}')
+    participant._on_stats('{"type": "ping", "t": ' + "9" * 4400 + "}")
+    assert participant.malformed == {protocol.CONTROL: 2, protocol.STATS: 2}
+    assert not participant.closed.is_set() and control(participant).sent == []
+    participant._on_stats(protocol.encode_message("ping", t=7))
+    assert json.loads(participant.channels[protocol.STATS].sent[0])["t"] == 7  # type: ignore[attr-defined]
+
+
 def test_ping_is_answered_with_the_server_clock(participant: Participant) -> None:
     participant._on_stats(protocol.encode_message("ping", t=42))
     participant._on_stats(protocol.encode_message("report", fps_shown=9.5, latency_p50_ms=60.0))

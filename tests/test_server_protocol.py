@@ -5,11 +5,13 @@ import json
 import pytest
 
 from server.protocol import (
+    MAX_JSON_DEPTH,
     MAX_PROMPT_CHARS,
     MAX_TEXT_MESSAGE_CHARS,
     ProtocolError,
     check_prompt,
     encode_message,
+    load_json,
     parse_message,
 )
 
@@ -33,6 +35,13 @@ def test_encoded_messages_parse_back() -> None:
         (json.dumps({"type": "prompt", "id": "1", "text": "comic"}), "needs 'id' of type int"),
         (json.dumps({"type": "prompt", "id": True, "text": "comic"}), "needs 'id' of type int"),
         (json.dumps({"type": "ping"}), "needs 't'"),
+        ('{"type": []}', r"unknown message type \[\]"),
+        ('{"type": {}}', r"unknown message type \{\}"),
+        ("[" * 4000, f"not JSON: nested deeper than {MAX_JSON_DEPTH} levels"),
+        ('{"type": "ping", "t": ' + "[" * 9 + "]" * 9 + "}", "nested deeper than 8 levels"),
+        ('{"type": "ping", "t": ' + "9" * 21 + "}", "not JSON: integer of 21 digits"),
+        ('{"type": "ping", "t": 1e999}', "not JSON: 1e999 is out of range"),
+        ('{"type": "ping", "t": NaN}', "not JSON: NaN is not a number"),
     ],
 )
 def test_malformed_messages_are_refused(data: str | bytes, message: str) -> None:
@@ -49,3 +58,16 @@ def test_prompt_length_limit() -> None:
     check_prompt("x" * MAX_PROMPT_CHARS)
     with pytest.raises(ProtocolError, match=f"201 characters exceeds {MAX_PROMPT_CHARS}"):
         check_prompt("x" * (MAX_PROMPT_CHARS + 1))
+
+
+def test_load_json_reads_bounded_input_and_refuses_the_rest() -> None:
+    body = load_json(b'{"sdp": "v=0", "n": [1, -2.5, null]}')
+    assert body == {"sdp": "v=0", "n": [1, -2.5, None]}
+    deepest_allowed = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert load_json(deepest_allowed) == json.loads(deepest_allowed)
+    with pytest.raises(ProtocolError, match="not JSON: not UTF-8"):
+        load_json(b'"\xff"')
+    with pytest.raises(ProtocolError, match="not JSON: integer of 5000 digits"):
+        load_json("9" * 5000)  # past Python's own 4,300-digit limit
+    with pytest.raises(ProtocolError, match="not JSON: nested deeper than 8 levels"):
+        load_json("[" * 100_000)

@@ -32,6 +32,11 @@ class BlockSpec:
     high: int
     scales: np.ndarray
 
+    def __post_init__(self) -> None:
+        # constriction panics (a BaseException) on a range of one value: refuse it here
+        if not self.low < self.high:
+            raise ValueError(f"symbol range [{self.low}, {self.high}] needs two values or more")
+
 
 def _laplace(spec: BlockSpec) -> tuple[object, np.ndarray, np.ndarray]:
     model = constriction.stream.model.QuantizedLaplace(spec.low, spec.high)
@@ -111,6 +116,12 @@ def decompress(data: bytes, specs: list[BlockSpec]) -> list[np.ndarray]:
     # constriction reports compressed data that no symbol sequence produces as AssertionError
     except (AssertionError, ValueError, RuntimeError, OverflowError) as exc:
         raise BitstreamError(f"entropy decoding failed: {exc}") from exc
+    except BaseException as exc:
+        # Last line of defence: a Rust panic in constriction is a pyo3 PanicException, which
+        # derives from BaseException only and cannot be imported; anything else propagates.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise BitstreamError(f"entropy decoding failed: the range coder panicked: {exc}") from exc
 
 
 class AdaptiveScales:

@@ -6,7 +6,7 @@ import numpy as np
 
 from codec.packet import OVERHEAD, MotionPacket, pack_packet
 from codec.prediction import PredictionState
-from codec.quantizer import level_scale
+from codec.quantizer import level_scale, max_level
 from codec.ratecontrol import RateController, RateReport
 from codec.schema import FeatureSchema, motion_schema
 
@@ -36,7 +36,9 @@ class MotionEncoder:
         self.schema = schema or motion_schema()
         self.stream_id = stream_id
         self.intra_period = intra_period
-        self.rate = RateController(target_kbps, fps, self.schema.size, level)
+        self.rate = RateController(
+            target_kbps, fps, self.schema.size, level, max_level=max_level(self.schema)
+        )
         self._state = PredictionState(self.schema)
         self._seq = 0
         self._since_intra = 0

@@ -13,7 +13,7 @@ import numpy as np
 
 from codec.entropymodel import AdaptiveScales, BlockSpec, compress, decompress
 from codec.errors import BitstreamError
-from codec.quantizer import MAX_LEVEL, MIN_LEVEL, Quantizer
+from codec.quantizer import MIN_LEVEL, Quantizer, max_level
 from codec.schema import FeatureSchema
 
 INTRA_PREFIX = struct.Struct(">bH")  # rate level, symbol count
@@ -50,8 +50,12 @@ class PredictionState:
             raise BitstreamError(
                 f"intra frame codes {count} values but the schema expects {self.schema.size}"
             )
-        if not MIN_LEVEL <= level <= MAX_LEVEL:
-            raise BitstreamError(f"rate level {level} outside [{MIN_LEVEL}, {MAX_LEVEL}]")
+        try:
+            top = max_level(self.schema)
+        except ValueError as exc:
+            raise BitstreamError(f"unusable feature schema: {exc}") from exc
+        if not MIN_LEVEL <= level <= top:
+            raise BitstreamError(f"rate level {level} outside [{MIN_LEVEL}, {top}]")
         quantizer = Quantizer(self.schema, level)
         parts = decompress(payload[INTRA_PREFIX.size :], _intra_specs(quantizer))
         self._start(quantizer, np.concatenate(parts))

@@ -49,17 +49,26 @@ class RateController:
     """Tracks the payload rate and picks the level for each new intra period."""
 
     def __init__(
-        self, target_kbps: float | None, fps: float, values_per_frame: int, level: int = 0
+        self,
+        target_kbps: float | None,
+        fps: float,
+        values_per_frame: int,
+        level: int = 0,
+        max_level: int = MAX_LEVEL,
     ):
+        """max_level: the coarsest level the schema can code (``quantizer.max_level``)."""
         if target_kbps is not None and not target_kbps > 0:
             raise ValueError(f"target_kbps must be positive, got {target_kbps}")
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        level_scale(level)  # validates the level
+        level_scale(max_level)  # validates the bound
+        if not MIN_LEVEL <= level <= max_level:
+            raise ValueError(f"rate level {level} outside [{MIN_LEVEL}, {max_level}]")
         self.target_kbps = target_kbps
         self.fps = fps
         self.values_per_frame = values_per_frame
         self.level = level
+        self.max_level = max_level
         self._window_bits = 0
         self._window_frames = 0
 
@@ -81,5 +90,5 @@ class RateController:
         if change == 0:
             change = 1 if actual_bps > target_bps else -1
         change = max(-MAX_LEVEL_STEP, min(MAX_LEVEL_STEP, change))
-        self.level = max(MIN_LEVEL, min(MAX_LEVEL, self.level + change))
+        self.level = max(MIN_LEVEL, min(self.max_level, self.level + change))
         return self.level

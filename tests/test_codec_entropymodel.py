@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from codec import BitstreamError
+from codec import BitstreamError, entropymodel
 from codec.entropymodel import AdaptiveScales, BlockSpec, compress, decompress
 
 
@@ -30,6 +30,29 @@ def test_output_is_trimmed_below_whole_words():
 def test_symbols_outside_the_model_range_are_refused():
     with pytest.raises(ValueError, match="outside the model range"):
         compress([(np.array([5]), BlockSpec(-2, 2, np.ones(1)))])
+
+
+def test_one_value_ranges_are_refused_before_the_range_coder_sees_them():
+    with pytest.raises(ValueError, match=r"symbol range \[0, 0\] needs two values or more"):
+        BlockSpec(0, 0, np.ones(3))
+
+
+def test_a_range_coder_panic_becomes_a_bitstream_error(monkeypatch):
+    class PanicException(BaseException):  # what pyo3 raises for a Rust panic
+        pass
+
+    def panic(data, specs):
+        raise PanicException("assertion failed: support.end() > support.start()")
+
+    def interrupted(data, specs):
+        raise SystemExit(3)
+
+    monkeypatch.setattr(entropymodel, "_decode_words", panic)
+    with pytest.raises(BitstreamError, match="range coder panicked: assertion failed"):
+        decompress(b"\x00", [BlockSpec(-1, 1, np.ones(1))])
+    monkeypatch.setattr(entropymodel, "_decode_words", interrupted)
+    with pytest.raises(SystemExit):  # nothing else that derives from BaseException is swallowed
+        decompress(b"\x00", [BlockSpec(-1, 1, np.ones(1))])
 
 
 def test_garbage_decodes_to_in_range_symbols_or_bitstream_error():

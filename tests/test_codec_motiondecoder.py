@@ -130,6 +130,19 @@ def test_valid_crc_with_wrong_symbol_count_is_refused():
         MotionDecoder().decode(bad_level)
 
 
+@pytest.mark.parametrize("level", [25, 32, 40])
+def test_rate_level_that_collapses_a_group_is_refused_before_entropy_decoding(level):
+    """Levels 25..40 pass the global bound but leave the Jacobians one index value; the range
+    coder used to panic on that (a BaseException that ended the call)."""
+    payload = struct.pack(">bH", level, 60) + bytes(range(16))
+    packet = pack_packet(MotionPacket(0, 0, 0, True, 0, payload))
+    decoder = MotionDecoder()
+    with pytest.raises(BitstreamError, match=rf"rate level {level} outside \[-16, 24\]"):
+        decoder.decode(packet)
+    assert decoder.stats.malformed == 1 and decoder.needs_intra
+    assert decoder.decode(PACKETS[0]) is not None
+
+
 def _resealed(body: bytes) -> bytes:
     """A packet body with a correct CRC, so the payload reaches the entropy decoder."""
     return body + struct.pack(">I", zlib.crc32(body))

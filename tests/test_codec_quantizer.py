@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from codec import motion_schema
-from codec.quantizer import MAX_LEVEL, Quantizer, level_scale
+from codec import feature_map_schema, motion_schema
+from codec.quantizer import MAX_LEVEL, Quantizer, level_scale, max_level
 
 
 def test_quantize_dequantize_is_exact_on_the_grid_and_half_step_off_it():
@@ -28,3 +28,12 @@ def test_level_scales_the_step_by_octaves():
     assert Quantizer(motion_schema(), 8).steps[0] == 4 * Quantizer(motion_schema()).steps[0]
     with pytest.raises(ValueError, match="outside"):
         level_scale(MAX_LEVEL + 1)
+
+
+def test_levels_that_collapse_a_group_to_one_value_are_refused():
+    # Jacobians: step 1/16 on [-4, 4]; from level 25 the step exceeds 4 and only index 0 remains
+    assert max_level(motion_schema()) == 24
+    assert Quantizer(motion_schema(), 24).high[20:].max() == 1
+    with pytest.raises(ValueError, match="rate level 25 leaves group 'jacobians' a single value"):
+        Quantizer(motion_schema(), 25)
+    assert max_level(feature_map_schema(2, bound=1000.0)) == MAX_LEVEL

@@ -1,6 +1,6 @@
 import pytest
 
-from codec import MotionEncoder
+from codec import MotionDecoder, MotionEncoder
 from codec.ratecontrol import RateController
 from tests.codec_samples import encode_all, synthetic_motion
 
@@ -46,3 +46,21 @@ def test_fixed_level_without_target():
     assert controller.next_level() == 3
     with pytest.raises(ValueError, match="fps must be positive"):
         RateController(None, 0.0, 60)
+
+
+def test_level_never_goes_past_the_schema_s_coarsest():
+    controller = RateController(0.05, 25.0, 60, max_level=24)
+    levels = []
+    for _ in range(20):
+        controller.record(100)
+        levels.append(controller.next_level())
+    assert levels[:6] == [4, 8, 12, 16, 20, 24] and set(levels[6:]) == {24}
+    with pytest.raises(ValueError, match=r"rate level 25 outside \[-16, 24\]"):
+        RateController(None, 25.0, 60, level=25, max_level=24)
+
+
+def test_tiny_target_with_short_intra_period_codes_and_decodes():
+    """``encode --target-kbps 0.05 --intra-period 5`` used to panic in the range coder."""
+    encoder, decoder = MotionEncoder(target_kbps=0.05, intra_period=5), MotionDecoder()
+    frames = [decoder.decode(encoder.encode(f, i * 40)) for i, f in enumerate(synthetic_motion(60))]
+    assert all(f is not None for f in frames) and encoder.stats.level == 24

@@ -50,7 +50,7 @@ MATCH_BUFFER = 64  # frames / metadata kept while waiting for their counterpart
 
 
 class CallError(RuntimeError):
-    """The call could not be set up (refused by the server, no connection)."""
+    """The call could not be set up (refused by the server, no connection) or broke off."""
 
 
 @dataclass
@@ -294,6 +294,9 @@ class CallClient:
         ends = [sending, peer_left, stopped]
         await asyncio.wait(ends, timeout=self.config.seconds, return_when=asyncio.FIRST_COMPLETED)
         self._stopped = time.monotonic()
+        failure = sending.exception() if sending.done() and not sending.cancelled() else None
+        if failure is not None:
+            raise CallError(f"sending motion failed: {failure}") from failure
 
     def stop(self) -> None:
         """End :meth:`call` now (the caller then closes)."""

@@ -8,7 +8,7 @@ All integers big-endian. Overhead is 12 bytes per packet (header 8 + CRC 4).
 | 1      | 1    | stream id     | sender's stream, 0..255                                  |
 | 2      | 2    | seq           | frame sequence number mod 2**16 (receiver unwraps)       |
 | 4      | 3    | capture time  | sender capture time in ms mod 2**24 (receiver unwraps)   |
-| 7      | 1    | flags         | bit 7: intra; bits 0-6: active prompt id (0..127)        |
+| 7      | 1    | flags         | bit 7: intra; bits 0-6: active prompt id mod 2**7        |
 | 8      | n    | payload       | intra: level i8, count u16, range code; inter: range code|
 | 8 + n  | 4    | CRC32         | zlib CRC32 of bytes 0 .. 8+n-1                           |
 """
@@ -29,7 +29,7 @@ OVERHEAD = HEADER.size + CRC.size
 MAX_PACKET_BYTES = 4096
 SEQ_MODULUS = 1 << 16
 TIME_MODULUS = 1 << 24
-MAX_PROMPT_ID = 127
+PROMPT_MODULUS = 1 << 7
 
 
 @dataclass(frozen=True)
@@ -38,19 +38,19 @@ class MotionPacket:
     seq: int  # mod 2**16 on the wire
     capture_time_ms: int  # mod 2**24 on the wire
     intra: bool
-    prompt_id: int
+    prompt_id: int  # mod 2**7 on the wire
     payload: bytes
 
 
 def pack_packet(packet: MotionPacket) -> bytes:
-    """Serialize; seq and capture time are reduced modulo their field width."""
+    """Serialize; seq, capture time and prompt id are reduced modulo their field width."""
     if not 0 <= packet.stream_id <= 255:
         raise ValueError(f"stream id {packet.stream_id} not in 0..255")
-    if not 0 <= packet.prompt_id <= MAX_PROMPT_ID:
-        raise ValueError(f"prompt id {packet.prompt_id} not in 0..{MAX_PROMPT_ID}")
+    if packet.prompt_id < 0:
+        raise ValueError(f"prompt id {packet.prompt_id} is negative")
     if len(packet.payload) > MAX_PACKET_BYTES - OVERHEAD:
         raise ValueError(f"payload of {len(packet.payload)} bytes exceeds the packet limit")
-    flags = (0x80 if packet.intra else 0) | packet.prompt_id
+    flags = (0x80 if packet.intra else 0) | packet.prompt_id % PROMPT_MODULUS
     time24 = (packet.capture_time_ms % TIME_MODULUS).to_bytes(3, "big")
     header = HEADER.pack(
         MAGIC << 4 | VERSION, packet.stream_id, packet.seq % SEQ_MODULUS, time24, flags

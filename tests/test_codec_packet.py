@@ -57,9 +57,18 @@ def test_every_single_bit_flip_is_detected():
             unpack_packet(bytes(flipped))
 
 
+def test_prompt_id_wraps_so_prompts_are_unlimited():
+    """A call's 129th prompt (id 128) used to raise here and end the sender's motion task."""
+    ids = [
+        unpack_packet(pack_packet(MotionPacket(0, 0, 0, False, i, b""))).prompt_id
+        for i in (127, 128, 1000)
+    ]
+    assert ids == [127, 0, 1000 % 128]
+
+
 def test_out_of_range_fields_are_refused_when_packing():
-    with pytest.raises(ValueError, match="prompt id 128"):
-        pack_packet(MotionPacket(0, 0, 0, False, 128, b""))
+    with pytest.raises(ValueError, match="prompt id -1 is negative"):
+        pack_packet(MotionPacket(0, 0, 0, False, -1, b""))
     with pytest.raises(ValueError, match="stream id 256"):
         pack_packet(MotionPacket(256, 0, 0, False, 0, b""))
 

@@ -39,16 +39,17 @@ def cnn_stylizer(renderer: Renderer) -> Stylizer:
     import torch
 
     from models.frames import frame_to_tensor, tensor_to_frame
+    from models.generator import identity_motion
 
     network = copy.deepcopy(renderer.generator).eval()
     size, device, dtype = renderer.size, renderer.device, renderer.dtype
 
     @torch.inference_mode()
     def stylize(frame: np.ndarray) -> np.ndarray:
-        out = network.bottleneck(network.encode_source(frame_to_tensor(frame, size, device, dtype)))
-        for up_block in network.up_blocks:
-            out = up_block(out)
-        return tensor_to_frame(torch.sigmoid(network.final(out)))
+        features = network.encode_source(frame_to_tensor(frame, size, device, dtype))
+        height, width = features[-1].shape[2:]
+        motion = identity_motion(1, height, width, features[0])
+        return tensor_to_frame(network.decode(features, motion))
 
     return stylize
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.config import ModelConfig, get_preset
+from models.config import GENERATOR_ARCHITECTURE, ModelConfig, get_preset
 from models.errors import short_reason
 from models.generator import OcclusionAwareGenerator
 from models.keypoint_detector import KPDetector
@@ -226,6 +226,13 @@ def _config_of(data: dict[str, Any], path: Path, preset: str | ModelConfig | Non
         stored = get_preset(str(data["preset"]))
     else:
         return wanted or get_preset("full-256")
+    if stored.generator.architecture != GENERATOR_ARCHITECTURE:
+        raise CheckpointError(
+            f"checkpoint {path} holds a {stored.generator.architecture!r} generator; this "
+            f"version builds {GENERATOR_ARCHITECTURE!r}. Use the shipped checkpoint (no "
+            "--checkpoint) or retrain: cartooncodec train --init-from OLD.pt reuses its "
+            "matching weights"
+        )
     if wanted is not None and wanted != stored:
         raise CheckpointError(
             f"checkpoint {path} is for preset {stored.name!r}, not {wanted.name!r}"

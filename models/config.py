@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 __all__ = [
+    "GENERATOR_ARCHITECTURE",
     "DenseMotionConfig",
     "GeneratorConfig",
     "KeypointConfig",
@@ -42,10 +43,18 @@ class DenseMotionConfig:
     kp_variance: float = 0.01
 
 
+# The generator this code builds (see models/generator.py). Checkpoints record it; configs
+# written before the field existed are the first-order generator, which no longer loads.
+GENERATOR_ARCHITECTURE = "skip-warp-residual"
+LEGACY_ARCHITECTURE = "first-order"
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Occlusion-aware generator: encoder, warp, residual bottleneck, decoder."""
+    """Skip-warp generator: encoder, every scale warped and occluded, bottleneck, decoder
+    with additive skips, and a residual on the warped reference image."""
 
+    architecture: str = GENERATOR_ARCHITECTURE
     block_expansion: int = 64
     max_features: int = 512
     num_down_blocks: int = 2
@@ -83,7 +92,9 @@ class ModelConfig:
                     **data,
                     "keypoint": KeypointConfig(**data["keypoint"]),
                     "dense_motion": DenseMotionConfig(**data["dense_motion"]),
-                    "generator": GeneratorConfig(**data["generator"]),
+                    "generator": GeneratorConfig(
+                        **{"architecture": LEGACY_ARCHITECTURE, **data["generator"]}
+                    ),
                 }
             )
         except (KeyError, TypeError) as error:

@@ -30,7 +30,8 @@ def inverse_2x2(matrix: torch.Tensor) -> torch.Tensor:
 class DenseMotionNetwork(nn.Module):
     """forward(source: Bx3xHxW, kp_driving, kp_source) -> dict with
     "deformation": Bxhxwx2 sampling grid (driving -> source), "mask": Bx(K+1)xhxw,
-    "sparse_deformed": Bx(K+1)x3xhxw and, with occlusion, "occlusion_map": Bx1xhxw,
+    "sparse_deformed": Bx(K+1)x3xhxw and, with occlusion, "occlusion_map": BxLxhxw, one
+    channel per generator scale (L = num_down_blocks + 1: full size first, bottleneck last),
     where h, w are H, W times ``scale_factor``.
     """
 
@@ -47,7 +48,8 @@ class DenseMotionNetwork(nn.Module):
         self.mask = nn.Conv2d(self.hourglass.out_filters, config.num_kp + 1, 7, padding=3)
         self.occlusion: nn.Conv2d | None = None
         if config.generator.estimate_occlusion_map:
-            self.occlusion = nn.Conv2d(self.hourglass.out_filters, 1, 7, padding=3)
+            scales = config.generator.num_down_blocks + 1
+            self.occlusion = nn.Conv2d(self.hourglass.out_filters, scales, 7, padding=3)
         self.scale_factor = params.scale_factor
         self.kp_variance = params.kp_variance
         if self.scale_factor != 1:

@@ -1,9 +1,25 @@
-"""Occlusion-aware generator (first-order motion model): encode, warp, bottleneck, decode.
+"""Skip-warp generator: the reference, warped at every scale, plus a learned residual.
+
+Designed after the thin-plate-spline motion model's inpainting network and its successors:
+the reference is encoded once into features at every scale (full size down to the
+bottleneck); each frame, the dense motion network's flow warps *every* scale, per-scale
+occlusion maps say where the warped reference can be trusted, and the decoder brings each
+warped scale in through a skip connection. Unlike the first-order generator (encoder →
+bottleneck → decoder, where nothing of the reference reached the output sharply) the
+output is the reference image itself warped at full resolution plus a residual the decoder
+paints::
+
+    prediction = clamp(warp(reference, flow) + residual(decoder), 0, 1)
+
+The residual head starts at zero, so an untrained generator at zero motion returns the
+reference exactly, and training only has to learn what motion changes (mouth, eyes,
+disocclusions). Skips are added, not concatenated: on two CPU cores the decoder's
+full-resolution convolutions dominate a frame, and addition keeps their width.
 
 The style of the output lives in the image pathway (``first``, ``down_blocks``,
 ``bottleneck``, ``up_blocks``, ``final``); the dense motion network only says where pixels
-come from. Style deltas therefore touch the image pathway only (see
-:func:`style_layer_names`), so motion survives stylisation.
+come from. Style deltas touch the image pathway only (see :func:`style_layer_names`), so
+motion survives stylisation.
 """
 
 from __future__ import annotations
@@ -12,17 +28,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, make_coordinate_grid
 from models.config import ModelConfig
 from models.dense_motion import DenseMotionNetwork
 
-__all__ = ["OcclusionAwareGenerator", "style_layer_names"]
+__all__ = [
+    "OcclusionAwareGenerator",
+    "flow_offset",
+    "identity_motion",
+    "style_layer_names",
+    "warp",
+    "warp_by_offset",
+]
 
 
 class OcclusionAwareGenerator(nn.Module):
     """forward(source: Bx3xHxW in [0, 1], kp_driving, kp_source) -> dict with
     "prediction": Bx3xHxW in [0, 1], "deformed": the source warped at full resolution,
-    and the dense motion outputs ("mask", "sparse_deformed", "occlusion_map").
+    "residual": Bx3xHxW what the decoder adds to it, and the dense motion outputs
+    ("deformation", "mask", "sparse_deformed", "occlusion_map").
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -43,29 +67,41 @@ class OcclusionAwareGenerator(nn.Module):
         self.bottleneck = nn.Sequential()
         for i in range(params.num_bottleneck_blocks):
             self.bottleneck.add_module(f"r{i}", ResBlock2d(widths[-1], 3, padding=1))
-        self.final = nn.Conv2d(params.block_expansion, config.num_channels, 7, padding=3)
+        final = nn.Conv2d(params.block_expansion, config.num_channels, 7, padding=3)
+        # Zero residual at the start: an untrained generator shows the warped reference.
+        nn.init.zeros_(final.weight)
+        nn.init.zeros_(final.bias)  # type: ignore[arg-type]
+        self.final = final
 
-    def encode_source(self, source_image: torch.Tensor) -> torch.Tensor:
-        """Bx3xHxW -> BxCxH/2^nxW/2^n: source features, reusable for every driving frame."""
+    def encode_source(self, source_image: torch.Tensor) -> list[torch.Tensor]:
+        """Bx3xHxW -> [the image, features at H, H/2, ..., H/2^n]: reusable for every frame."""
         out = self.first(source_image)
+        features = [source_image, out]
         for down_block in self.down_blocks:
             out = down_block(out)
-        return out
+            features.append(out)
+        return features
 
     def decode(
-        self, source_features: torch.Tensor, motion: dict[str, torch.Tensor]
+        self, source_features: list[torch.Tensor], motion: dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        """Warp encoded source features by ``motion`` (dense motion outputs) -> Bx3xHxW."""
-        out = warp(source_features, motion["deformation"])
+        """Warp every scale of :meth:`encode_source`'s output by ``motion`` -> Bx3xHxW."""
+        return self._decode(source_features, motion)[0]
+
+    def _decode(
+        self, source_features: list[torch.Tensor], motion: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(prediction, warped source image, residual), each Bx3xHxW."""
+        image, *levels = source_features
+        offset = flow_offset(motion["deformation"])
         occlusion = motion.get("occlusion_map")
-        if occlusion is not None:
-            if occlusion.shape[2:] != out.shape[2:]:
-                occlusion = F.interpolate(occlusion, size=out.shape[2:], mode="bilinear")
-            out = out * occlusion
-        out = self.bottleneck(out)
-        for up_block in self.up_blocks:
-            out = up_block(out)
-        return torch.sigmoid(self.final(out))
+        warped = [_warp_occluded(x, offset, occlusion, i) for i, x in enumerate(levels)]
+        out = self.bottleneck(warped[-1])
+        for up_block, skip in zip(self.up_blocks, reversed(warped[:-1]), strict=True):
+            out = up_block(out) + skip
+        residual = self.final(out)
+        deformed = warp_by_offset(image, offset)
+        return (deformed + residual).clamp(0.0, 1.0), deformed, residual
 
     def forward(
         self,
@@ -74,19 +110,54 @@ class OcclusionAwareGenerator(nn.Module):
         kp_source: dict[str, torch.Tensor],
     ) -> dict[str, torch.Tensor]:
         motion = self.dense_motion_network(source_image, kp_driving, kp_source)
-        out = dict(motion)
-        out["prediction"] = self.decode(self.encode_source(source_image), motion)
-        out["deformed"] = warp(source_image, motion["deformation"])
-        return out
+        prediction, deformed, residual = self._decode(self.encode_source(source_image), motion)
+        return {**motion, "prediction": prediction, "deformed": deformed, "residual": residual}
+
+
+def flow_offset(deformation: torch.Tensor) -> torch.Tensor:
+    """Bxhxwx2 sampling grid -> Bx2xhxw offset from the identity grid (zero = no motion).
+
+    Resizing the offset rather than the grid keeps zero motion exactly the identity at every
+    scale (a bilinearly resized grid is not the grid of the larger size at the borders).
+    """
+    height, width = deformation.shape[1:3]
+    identity = make_coordinate_grid(height, width, deformation.dtype, deformation.device)
+    return (deformation - identity).permute(0, 3, 1, 2)
+
+
+def warp_by_offset(image: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """Sample image: BxCxHxW at identity + offset (Bx2xhxw, resized to HxW when they differ)."""
+    height, width = image.shape[2:]
+    if offset.shape[2:] != (height, width):
+        offset = F.interpolate(offset, size=(height, width), mode="bilinear", align_corners=True)
+    identity = make_coordinate_grid(height, width, image.dtype, image.device)
+    return F.grid_sample(image, identity + offset.permute(0, 2, 3, 1), align_corners=True)
 
 
 def warp(image: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
     """Sample image: BxCxHxW at deformation: Bxhxwx2 (resized to HxW when they differ)."""
-    if deformation.shape[1:3] != image.shape[2:]:
-        deformation = F.interpolate(
-            deformation.permute(0, 3, 1, 2), size=image.shape[2:], mode="bilinear"
-        ).permute(0, 2, 3, 1)
-    return F.grid_sample(image, deformation, align_corners=True)
+    return warp_by_offset(image, flow_offset(deformation))
+
+
+def identity_motion(
+    batch: int, height: int, width: int, like: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The motion of a still frame: identity deformation Bxhxwx2, nothing occluded."""
+    grid = make_coordinate_grid(height, width, like.dtype, like.device)
+    return {"deformation": grid.expand(batch, height, width, 2)}
+
+
+def _warp_occluded(
+    features: torch.Tensor, offset: torch.Tensor, occlusion: torch.Tensor | None, level: int
+) -> torch.Tensor:
+    """Features warped by ``offset`` times occlusion channel ``level`` (resized to fit)."""
+    out = warp_by_offset(features, offset)
+    if occlusion is None:
+        return out
+    mask = occlusion[:, level : level + 1]
+    if mask.shape[2:] != out.shape[2:]:
+        mask = F.interpolate(mask, size=out.shape[2:], mode="bilinear", align_corners=True)
+    return out * mask
 
 
 def style_layer_names(generator: OcclusionAwareGenerator) -> list[str]:

@@ -95,9 +95,9 @@ class Renderer:
         self._adapter = ThreadPoolExecutor(1, thread_name_prefix="style-adapt")
         self._source: torch.Tensor | None = None
         self._source_small: torch.Tensor | None = None
-        self._source_features: torch.Tensor | None = None
+        self._source_features: list[torch.Tensor] | None = None
         # Encoded reference per style delta, so switching back to a style skips the encoder.
-        self._features_by_style: dict[StyleDelta | None, torch.Tensor] = {}
+        self._features_by_style: dict[StyleDelta | None, list[torch.Tensor]] = {}
         self._kp_source: dict[str, torch.Tensor] = {}
         self._kp_driving = self._driving_buffers()
 
@@ -229,7 +229,7 @@ class Renderer:
             self._pending = None
             future.set_result(key)
 
-    def _encoded_source(self) -> torch.Tensor:
+    def _encoded_source(self) -> list[torch.Tensor]:
         """The reference through the encoder with the active style (call under the lock)."""
         assert self._source is not None
         active = self._switch.active
@@ -297,7 +297,7 @@ class Renderer:
 
     def _optimise_for_device(self, channels_last: bool, compile: bool) -> None:
         self._channels_last = channels_last
-        self._decode: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor] = (
+        self._decode: Callable[[list[torch.Tensor], dict[str, torch.Tensor]], torch.Tensor] = (
             self.generator.decode
         )
         self.extractor.kp_detector.to(self.device, self.dtype)

@@ -1,9 +1,11 @@
 """Stage 1: self-supervised reconstruction of a driving frame from a source frame of one clip.
 
 The keypoint detector sees both frames, the generator warps the source by the keypoint motion
-and must reproduce the driving frame (multi-scale L1 + MS-SSIM, optional VGG), while the
-keypoints and Jacobians must follow a random warp of the driving frame (equivariance). No
-labels and no pretrained network are needed.
+and must reproduce the driving frame (multi-scale L1 + MS-SSIM, optional VGG, and with a
+discriminator a least-squares GAN plus feature matching, which reward sharp texture where L1
+and MS-SSIM reward blur), while the keypoints and Jacobians must follow a random warp of the
+driving frame (equivariance). No labels and no pretrained network are needed; the
+discriminator is trained by :func:`discriminator_step` between generator steps.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from training.discriminator import (
+    MultiScaleDiscriminator,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
 from training.losses import (
     RandomWarp,
     VGGPerceptualLoss,
@@ -29,6 +37,8 @@ class Stage1Weights:
     l1: float = 10.0
     ms_ssim: float = 5.0
     perceptual: float = 1.0
+    adversarial: float = 1.0
+    feature_matching: float = 10.0
     equivariance_value: float = 10.0
     equivariance_jacobian: float = 10.0
 
@@ -63,8 +73,13 @@ class ReconstructionModel(nn.Module):
         self.perceptual = perceptual
 
     def forward(
-        self, source: torch.Tensor, driving: torch.Tensor
+        self,
+        source: torch.Tensor,
+        driving: torch.Tensor,
+        discriminator: MultiScaleDiscriminator | None = None,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Losses of reconstructing ``driving`` from ``source``; with ``discriminator`` (passed
+        in, not owned, so DDP never expects its gradients here) the GAN terms too."""
         kp_source = self.kp_detector(source)
         kp_driving = self.kp_detector(driving)
         prediction = self.generator(source, kp_driving=kp_driving, kp_source=kp_source)[
@@ -77,6 +92,14 @@ class ReconstructionModel(nn.Module):
         }
         if self.perceptual is not None:
             losses["perceptual"] = w.perceptual * self.perceptual(prediction, driving)
+        if discriminator is not None:
+            # The discriminator only judges here; its weights move in discriminator_step.
+            discriminator.requires_grad_(False)
+            fake = discriminator(prediction)
+            with torch.no_grad():
+                real = discriminator(driving)
+            losses["adversarial"] = w.adversarial * generator_adversarial_loss(fake)
+            losses["feature_matching"] = w.feature_matching * feature_matching_loss(real, fake)
         warp = RandomWarp(driving.shape[0])
         value_loss, jacobian_loss = equivariance_losses(
             lambda images: keypoints_of(self.kp_detector, images),
@@ -89,3 +112,22 @@ class ReconstructionModel(nn.Module):
         if jacobian_loss is not None:
             losses["equivariance_jacobian"] = w.equivariance_jacobian * jacobian_loss
         return losses, prediction
+
+
+def discriminator_step(
+    discriminator: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+) -> torch.Tensor:
+    """One least-squares step of ``discriminator`` on real and (detached) fake Bx3xHxW frames.
+
+    Only the discriminator's weights change: ``fake`` is detached from the generator.
+    Returns the loss before the step.
+    """
+    discriminator.requires_grad_(True)
+    loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()

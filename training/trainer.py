@@ -26,13 +26,18 @@ if TYPE_CHECKING:
     from models.text_encoder import ClipGuide
 
 from models.config import ModelConfig, get_preset
+from training.augment import NONE, Augmentation
+from training.discriminator import MultiScaleDiscriminator
+from training.losses import ms_ssim_value
 from training.monitor import LossLog, plot_losses, save_grid
-from training.stage1 import ReconstructionModel, Stage1Weights
-from training.videos import PairDataset, load_clips
+from training.split import split_by_person
+from training.stage1 import ReconstructionModel, Stage1Weights, discriminator_step
+from training.videos import Clip, PairDataset, load_clips
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
+BEST_NAME = "best.pt"  # the checkpoint with the best validation MS-SSIM so far
 
 
 class TrainingDivergedError(RuntimeError):
@@ -52,12 +57,20 @@ class TrainOptions:
     seed: int = 0
     max_minutes: float | None = None
     resume: Path | None = None
+    init_from: Path | None = None
     cache_dir: Path | None = None
     max_frames: int | None = None
     device: str | None = None
     log_every: int = 10
     sample_every: int = 500
     checkpoint_every: int = 1000
+    validate_every: int = 250
+    validation_fraction: float = 0.1
+    validation_pairs: int = 48
+    num_workers: int = 2
+    augment: bool = True
+    adversarial: bool = True
+    discriminator_lr: float = 2e-4
     vgg_weights: Path | None = None
     clip_weights: Path | None = None
     clip_model: str = "ViT-B-32"
@@ -148,9 +161,23 @@ class Trainer:
         clips, _ = load_clips(
             options.data, self.config.image_size, options.cache_dir, options.max_frames
         )
-        self.dataset = PairDataset(clips, length=2**62, seed=options.seed)
+        train_clips, validation_clips = self._split(clips)
+        self.dataset = PairDataset(
+            train_clips,
+            length=sum(len(c) for c in train_clips),
+            seed=options.seed,
+            augmentation=Augmentation() if options.augment else NONE,
+        )
+        self.validation = (
+            PairDataset(validation_clips, length=options.validation_pairs, seed=options.seed + 1)
+            if validation_clips
+            else None
+        )
+        self.best_validation = -math.inf
         self.step = 0
         self.models = build_models(self.config)
+        if options.init_from is not None:
+            self._init_from(options.init_from)
         train_state = self._resume(options.resume) if options.resume is not None else None
         self.kp_detector = self.models.kp_detector.to(self.dist.device).train()
         self.generator = self.models.generator.to(self.dist.device).train()
@@ -158,8 +185,18 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=options.lr, betas=(0.5, 0.999)
         )
-        if train_state is not None and "optimizer" in train_state:
-            self.optimizer.load_state_dict(train_state["optimizer"])
+        self.discriminator = (
+            MultiScaleDiscriminator().to(self.dist.device).train() if options.adversarial else None
+        )
+        self.discriminator_optimizer = (
+            torch.optim.Adam(
+                self.discriminator.parameters(), lr=options.discriminator_lr, betas=(0.5, 0.999)
+            )
+            if self.discriminator is not None
+            else None
+        )
+        if train_state is not None:
+            self._load_train_state(train_state)
         self.out = options.out
         if self.dist.is_main:
             (self.out / "samples").mkdir(parents=True, exist_ok=True)
@@ -168,6 +205,51 @@ class Trainer:
         self.started = time.monotonic()
         self.seconds_before = float(self.models.meta.get("train_seconds", 0.0))
 
+    def _split(self, clips: list[Clip]) -> tuple[list[Clip], list[Clip]]:
+        """Training and validation clips, by person; no validation for one person's clips."""
+        try:
+            train, validation = split_by_person(
+                clips, self.options.validation_fraction, self.options.seed
+            )
+        except ValueError as error:
+            log.warning("training without a validation split: %s", error)
+            return clips, []
+        if validation:
+            log.info(
+                "validation: %d clips (%d frames) of people not in training: %s",
+                len(validation),
+                sum(len(c) for c in validation),
+                ", ".join(c.name for c in validation),
+            )
+        return train, validation
+
+    def _init_from(self, path: Path) -> None:
+        """Start from the weights of ``path`` that fit (same name and shape), any architecture.
+
+        The generator's residual head always starts at zero (the output starts as the warped
+        reference), so it is never taken from another file.
+        """
+        from models.checkpoint import read_checkpoint
+
+        data = read_checkpoint(path)
+        taken = 0
+        for part, module, skip in (
+            ("kp_detector", self.models.kp_detector, ()),
+            ("generator", self.models.generator, ("final.",)),
+        ):
+            own = module.state_dict()
+            fitting = {
+                key: value
+                for key, value in data[part].items()
+                if key in own
+                and not key.startswith(skip)
+                and isinstance(value, torch.Tensor)
+                and value.shape == own[key].shape
+            }
+            module.load_state_dict({**own, **{k: v.float() for k, v in fitting.items()}})
+            taken += len(fitting)
+        log.info("initialised %d tensors from %s", taken, path)
+
     def _resume(self, path: Path) -> dict[str, Any] | None:
         """Load networks, styles and step from ``path``; CheckpointError names file and mismatch."""
         from models.checkpoint import load_checkpoint, read_checkpoint
@@ -175,18 +257,30 @@ class Trainer:
         self.models = load_checkpoint(path, preset=self.options.preset)
         train_state = read_checkpoint(path).get("train_state")
         self.step = int(self.models.meta.get("step", 0))
+        self.best_validation = float(self.models.meta.get("best_validation", -math.inf))
         log.info("resuming from %s at step %d", path, self.step)
         return train_state if isinstance(train_state, dict) else None
 
+    def _load_train_state(self, state: dict[str, Any]) -> None:
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.discriminator is not None and "discriminator" in state:
+            self.discriminator.load_state_dict(state["discriminator"])
+            assert self.discriminator_optimizer is not None
+            self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+
     def save(self, path: Path, half: bool = False, with_train_state: bool = True) -> Path:
-        """Checkpoint in the models' format; the train state (optimizer) lets --resume continue."""
+        """Checkpoint in the models' format; the train state (optimizers, discriminator) lets
+        --resume continue."""
         from models.checkpoint import save_checkpoint
 
-        extra = (
-            {"train_state": {"optimizer": self.optimizer.state_dict()}}
-            if with_train_state
-            else None
-        )
+        extra = None
+        if with_train_state:
+            state: dict[str, Any] = {"optimizer": self.optimizer.state_dict()}
+            if self.discriminator is not None and self.discriminator_optimizer is not None:
+                state["discriminator"] = self.discriminator.state_dict()
+                state["discriminator_optimizer"] = self.discriminator_optimizer.state_dict()
+            extra = {"train_state": state}
         return save_checkpoint(path, self.models, meta=self.meta(), half=half, extra=extra)
 
     def meta(self) -> dict[str, Any]:
@@ -200,6 +294,8 @@ class Trainer:
             "batch_size": self.options.batch_size * self.dist.world_size,
             "lr": self.options.lr,
             "seed": self.options.seed,
+            "best_validation": self.best_validation,
+            "validation_clips": [c.name for c in self.validation.clips] if self.validation else [],
             "device": describe_hardware(self.dist),
             "torch": str(torch.__version__),
         }
@@ -222,20 +318,50 @@ class Trainer:
             model = nn.parallel.DistributedDataParallel(model)
         return model
 
-    def _batch(self, step: int, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (source, driving) batch of ``step`` for this rank.
-
-        Negative steps index pairs that no training step uses (sample grid, style adaptation).
-        """
+    def _batch(self, index: int, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed (source, driving) batch from pairs that no training step uses (sample grid,
+        style adaptation): item ``2**61 + index * size`` onwards of epoch 0."""
         size = size or self.options.batch_size
-        if step >= 0:
-            first = (step * self.dist.world_size + self.dist.rank) * size
-        else:
-            first = 2**61 + step * size
-        pairs = [self.dataset[first + i] for i in range(size)]
+        first = 2**61 + index * size
+        return self._stack([self.dataset[first + i] for i in range(size)])
+
+    def _stack(
+        self, pairs: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         source = torch.stack([p[0] for p in pairs]).to(self.dist.device)
         driving = torch.stack([p[1] for p in pairs]).to(self.dist.device)
         return source, driving
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Training batches for this rank, epoch after epoch, decoded by worker processes.
+
+        DistributedSampler gives each torchrun rank its own share (one rank: all of it).
+        """
+        from torch.utils.data import DataLoader, DistributedSampler
+
+        sampler: DistributedSampler[tuple[torch.Tensor, torch.Tensor]] = DistributedSampler(
+            self.dataset,
+            num_replicas=self.dist.world_size,
+            rank=self.dist.rank,
+            shuffle=True,
+            seed=self.options.seed,
+            drop_last=True,
+        )
+        per_epoch = max(1, len(sampler) // self.options.batch_size)
+        epoch = self.step // per_epoch
+        while True:
+            sampler.set_epoch(epoch)
+            self.dataset.epoch = epoch  # workers are forked per epoch and copy it
+            loader = DataLoader(
+                self.dataset,
+                batch_size=self.options.batch_size,
+                sampler=sampler,
+                num_workers=self.options.num_workers,
+                drop_last=True,
+            )
+            for source, driving in loader:
+                yield source.to(self.dist.device), driving.to(self.dist.device)
+            epoch += 1
 
     def train_stage1(self) -> None:
         """Reconstruction until ``steps`` or ``max_minutes``, whichever comes first."""
@@ -245,15 +371,20 @@ class Trainer:
         )
         started = time.monotonic()
         self.model.train()
+        batches = self._batches()
         with _progress(options.steps, self.step, "stage 1", self.dist.is_main) as bar:
             while self.step < options.steps and time.monotonic() < deadline:
-                source, driving = self._batch(self.step)
-                losses, _ = self.model(source, driving)
+                source, driving = next(batches)
+                losses, prediction = self.model(source, driving, self.discriminator)
                 check_finite(self.step, losses)
                 total = torch.stack(list(losses.values())).sum()
                 self.optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 self.optimizer.step()
+                if self.discriminator is not None and self.discriminator_optimizer is not None:
+                    losses["discriminator"] = discriminator_step(
+                        self.discriminator, self.discriminator_optimizer, driving, prediction
+                    )
                 self.step += 1
                 self._after_step(losses, total, bar, time.monotonic() - started)
         log.info(
@@ -261,6 +392,28 @@ class Trainer:
             self.step,
             (time.monotonic() - started) / 60,
         )
+
+    def validate(self) -> dict[str, float]:
+        """Mean MS-SSIM on the validation people: the model's render and the static baseline
+        (the source frame shown unchanged). Empty without a validation split."""
+        if self.validation is None:
+            return {}
+        was_training = self.model.training
+        self.model.eval()
+        scores: dict[str, list[float]] = {"ms_ssim": [], "static_ms_ssim": []}
+        pairs = [self.validation[i] for i in range(len(self.validation))]
+        with torch.no_grad():
+            for first in range(0, len(pairs), self.options.batch_size):
+                source, driving = self._stack(pairs[first : first + self.options.batch_size])
+                kp_source, kp_driving = self.kp_detector(source), self.kp_detector(driving)
+                prediction = self.generator(source, kp_driving, kp_source)["prediction"]
+                for render, key in ((prediction, "ms_ssim"), (source, "static_ms_ssim")):
+                    scores[key] += [
+                        float(ms_ssim_value(render[i : i + 1], driving[i : i + 1]))
+                        for i in range(len(source))
+                    ]
+        self.model.train(was_training)
+        return {key: float(np.mean(values)) for key, values in scores.items()}
 
     def _after_step(
         self, losses: dict[str, torch.Tensor], total: torch.Tensor, bar: Any, seconds: float
@@ -275,6 +428,13 @@ class Trainer:
             bar.set_postfix(loss=f"{total.item():.3f}")
         if self.step % self.options.sample_every == 0:
             self.write_samples()
+        if self.step % self.options.validate_every == 0 and self.validation is not None:
+            scores = self.validate()
+            self.loss_log.write(self.step, "validation", seconds, scores)
+            log.info("step %d validation %s", self.step, scores)
+            if scores["ms_ssim"] > self.best_validation:
+                self.best_validation = scores["ms_ssim"]
+                self.save(self.out / BEST_NAME)
         if self.step % self.options.checkpoint_every == 0:
             self.save(self.out / CHECKPOINT_NAME)
             plot_losses(self.loss_log, self.out / "losses.png")
@@ -300,6 +460,23 @@ class Trainer:
         path = self.out / "samples" / f"step-{self.step:07d}.png"
         save_grid(columns, path)
         return path
+
+    def restore_best(self) -> None:
+        """Take the weights of the best validation checkpoint, if this run wrote one."""
+        from models.checkpoint import load_checkpoint
+
+        best = self.out / BEST_NAME
+        if self.validation is None or not best.exists():
+            return
+        loaded = load_checkpoint(best, preset=self.config)
+        self.kp_detector.load_state_dict(loaded.kp_detector.state_dict())
+        self.generator.load_state_dict(loaded.generator.state_dict())
+        log.info(
+            "continuing with %s (step %s, validation MS-SSIM %.4f)",
+            best,
+            loaded.meta.get("step"),
+            self.best_validation,
+        )
 
     def train_stage2(self) -> None:
         """One style delta per requested built-in style (rank 0; deltas are small)."""
@@ -361,6 +538,7 @@ def run(options: TrainOptions) -> Path:
         trainer.train_stage1()
         if trainer.dist.is_main:
             trainer.save(options.out / CHECKPOINT_NAME)  # stage 1 is safe before stage 2 starts
+        trainer.restore_best()
         trainer.train_stage2()
         path = options.out / CHECKPOINT_NAME
         if trainer.dist.is_main:

@@ -18,8 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from models.face_crop import FaceCropper, crop
+from training.augment import NONE, Augmentation, augment_pair
 
 log = logging.getLogger(__name__)
 
@@ -168,35 +170,49 @@ def read_video(path: Path) -> list[np.ndarray]:
     return frames
 
 
-class PairDataset:
-    """(source, driving) pairs from the same clip: item i is a fixed random draw for ``seed``.
+class PairDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """(source, driving) pairs from the same clip: item i of epoch e is a fixed random draw.
 
-    Items are ``(source, driving)`` float tensors 3xSxS in [0, 1]; both get the same random
-    horizontal flip. Length ``length`` defines an epoch; a still image pairs with itself.
+    Items are ``(source, driving)`` float tensors 3xSxS in [0, 1], drawn from anywhere in
+    the clip and augmented together (:func:`training.augment.augment_pair`). Clips are drawn
+    in proportion to the square root of their length, so a one-minute clip of one person
+    does not drown out fifty short ones of others. ``length`` items make an epoch; a still
+    image pairs with itself. Set :attr:`epoch` before iterating (worker processes copy it).
     """
 
-    def __init__(self, clips: list[Clip], length: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        clips: list[Clip],
+        length: int,
+        seed: int = 0,
+        augmentation: Augmentation = NONE,
+    ) -> None:
         if not clips:
             raise ValueError("PairDataset needs at least one clip")
         self.clips = clips
         self.length = length
         self.seed = seed
-        # Draw clips in proportion to their length so every frame is about equally likely.
-        sizes = np.array([len(c) for c in clips], dtype=np.float64)
+        self.augmentation = augmentation
+        self.epoch = 0
+        sizes = np.sqrt(np.array([len(c) for c in clips], dtype=np.float64))
         self._clip_weights = sizes / sizes.sum()
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng((self.seed, index))
+        rng = np.random.default_rng((self.seed, self.epoch, index))
         clip = self.clips[int(rng.choice(len(self.clips), p=self._clip_weights))]
         source, driving = rng.integers(0, len(clip), size=2)
-        flip = bool(rng.integers(0, 2))
-        return _to_tensor(clip.frames[source], flip), _to_tensor(clip.frames[driving], flip)
+        pair = augment_pair(
+            np.asarray(clip.frames[source]),
+            np.asarray(clip.frames[driving]),
+            rng,
+            self.augmentation,
+        )
+        return _to_tensor(pair[0]), _to_tensor(pair[1])
 
 
-def _to_tensor(frame: np.ndarray, flip: bool) -> torch.Tensor:
+def _to_tensor(frame: np.ndarray) -> torch.Tensor:
     """frame: SxSx3 uint8 -> 3xSxS float in [0, 1]."""
-    array = np.array(frame[:, ::-1] if flip else frame)  # a writable copy of the memmap
-    return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
+    return torch.from_numpy(np.array(frame)).permute(2, 0, 1).float().div_(255.0)

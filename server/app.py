@@ -5,14 +5,15 @@
     GET  /rooms/{room}/stats    -> per-participant fps, uplink kbps, render ms, latency
     GET  /health                -> {"status": "ok", ...}
 
-Errors: 400 malformed JSON or SDP, 403 bad or expired token, 404 unknown room, 409 seat taken;
-each with {"detail": message}.
+Errors: 400 malformed JSON or SDP, 401 missing API key (when the server has one), 403 bad or
+expired token, 404 unknown room, 409 seat taken, 429 too many rooms from one client, 503 room
+limit reached; each with {"detail": message}. Bodies are read up to MAX_OFFER_BYTES, no further.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +24,9 @@ from aiortc.sdp import SessionDescription
 from fastapi import FastAPI, HTTPException, Request
 
 from server.ice import use_loopback_ice
+from server.meters import RateMeter
+from server.participant import NEGOTIATION_ERRORS
+from server.protocol import ProtocolError, load_json
 from server.rooms import RoomError, RoomRegistry
 from server.settings import ServerSettings
 from server.tokens import TokenError, TokenSigner, secret_from_env
@@ -30,6 +34,8 @@ from server.tokens import TokenError, TokenSigner, secret_from_env
 logger = logging.getLogger(__name__)
 
 MAX_OFFER_BYTES = 64 * 1024
+API_KEY_HEADER = "X-API-Key"
+ROOM_RATE_WINDOW_S = 60.0
 
 
 def _default_renderer_factory(settings: ServerSettings) -> Callable[[], Any]:
@@ -67,9 +73,18 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def health() -> dict[str, Any]:
         return {"status": "ok", "preset": settings.preset, "rooms": len(registry.rooms)}
 
+    creations: dict[str, RateMeter] = {}  # client address -> its recent POST /rooms
+
     @app.post("/rooms")
-    async def create_room() -> dict[str, Any]:
-        room, tokens = registry.create()
+    async def create_room(request: Request) -> dict[str, Any]:
+        given = request.headers.get(API_KEY_HEADER, "")
+        if settings.api_key and not hmac.compare_digest(given, settings.api_key):
+            raise HTTPException(401, f"creating rooms needs the server's {API_KEY_HEADER} header")
+        _count_creation(creations, request, settings.rooms_per_client_per_minute)
+        try:
+            room, tokens = registry.create()
+        except RoomError as exc:
+            raise HTTPException(exc.status, str(exc)) from exc
         return {"room": room.id, "tokens": tokens, "expires_in": signer.ttl_s}
 
     @app.post("/rooms/{room_id}/offer")
@@ -120,14 +135,33 @@ async def running_server(settings: ServerSettings, host: str = "127.0.0.1") -> A
         await serving
 
 
+def _count_creation(creations: dict[str, RateMeter], request: Request, per_minute: int) -> None:
+    """429 once the client's address has created ``per_minute`` rooms in the last minute."""
+    now = asyncio.get_running_loop().time()
+    for address in [a for a, meter in creations.items() if meter.per_second(now) == 0]:
+        del creations[address]  # forget idle clients, so the table stays as small as the traffic
+    address = request.client.host if request.client is not None else ""
+    meter = creations.setdefault(address, RateMeter(window_s=ROOM_RATE_WINDOW_S))
+    if meter.per_second(now) * ROOM_RATE_WINDOW_S >= per_minute:
+        raise HTTPException(429, f"at most {per_minute} rooms per minute per client: try later")
+    meter.add(now=now)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request body, refused as soon as it passes MAX_OFFER_BYTES (never held whole)."""
+    raw = bytearray()
+    async for piece in request.stream():
+        raw += piece
+        if len(raw) > MAX_OFFER_BYTES:
+            raise HTTPException(400, f"offer body exceeds {MAX_OFFER_BYTES} bytes")
+    return bytes(raw)
+
+
 async def _read_offer(request: Request) -> dict[str, str]:
-    raw = await request.body()
-    if len(raw) > MAX_OFFER_BYTES:
-        raise HTTPException(400, f"offer body exceeds {MAX_OFFER_BYTES} bytes")
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPException(400, f"body is not JSON: {exc}") from exc
+        body = load_json(await _read_body(request))
+    except ProtocolError as exc:
+        raise HTTPException(400, f"body is {exc}") from exc
     if not isinstance(body, dict):
         raise HTTPException(400, 'body must be a JSON object {"token", "sdp", "type"}')
     for key in ("token", "sdp", "type"):
@@ -143,7 +177,7 @@ def _parse_offer(body: dict[str, str]) -> RTCSessionDescription:
         raise ValueError(f"type must be 'offer', got {body['type']!r}")
     try:
         parsed = SessionDescription.parse(body["sdp"])
-    except (AssertionError, ValueError, IndexError, KeyError, TypeError) as exc:
+    except NEGOTIATION_ERRORS as exc:
         raise ValueError(f"cannot parse the SDP ({type(exc).__name__}: {exc})") from exc
     kinds = {media.kind for media in parsed.media}
     for kind, need in (

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from server.settings import ServerSettings
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -33,6 +35,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--token-ttl", type=float, default=3600.0, help="seconds a join token stays valid"
     )
     parser.add_argument(
+        "--api-key",
+        default=os.environ.get("CARTOONCODEC_API_KEY"),
+        help="key POST /rooms needs in its X-API-Key header (default $CARTOONCODEC_API_KEY; "
+        "unset: anyone may create rooms, within --max-rooms and --rooms-per-minute)",
+    )
+    parser.add_argument(
+        "--max-rooms",
+        type=int,
+        default=ServerSettings.max_rooms,
+        help="rooms held at once (unjoined ones expire)",
+    )
+    parser.add_argument(
+        "--rooms-per-minute",
+        type=int,
+        default=ServerSettings.rooms_per_client_per_minute,
+        help="rooms one client address may create",
+    )
+    parser.add_argument(
         "--loopback-ice",
         action="store_true",
         help="offer only 127.0.0.1 ICE candidates (clients on this machine)",
@@ -52,7 +72,6 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
-    from server.settings import ServerSettings
 
     settings = ServerSettings(
         preset=args.preset,
@@ -62,6 +81,9 @@ def serve(args: argparse.Namespace) -> int:
         style_cache_dir=args.style_cache,
         token_ttl_s=args.token_ttl,
         loopback_ice=args.loopback_ice,
+        max_rooms=args.max_rooms,
+        rooms_per_client_per_minute=args.rooms_per_minute,
+        api_key=args.api_key,
     )
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0

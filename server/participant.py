@@ -28,6 +28,17 @@ from server.settings import ServerSettings
 logger = logging.getLogger(__name__)
 
 INTRA_REQUEST_INTERVAL_S = 0.25
+# What aiortc raises on a session description it cannot use: its parser lets through whatever
+# the line it trips on gives, and StopIteration surfaces from a coroutine as RuntimeError.
+NEGOTIATION_ERRORS = (
+    AttributeError,
+    AssertionError,
+    LookupError,
+    RuntimeError,
+    StopIteration,
+    TypeError,
+    ValueError,
+)
 
 
 class Participant:
@@ -60,9 +71,14 @@ class Participant:
         """Answer the client's offer; returns once ICE gathering is complete (no trickle)."""
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
-        await self.pc.setRemoteDescription(offer)
-        self.pc.addTrack(self.outbound)
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        try:
+            await self.pc.setRemoteDescription(offer)
+            self.pc.addTrack(self.outbound)
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        # aiortc trips over offers it cannot use in many ways (an m-line without a=mid gives
+        # AttributeError); each means the offer is unusable, which is the client's error
+        except NEGOTIATION_ERRORS as exc:
+            raise ValueError(f"cannot answer this offer ({type(exc).__name__}: {exc})") from exc
         self.worker.start()
         return self.pc.localDescription
 
@@ -268,12 +284,17 @@ class Participant:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        await self.worker.close()
-        self.outbound.stop()
-        await self.pc.close()
-        self.closed.set()
-        if self.on_closed is not None:
-            self.on_closed(self)
+        try:
+            await self.worker.close()
+            self.outbound.stop()
+            await self.pc.close()
+        # a peer connection whose negotiation failed half-way cannot always close cleanly
+        except NEGOTIATION_ERRORS as exc:
+            logger.warning("room %s seat %d: unclean close: %r", self.room_id, self.seat, exc)
+        finally:
+            self.closed.set()
+            if self.on_closed is not None:
+                self.on_closed(self)
 
 
 _CLOCK_ORIGIN = time.monotonic()

@@ -1,7 +1,9 @@
 """Rooms of two seats: who may join (tokens), who is in, and how participants are paired.
 
-Errors carry the HTTP status the app answers with: RoomNotFound 404, SeatTaken 409. A room is
-removed once everyone who joined has left, after their peer connections and tasks are freed.
+Errors carry the HTTP status the app answers with: RoomNotFound 404, SeatTaken 409, RoomsFull
+503. A room is removed once both seats have joined and everyone has left, or, if that never
+happens, once its tokens have expired and nobody is in it. A join reserves its seat first, so a
+leave during someone's join cannot remove the room under them, and a failed join frees it.
 """
 
 from __future__ import annotations
@@ -38,20 +40,38 @@ class SeatTaken(RoomError):
     status = 409
 
 
+class RoomsFull(RoomError):
+    status = 503
+
+
 @dataclass
 class Room:
     id: str
     created_at: float = field(default_factory=time.time)
+    expires_at: float = float("inf")  # when its tokens expire
     seats: list[Participant | None] = field(default_factory=lambda: [None] * SEATS)
-    ever_joined: bool = False
+    joining: set[int] = field(default_factory=set)  # seats reserved by a join in progress
+    joined: set[int] = field(default_factory=set)  # seats that have been in the call
 
     def check_free(self, seat: int) -> None:
-        if self.seats[seat] is not None:
+        if not 0 <= seat < SEATS:
+            raise SeatTaken(f"room {self.id} has no seat {seat}")
+        if self.seats[seat] is not None or seat in self.joining:
             raise SeatTaken(f"seat {seat} of room {self.id} is taken: this room is full")
 
     def claim(self, seat: int, participant: Participant) -> None:
         self.check_free(seat)
         self.seats[seat] = participant
+        self.joined.add(seat)
+
+    @property
+    def empty(self) -> bool:
+        return not self.joining and not self.participants
+
+    @property
+    def finished(self) -> bool:
+        """Both seats have been in the call and everyone has left."""
+        return self.empty and len(self.joined) == SEATS
 
     def release(self, participant: Participant) -> None:
         if self.seats[participant.seat] is participant:
@@ -87,14 +107,28 @@ class RoomRegistry:
         self._renderer_factory = renderer_factory
         self.rooms: dict[str, Room] = {}
 
-    def create(self) -> tuple[Room, list[str]]:
-        room = Room(id=secrets.token_urlsafe(8))
+    def create(self, now: float | None = None) -> tuple[Room, list[str]]:
+        now = time.time() if now is None else now
+        self.expire(now)
+        if len(self.rooms) >= self.settings.max_rooms:
+            raise RoomsFull(f"the server holds {len(self.rooms)} rooms, its limit: try later")
+        room = Room(id=secrets.token_urlsafe(8), created_at=now, expires_at=now + self.signer.ttl_s)
         self.rooms[room.id] = room
         tokens = [self.signer.issue(room.id, seat) for seat in range(SEATS)]
         logger.info("room %s created", room.id)
         return room, tokens
 
+    def expire(self, now: float) -> None:
+        """Remove empty rooms whose tokens have expired (rooms are kept in creation order)."""
+        for room in list(self.rooms.values()):
+            if room.expires_at > now:
+                break
+            if room.empty:
+                del self.rooms[room.id]
+                logger.info("room %s expired", room.id)
+
     def get(self, room_id: str) -> Room:
+        self.expire(time.time())
         room = self.rooms.get(room_id)
         if room is None:
             raise RoomNotFound(f"no room {room_id!r}: create one with POST /rooms")
@@ -103,18 +137,27 @@ class RoomRegistry:
     async def join(
         self, room: Room, seat: int, offer: RTCSessionDescription
     ) -> RTCSessionDescription:
-        """Seat a new participant and answer their offer; ValueError if the offer is unusable."""
+        """Seat a new participant and answer their offer; ValueError if the offer is unusable.
+
+        The seat is reserved for the whole join and freed again if anything fails; the partner
+        hears nothing of a failed join."""
         room.check_free(seat)
-        renderer = await asyncio.to_thread(self._renderer_factory)
-        participant = Participant(room.id, seat, self.settings, renderer)
-        participant.on_closed = lambda p: self._left(room, p)
+        room.joining.add(seat)
+        participant: Participant | None = None
         try:
-            room.claim(seat, participant)
+            renderer = await asyncio.to_thread(self._renderer_factory)
+            participant = Participant(room.id, seat, self.settings, renderer)
             answer = await participant.accept(offer)
-        except BaseException:  # free the peer connection whatever failed, then re-raise
-            await participant.close()
+        except BaseException:  # free the seat and the peer connection whatever failed
+            if participant is not None:
+                await participant.close()
             raise
-        room.ever_joined = True
+        finally:
+            room.joining.discard(seat)
+            if room.finished:
+                self.rooms.pop(room.id, None)
+        participant.on_closed = lambda p: self._left(room, p)
+        room.claim(seat, participant)
         room.pair()
         logger.info("room %s: seat %d joined", room.id, seat)
         return answer
@@ -124,7 +167,7 @@ class RoomRegistry:
         logger.info("room %s: seat %d left", room.id, participant.seat)
         for other in room.participants:
             other.send(protocol.CONTROL, protocol.encode_message("bye"))
-        if room.ever_joined and not room.participants:
+        if room.finished:
             self.rooms.pop(room.id, None)
             logger.info("room %s closed", room.id)
 

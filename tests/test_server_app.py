@@ -15,11 +15,17 @@ from tests.tinycall import make_offer
 SECRET = b"test-secret"
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ServerSettings(preset="tiny", token_secret=SECRET))
+async def serve(settings: ServerSettings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+    await app.state.registry.close_all()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async for client in serve(ServerSettings(preset="tiny", token_secret=SECRET)):
         yield client
 
 
@@ -70,6 +76,8 @@ async def test_bad_tokens_are_403(http: httpx.AsyncClient, kind: str) -> None:
         (b"[1]", "must be a JSON object"),
         (b'{"token": "t", "type": "offer"}', "needs a string 'sdp'"),
         (b"x" * (MAX_OFFER_BYTES + 1), "exceeds"),
+        (b'{"token": ' + b"[" * 3000 + b"]" * 3000 + b"}", "not JSON: nested deeper than 8"),
+        (b'{"token": ' + b"9" * 5000 + b"}", "not JSON: integer of 5000 digits"),
     ],
 )
 async def test_malformed_json_is_400(http: httpx.AsyncClient, content: bytes, message: str) -> None:
@@ -86,6 +94,9 @@ async def test_malformed_json_is_400(http: httpx.AsyncClient, content: bytes, me
         (None, "answer", "type must be 'offer'"),
         ("no-datachannel", "offer", "no application section"),
         ("no-ice", "offer", "lacks ICE credentials"),
+        ("a=rtpmap:98", "offer", "cannot parse the SDP (StopIteration"),
+        ("a=rtcp-fb:", "offer", "cannot parse the SDP (AttributeError"),
+        ("a=mid:0", "offer", "cannot answer this offer (AttributeError"),
     ],
 )
 async def test_malformed_sdp_is_400(
@@ -100,6 +111,67 @@ async def test_malformed_sdp_is_400(
         sdp = "\r\n".join(
             line for line in (await make_offer()).split("\r\n") if not line.startswith("a=ice-")
         )
+    elif sdp.startswith("a="):  # the first line starting so, cut as aiortc cannot take it
+        prefix, sdp = sdp, await make_offer()
+        lines = sdp.split("\r\n")
+        at = next(i for i, line in enumerate(lines) if line.startswith(prefix))
+        cut = {"a=rtpmap:98": ["a="], "a=rtcp-fb:": ["a=rtcp-fb"], "a=mid:0": []}[prefix]
+        sdp = "\r\n".join(lines[:at] + cut + lines[at + 1 :])
     body = {"token": room["tokens"][0], "sdp": sdp, "type": kind}
     response = await http.post(f"/rooms/{room['room']}/offer", json=body)
     assert response.status_code == 400 and message in response.json()["detail"]
+
+
+async def test_a_failed_join_frees_its_seat(http: httpx.AsyncClient) -> None:
+    """An offer aiortc cannot answer used to give 500 and keep the seat (409 for good)."""
+    room = await new_room(http)
+    offer = await make_offer()
+    no_mid = "\r\n".join(line for line in offer.split("\r\n") if line != "a=mid:0")
+    url = f"/rooms/{room['room']}/offer"
+    body = {"token": room["tokens"][0], "sdp": no_mid, "type": "offer"}
+    refused = await http.post(url, json=body)
+    assert refused.status_code == 400
+    assert "unusable offer: cannot answer this offer" in refused.json()["detail"]
+    joined = await http.post(url, json={**body, "sdp": offer})
+    assert joined.status_code == 200 and joined.json()["type"] == "answer"
+
+
+async def test_huge_body_is_cut_while_streaming(http: httpx.AsyncClient) -> None:
+    room = await new_room(http)
+    pulled = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for index in range(6400):  # 100 MiB if read whole
+            pulled.append(index)
+            yield b"x" * 16384
+
+    response = await http.post(f"/rooms/{room['room']}/offer", content=body())
+    assert response.status_code == 400
+    assert response.json()["detail"] == f"offer body exceeds {MAX_OFFER_BYTES} bytes"
+    assert len(pulled) <= MAX_OFFER_BYTES // 16384 + 2
+
+
+async def test_room_creation_is_limited() -> None:
+    settings = ServerSettings(
+        preset="tiny", token_secret=SECRET, max_rooms=3, rooms_per_client_per_minute=2
+    )
+    async for http in serve(settings):
+        assert [(await http.post("/rooms")).status_code for _ in range(3)] == [200, 200, 429]
+        assert (await http.post("/rooms")).json() == {
+            "detail": "at most 2 rooms per minute per client: try later"
+        }
+        other = {"X-Forwarded-For": "ignored"}  # the address counts, not what a client says
+        assert (await http.post("/rooms", headers=other)).status_code == 429
+
+
+async def test_total_rooms_and_api_key() -> None:
+    settings = ServerSettings(preset="tiny", token_secret=SECRET, max_rooms=1, api_key="k")
+    async for http in serve(settings):
+        anonymous = await http.post("/rooms")
+        assert anonymous.status_code == 401
+        assert anonymous.json()["detail"] == "creating rooms needs the server's X-API-Key header"
+        assert (await http.post("/rooms", headers={"X-API-Key": "wrong"})).status_code == 401
+        assert (await http.post("/rooms", headers={"X-API-Key": "k"})).status_code == 200
+        full = await http.post("/rooms", headers={"X-API-Key": "k"})
+        assert full.status_code == 503
+        assert full.json()["detail"] == "the server holds 1 rooms, its limit: try later"

@@ -14,6 +14,10 @@ def test_serve_arguments() -> None:
     )
     assert (args.host, args.port, args.preset, args.loopback_ice) == ("0.0.0.0", 9000, "tiny", True)
     assert args.token_ttl == 3600.0 and args.checkpoint is None
+    limits = build_parser().parse_args(
+        ["serve", "--api-key", "k", "--max-rooms", "5", "--rooms-per-minute", "2"]
+    )
+    assert (limits.api_key, limits.max_rooms, limits.rooms_per_minute) == ("k", 5, 2)
 
 
 def test_weights_come_from_the_mounted_folder(

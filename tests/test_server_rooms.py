@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import asyncio
+import threading
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiortc import RTCSessionDescription
 
 from server.rooms import Room, RoomNotFound, RoomRegistry, SeatTaken
 from server.settings import ServerSettings
 from server.tokens import TokenSigner
+from tests.tinycall import make_offer
 
 
 def fake_participant(seat: int) -> Any:
@@ -47,3 +51,71 @@ def test_registry_creates_rooms_with_a_token_per_seat() -> None:
     with pytest.raises(RoomNotFound, match="no room 'missing'"):
         registry.get("missing")
     assert RoomNotFound.status == 404
+
+
+def test_rooms_nobody_joins_expire_with_their_tokens() -> None:
+    registry = RoomRegistry(ServerSettings(), TokenSigner(b"s", ttl_s=60), lambda: None)
+    old, _ = registry.create(now=1000.0)
+    occupied, _ = registry.create(now=1001.0)
+    occupied.claim(0, fake_participant(0))
+    fresh, _ = registry.create(now=1070.0)  # old and occupied are past their expiry now
+    assert list(registry.rooms) == [occupied.id, fresh.id]
+    with pytest.raises(RoomNotFound, match=f"no room {old.id!r}"):
+        registry.get(old.id)
+
+
+def test_one_seat_leaving_keeps_the_room_for_the_other_seat() -> None:
+    registry = RoomRegistry(ServerSettings(), TokenSigner(b"s"), lambda: None)
+    room, _ = registry.create()
+    alice = fake_participant(0)
+    alice.send = lambda label, message: None
+    room.claim(0, alice)
+    registry._left(room, alice)  # seat 1 never came: its token must still find the room
+    assert registry.get(room.id) is room
+    bob = fake_participant(1)
+    bob.send = lambda label, message: None
+    room.claim(1, bob)
+    registry._left(room, bob)  # both seats have been in the call and left: the call is over
+    with pytest.raises(RoomNotFound):
+        registry.get(room.id)
+
+
+async def test_a_leave_during_a_join_does_not_remove_the_room() -> None:
+    building = threading.Event()
+    release = threading.Event()
+
+    def slow_renderer() -> Any:
+        building.set()
+        release.wait(10)
+        return SimpleNamespace(close=lambda: None)
+
+    registry = RoomRegistry(ServerSettings(), TokenSigner(b"s"), slow_renderer)
+    room, _ = registry.create()
+    alice = fake_participant(0)
+    alice.send = lambda label, message: None
+    room.claim(0, alice)
+    joining = asyncio.create_task(
+        registry.join(room, 1, RTCSessionDescription(await make_offer(), "offer"))
+    )
+    await asyncio.to_thread(building.wait, 10)
+    with pytest.raises(SeatTaken, match="seat 1 of room .* is taken"):
+        room.check_free(1)
+    registry._left(room, alice)  # alice leaves while bob's join is under way
+    release.set()
+    answer = await joining
+    assert answer.type == "answer" and registry.get(room.id) is room
+    assert room.participants[0].seat == 1
+    await registry.close_all()
+    assert registry.rooms == {}
+
+
+async def test_a_failed_join_releases_its_reservation() -> None:
+    def broken_renderer() -> Any:
+        raise RuntimeError("no GPU memory")
+
+    registry = RoomRegistry(ServerSettings(), TokenSigner(b"s"), broken_renderer)
+    room, _ = registry.create()
+    with pytest.raises(RuntimeError, match="no GPU memory"):
+        await registry.join(room, 0, RTCSessionDescription(await make_offer(), "offer"))
+    room.check_free(0)
+    assert registry.get(room.id) is room and room.joining == set()

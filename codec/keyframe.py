@@ -41,6 +41,7 @@ CODEC_IDS = {"hevc": 1, "webp": 2}
 _ENCODERS = {"hevc": "libx265", "webp": "libwebp"}
 _DECODERS = {1: "hevc", 2: "webp"}
 MAX_SIDE = 4096
+CODING_BLOCK = 64  # largest block a key frame codec codes the picture in (HEVC CTU)
 DEFAULT_QUALITY = 50
 
 CHUNK_MAGIC = b"KC"
@@ -66,8 +67,11 @@ def encode_keyframe(
     return body + struct.pack(">I", zlib.crc32(body))
 
 
-def decode_keyframe(data: bytes) -> np.ndarray:
-    """Key frame bytes -> HxWx3 uint8 RGB; bad input raises BitstreamError."""
+def decode_keyframe(data: bytes, max_side: int = MAX_SIDE) -> np.ndarray:
+    """Key frame bytes -> HxWx3 uint8 RGB; bad input raises BitstreamError.
+
+    The picture may not be larger than its header says (sides up to ``max_side``): the decoder
+    is told so before it allocates anything, so a few bytes cannot claim a huge picture."""
     data = bytes(data)
     if len(data) < KEYFRAME_HEADER.size + 4:
         raise BitstreamError(f"key frame of {len(data)} bytes is too short")
@@ -78,12 +82,15 @@ def decode_keyframe(data: bytes) -> np.ndarray:
         raise BitstreamError(f"unsupported key frame version {version}")
     if codec_id not in _DECODERS:
         raise BitstreamError(f"unknown key frame codec id {codec_id}")
-    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-        raise BitstreamError(f"key frame size {width}x{height} outside 1..{MAX_SIDE}")
+    if not (0 < width <= max_side and 0 < height <= max_side):
+        raise BitstreamError(f"key frame size {width}x{height} outside 1..{max_side}")
     if zlib.crc32(data[:-4]) != struct.unpack(">I", data[-4:])[0]:
         raise BitstreamError("key frame CRC32 mismatch: corrupted or truncated")
-    picture = _decode_picture(data[KEYFRAME_HEADER.size : -4], _DECODERS[codec_id])
-    if picture.shape[0] < height or picture.shape[1] < width:
+    coded = (height + height % 2, width + width % 2)  # as _pad_even sent it
+    # decoders allocate whole coding blocks (HEVC up to 64x64): allow that much margin
+    limit = (coded[0] + CODING_BLOCK) * (coded[1] + CODING_BLOCK)
+    picture = _decode_picture(data[KEYFRAME_HEADER.size : -4], _DECODERS[codec_id], limit)
+    if picture.shape[:2] != coded:
         raise BitstreamError(
             f"key frame decodes to {picture.shape[1]}x{picture.shape[0]}, "
             f"header says {width}x{height}"
@@ -123,11 +130,12 @@ def _encode_picture(image: np.ndarray, quality: int, codec: str) -> bytes:
     return b"".join(bytes(packet) for packet in packets)
 
 
-def _decode_picture(bitstream: bytes, decoder: str) -> np.ndarray:
+def _decode_picture(bitstream: bytes, decoder: str, max_pixels: int) -> np.ndarray:
     import av
 
     try:
         context = cast("VideoCodecContext", av.CodecContext.create(decoder, "r"))
+        context.options = {"max_pixels": str(max_pixels)}  # refused before any allocation
         frames = list(context.decode(av.Packet(bitstream))) + list(context.decode(None))
     except av.FFmpegError as exc:
         raise BitstreamError(f"key frame picture does not decode: {exc}") from exc

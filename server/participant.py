@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import numpy as np
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from codec import BitstreamError, MotionDecoder, motion_schema
@@ -183,18 +182,12 @@ class Participant:
 
     async def _set_reference(self, data: bytes) -> None:
         try:
-            image = await asyncio.to_thread(decode_keyframe, data)
-            self._check_reference(image)
-        except (BitstreamError, ValueError) as exc:
+            image = await asyncio.to_thread(decode_keyframe, data, self.settings.max_keyframe_side)
+        except BitstreamError as exc:
             self.refuse("keyframe", f"key frame refused: {exc}")
             return
         await self.worker.set_reference(image)
         logger.info("room %s seat %d: key frame %s", self.room_id, self.seat, image.shape)
-
-    def _check_reference(self, image: np.ndarray) -> None:
-        side = self.settings.max_keyframe_side
-        if image.ndim != 3 or image.shape[2] != 3 or max(image.shape[:2]) > side:
-            raise ValueError(f"key frame must be HxWx3 with sides <= {side}, got {image.shape}")
 
     def _on_stats(self, data: str | bytes) -> None:
         try:

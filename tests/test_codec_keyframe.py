@@ -1,3 +1,6 @@
+import struct
+import zlib
+
 import numpy as np
 import pytest
 
@@ -47,6 +50,33 @@ def test_bad_keyframes_are_refused(mutate, message):
     data = encode_keyframe(_portrait())
     with pytest.raises(BitstreamError, match=message):
         decode_keyframe(mutate(data))
+
+
+def _with_header_size(data: bytes, width: int, height: int) -> bytes:
+    """The key frame with another size in its header and a CRC that matches again."""
+    body = data[:4] + struct.pack(">HH", width, height) + data[8:-4]
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+@pytest.mark.parametrize("codec", ["hevc", "webp"])
+def test_picture_larger_than_its_header_is_refused_before_decoding(codec):
+    """Used to be decoded whole and cropped: 8 KB could make the server allocate 8192x4320."""
+    data = _with_header_size(encode_keyframe(_portrait(256, 256), codec=codec), 16, 16)
+    with pytest.raises(BitstreamError, match="key frame picture does not decode"):
+        decode_keyframe(data)  # over (16 + 64)**2 pixels: the decoder refuses to allocate
+    data = _with_header_size(encode_keyframe(_portrait(64, 48), codec=codec), 16, 16)
+    with pytest.raises(BitstreamError, match="decodes to 48x64, header says 16x16"):
+        decode_keyframe(data)
+    smaller = _with_header_size(encode_keyframe(_portrait(64, 48), codec=codec), 48, 80)
+    with pytest.raises(BitstreamError, match="decodes to 48x64, header says 48x80"):
+        decode_keyframe(smaller)
+
+
+def test_header_size_is_checked_against_the_caller_s_bound():
+    data = encode_keyframe(_portrait(64, 48))
+    assert decode_keyframe(data, max_side=64).shape == (64, 48, 3)
+    with pytest.raises(BitstreamError, match="key frame size 48x64 outside 1..32"):
+        decode_keyframe(data, max_side=32)
 
 
 def test_bad_images_are_refused():

@@ -161,7 +161,8 @@ def load_state(module: nn.Module, state: Any, path: Path, part: str) -> None:
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise CheckpointError(
                 f"checkpoint {path}: {part} key {key!r} has shape {shape}, "
-                f"the model expects {tuple(expected[key].shape)}"
+                f"the model expects {tuple(expected[key].shape)} (another preset, or another "
+                "generator version: cartooncodec train --init-from FILE reuses what fits)"
             )
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise CheckpointError(f"checkpoint {path}: {part} key {key!r} contains NaN or inf")

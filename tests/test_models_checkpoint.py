@@ -34,7 +34,8 @@ FOMM_VOX_256_KEYS = {
         "final.weight": (3, 64, 7, 7),
         "dense_motion_network.hourglass.encoder.down_blocks.0.conv.weight": (128, 44, 3, 3),
         "dense_motion_network.mask.weight": (11, 108, 7, 7),
-        "dense_motion_network.occlusion.weight": (1, 108, 7, 7),
+        # One occlusion channel per generator scale (the published file has 1: see below).
+        "dense_motion_network.occlusion.weight": (3, 108, 7, 7),
         "dense_motion_network.down.weight": (3, 1, 13, 13),
     },
 }
@@ -73,6 +74,29 @@ def test_fomm_layout_file_loads_into_full_256_with_equal_values(tmp_path: Path) 
     for part, module in (("kp_detector", models.kp_detector), ("generator", models.generator)):
         loaded = module.state_dict()
         assert all(torch.equal(loaded[k], v) for k, v in states[part].items()), part
+
+
+def test_a_published_first_order_generator_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "vox-cpk.pth.tar"
+    states = _fomm_file(path, "full-256")
+    states["generator"]["dense_motion_network.occlusion.weight"] = torch.zeros(1, 108, 7, 7)
+    torch.save(states, path)
+    with pytest.raises(
+        CheckpointError, match=r"occlusion.weight' has shape \(1, 108, 7, 7\).*--init-from"
+    ):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_of_the_previous_generator_is_refused_by_architecture(tmp_path: Path) -> None:
+    path = tmp_path / "old-lite.pt"
+    models = build_models(get_preset("tiny"))
+    save_checkpoint(path, models)
+    data = torch.load(path, weights_only=True)
+    del data["config"]["generator"]["architecture"]  # as files written before the field
+    torch.save(data, path)
+    message = rf"{path} holds a 'first-order' generator; this version builds 'skip-warp-residual'"
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
 
 
 def test_data_parallel_prefix_and_missing_batch_counters_are_accepted(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_zero_motion_gives_the_identity_flow() -> None:
     assert torch.allclose(out["deformation"], identity, atol=1e-5)
     assert out["mask"].shape == (2, 11, 16, 16)
     assert torch.allclose(out["mask"].sum(1), torch.ones(2, 16, 16), atol=1e-5)
-    assert out["occlusion_map"].shape == (2, 1, 16, 16)
+    assert out["occlusion_map"].shape == (2, 2, 16, 16)  # one channel per generator scale
     assert out["sparse_deformed"].shape == (2, 11, 3, 16, 16)
 
 

@@ -104,3 +104,38 @@ def test_empty_folder_is_a_clear_error(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(ValueError, match="no usable face clip"):
         run(options(empty, tmp_path / "run"))
+
+
+def test_validation_holds_out_a_person_and_keeps_the_best_checkpoint(tmp_path: Path) -> None:
+    folder = tmp_path / "people"
+    folder.mkdir()
+    write_face_video(folder / "alice_clip1.mp4", frames=10)
+    write_face_video(folder / "bob_clip1.mp4", frames=10)
+    out = tmp_path / "run"
+    run(options(folder, out, steps=4, validate_every=2, validation_fraction=0.5))
+    with (out / "losses.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["stage"] == "validation"]
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    assert all(0 < float(r["ms_ssim"]) <= 1 and 0 < float(r["static_ms_ssim"]) <= 1 for r in rows)
+    best = load_checkpoint(out / "best.pt", preset="tiny")
+    assert best.meta["best_validation"] == max(float(r["ms_ssim"]) for r in rows)
+    assert len(best.meta["validation_clips"]) == 1
+    assert best.meta["validation_clips"][0] not in best.meta["clips"]
+
+
+def test_init_from_takes_the_fitting_weights_but_not_the_residual_head(
+    data: Path, tmp_path: Path
+) -> None:
+    donor = load_checkpoint(run(options(data, tmp_path / "donor", steps=3)), preset="tiny")
+    assert float(donor.generator.final.weight.abs().max()) > 0
+    start = run(
+        options(data, tmp_path / "run", steps=0, init_from=tmp_path / "donor" / "checkpoint.pt")
+    )
+    started = load_checkpoint(start, preset="tiny")
+    torch.testing.assert_close(
+        started.kp_detector.state_dict()["kp.weight"], donor.kp_detector.state_dict()["kp.weight"]
+    )
+    torch.testing.assert_close(
+        started.generator.first.conv.weight, donor.generator.first.conv.weight
+    )
+    assert float(started.generator.final.weight.abs().max()) == 0.0

@@ -3,6 +3,9 @@
 Every module in COMMAND_MODULES exposes ``register(subparsers)``, which adds its subcommands
 and sets ``func`` (taking the parsed namespace, returning an exit code). Heavy imports (torch,
 aiortc) happen inside those functions so that ``--help`` stays instant.
+
+An exception escaping a subcommand ends the command with one line on stderr and exit code 1;
+``-v`` logs its traceback as well.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+
+logger = logging.getLogger("cartooncodec")
 
 COMMAND_MODULES = (
     "client.cli",  # demo, call
@@ -59,4 +64,16 @@ def configure_logging(verbosity: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as exc:  # the one place where any command's failure is reported
+        if args.verbose:
+            logger.exception("cartooncodec %s failed", args.command)
+        sys.stderr.write(f"cartooncodec {args.command}: error: {one_line(exc)}\n")
+        return 1
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception as one line: its type when it says nothing, its message otherwise."""
+    text = " ".join(str(exc).split())
+    return text if text else type(exc).__name__

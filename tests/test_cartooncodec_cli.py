@@ -1,0 +1,60 @@
+"""The top-level dispatcher: a failing command ends with one line and exit code 1."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from cartooncodec import cli
+
+
+def failing(exc: Exception):  # type: ignore[no-untyped-def]
+    def run(args: argparse.Namespace) -> int:
+        raise exc
+
+    return run
+
+
+@pytest.fixture
+def broken_decode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cartooncodec decode` raising what a deep failure would raise."""
+    original = cli.build_parser
+
+    def build() -> argparse.ArgumentParser:
+        parser = original()
+        decode = parser._subparsers._group_actions[0].choices["decode"]  # type: ignore[union-attr]
+        decode.set_defaults(func=failing(RuntimeError("checkpoint x.pt:\n  size mismatch")))
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", build)
+
+
+@pytest.mark.usefixtures("broken_decode")
+def test_a_failure_is_one_line_and_exit_code_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["decode", "in.ccv", "-o", "out.mp4"]) == 1
+    err = capsys.readouterr().err
+    assert err == "cartooncodec decode: error: checkpoint x.pt: size mismatch\n"
+
+
+@pytest.mark.usefixtures("broken_decode")
+def test_verbose_adds_the_traceback(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert cli.main(["decode", "in.ccv", "-o", "out.mp4", "-v"]) == 1
+    assert capsys.readouterr().err == "cartooncodec decode: error: checkpoint x.pt: size mismatch\n"
+    (record,) = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+    assert "Traceback (most recent call last)" in caplog.text
+
+
+def test_without_verbose_no_traceback_is_logged(
+    caplog: pytest.LogCaptureFixture, broken_decode: None
+) -> None:
+    assert cli.main(["decode", "in.ccv", "-o", "out.mp4"]) == 1
+    assert caplog.records == []
+
+
+def test_an_exception_without_a_message_is_named() -> None:
+    assert cli.one_line(KeyError()) == "KeyError"
+    assert cli.one_line(ValueError(" a\n\tb ")) == "a b"

@@ -21,11 +21,9 @@ from aiortc import RTCSessionDescription
 from server import protocol
 from server.participant import Participant
 from server.settings import ServerSettings
-from server.tokens import TokenSigner
+from server.tokens import SEATS, TokenSigner
 
 logger = logging.getLogger(__name__)
-
-SEATS = 2
 
 
 class RoomError(Exception):

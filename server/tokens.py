@@ -12,12 +12,14 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import time
 from dataclasses import dataclass
 
 SECRET_ENV = "CARTOONCODEC_TOKEN_SECRET"
+SEATS = 2  # seats per room: a call is between two people
 
 
 class TokenError(ValueError):
@@ -58,6 +60,8 @@ class TokenSigner:
         return hmac.new(self._secret, payload, hashlib.sha256).digest()
 
     def issue(self, room: str, seat: int, now: float | None = None) -> str:
+        if not 0 <= seat < SEATS:
+            raise ValueError(f"seat {seat} is not one of a room's {SEATS} seats")
         expires_at = (time.time() if now is None else now) + self.ttl_s
         payload = json.dumps({"room": room, "seat": seat, "exp": expires_at}).encode("utf-8")
         return f"{_b64encode(payload)}.{_b64encode(self._sign(payload))}"
@@ -74,10 +78,28 @@ class TokenSigner:
             raise TokenError("malformed token: not base64url") from exc
         if not hmac.compare_digest(signature, self._sign(payload)):
             raise TokenError("invalid token signature")
-        fields = json.loads(payload)
-        grant = JoinGrant(room=fields["room"], seat=int(fields["seat"]), expires_at=fields["exp"])
+        grant = _grant_of(payload)
         if grant.room != room:
             raise TokenError("token is for another room")
         if grant.expires_at < (time.time() if now is None else now):
             raise TokenError("token expired: create a new room")
         return grant
+
+
+def _grant_of(payload: bytes) -> JoinGrant:
+    """The signed payload's fields, each of its type and range (a leaked secret must not let
+    a token name seat -1, which would alias seat 1, or a seat the room does not have)."""
+    try:
+        fields = json.loads(payload)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
+        raise TokenError("malformed token: payload is not JSON") from exc
+    if not isinstance(fields, dict) or set(fields) != {"room", "seat", "exp"}:
+        raise TokenError("malformed token: payload needs exactly room, seat and exp")
+    room, seat, expires_at = fields["room"], fields["seat"], fields["exp"]
+    if not isinstance(room, str):
+        raise TokenError("malformed token: room is not a string")
+    if type(seat) is not int or not 0 <= seat < SEATS:
+        raise TokenError(f"malformed token: seat {seat!r} is not one of 0..{SEATS - 1}")
+    if type(expires_at) not in (int, float) or not math.isfinite(expires_at):
+        raise TokenError("malformed token: exp is not a finite number")
+    return JoinGrant(room=room, seat=seat, expires_at=float(expires_at))

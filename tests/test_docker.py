@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -73,3 +74,14 @@ def test_commands_parse(name: str, service: dict) -> None:
     assert argv[:1] == ["cartooncodec"], f"{name}: runs {argv!r}, not cartooncodec"
     args = build_parser().parse_args(argv[1:])
     assert callable(args.func)
+
+
+def test_token_secret_comes_from_the_environment_with_no_default() -> None:
+    """A secret written in the compose file is everyone's: with it, tokens can be forged."""
+    environments = {name: service.get("environment", {}) for name, service in SERVICES}
+    assert [name for name, env in environments.items() if "CARTOONCODEC_TOKEN_SECRET" in env] == [
+        "server"
+    ]
+    secret = environments["server"]["CARTOONCODEC_TOKEN_SECRET"]
+    # ${VAR:?message}: compose refuses to start when the variable is unset or empty
+    assert re.fullmatch(r"\$\{CARTOONCODEC_TOKEN_SECRET:\?[^}]+\}", secret), secret

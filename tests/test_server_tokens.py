@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+
 import pytest
 
-from server.tokens import SECRET_ENV, TokenError, TokenSigner, secret_from_env
+from server.tokens import SEATS, SECRET_ENV, TokenError, TokenSigner, secret_from_env
 
 
 def test_issue_then_verify_returns_the_seat() -> None:
@@ -60,3 +65,39 @@ def test_secret_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert secret_from_env() == b"shared"
     monkeypatch.delenv(SECRET_ENV)
     assert secret_from_env() != secret_from_env()  # random per call without the variable
+
+
+def forge(secret: bytes, payload: bytes) -> str:
+    """What someone holding the secret could sign: any payload at all."""
+    signature = hmac.new(secret, payload, hashlib.sha256).digest()
+    return ".".join(base64.urlsafe_b64encode(b).rstrip(b"=").decode() for b in (payload, signature))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"room": "room1", "seat": -1, "exp": 2e9}, "seat -1 is not one of 0..1"),
+        ({"room": "room1", "seat": 5, "exp": 2e9}, "seat 5 is not one of 0..1"),
+        ({"room": "room1", "seat": True, "exp": 2e9}, "seat True is not one of"),
+        ({"room": "room1", "seat": "0", "exp": 2e9}, "seat '0' is not one of"),
+        ({"room": ["room1"], "seat": 0, "exp": 2e9}, "room is not a string"),
+        ({"room": "room1", "seat": 0, "exp": "never"}, "exp is not a finite number"),
+        ({"room": "room1", "seat": 0, "exp": float("nan")}, "exp is not a finite number"),
+        ({"room": "room1", "seat": 0}, "needs exactly room, seat and exp"),
+        ([1, 2], "needs exactly room, seat and exp"),
+    ],
+)
+def test_signed_payloads_out_of_range_are_refused(fields: object, message: str) -> None:
+    token = forge(b"secret", json.dumps(fields).encode())
+    with pytest.raises(TokenError, match=message):
+        TokenSigner(b"secret").verify(token, "room1", now=0.0)
+
+
+def test_signed_payload_that_is_not_json_is_refused() -> None:
+    with pytest.raises(TokenError, match="payload is not JSON"):
+        TokenSigner(b"secret").verify(forge(b"secret", b"\xff{"), "room1")
+
+
+def test_only_a_rooms_seats_are_issued() -> None:
+    with pytest.raises(ValueError, match=f"seat {SEATS} is not one of a room's {SEATS} seats"):
+        TokenSigner(b"secret").issue("room1", SEATS)

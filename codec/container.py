@@ -7,7 +7,8 @@ Layout (integers big-endian):
 | magic        | 4    | b"CCV1"                                                          |
 | version      | 1    | container version (1)                                            |
 | header len   | 4    | length of the JSON header, at most 64 KiB                        |
-| header       | n    | UTF-8 JSON: schema, fps, prompt, preset, packets (count)         |
+| header       | n    | UTF-8 JSON: schema, fps, prompt, preset (a models.config preset  |
+|              |      | name or null), packets (count)                                   |
 | keyframe len | 4    | length of the key frame, at most 16 MiB                          |
 | keyframe     | m    | ``codec.keyframe`` bytes (the receiver's reference picture)      |
 | CRC32        | 4    | CRC32 of everything above                                        |
@@ -25,15 +26,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codec.boundedjson import JsonRefused, load_bounded_json
 from codec.errors import BitstreamError
 from codec.packet import MAX_PACKET_BYTES
 from codec.schema import FeatureSchema
+from models.config import PRESETS
 
 MAGIC = b"CCV1"
 VERSION = 1
 MAX_HEADER_BYTES = 1 << 16
 MAX_KEYFRAME_BYTES = 1 << 24
 MAX_PROMPT_CHARS = 1000
+MAX_HEADER_DEPTH = 4  # header -> schema -> groups -> group
+MAX_HEADER_INT_DIGITS = 10  # the packet count and the schema's sizes
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 
@@ -129,9 +134,9 @@ class _Reader:
 
 def _parse_header(header_bytes: bytes) -> dict[str, Any]:
     try:
-        header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BitstreamError(f".ccv header is not valid UTF-8 JSON: {exc}") from exc
+        header = load_bounded_json(header_bytes, MAX_HEADER_DEPTH, MAX_HEADER_INT_DIGITS)
+    except JsonRefused as exc:
+        raise BitstreamError(f".ccv header is {exc}") from exc
     if not isinstance(header, dict):
         raise BitstreamError(".ccv header must be a JSON object")
     expected = {"schema", "fps", "prompt", "preset", "packets"}
@@ -142,9 +147,13 @@ def _parse_header(header_bytes: bytes) -> dict[str, Any]:
         raise BitstreamError(f".ccv fps {fps!r} is not a number in (0, 1000]")
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise BitstreamError(f".ccv packet count {count!r} is not a non-negative integer")
-    for key in ("prompt", "preset"):
-        value = header[key]
-        if value is not None and (not isinstance(value, str) or len(value) > MAX_PROMPT_CHARS):
-            raise BitstreamError(f".ccv {key} must be a string of at most {MAX_PROMPT_CHARS} chars")
+    prompt, preset = header["prompt"], header["preset"]
+    if prompt is not None and (not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS):
+        raise BitstreamError(f".ccv prompt must be a string of at most {MAX_PROMPT_CHARS} chars")
+    # the preset names the weights file decode loads: only a known name, never a path
+    if preset is not None and (not isinstance(preset, str) or preset not in PRESETS):
+        raise BitstreamError(
+            f".ccv preset {str(preset)[:60]!r} is not one of the known presets {', '.join(PRESETS)}"
+        )
     header["fps"] = float(fps)
     return header

@@ -16,8 +16,9 @@ integer size, so hostile input is refused with a reason instead of raising deep 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
+
+from codec.boundedjson import JsonRefused, load_bounded_json
 
 MOTION = "motion"
 CONTROL = "control"
@@ -84,52 +85,12 @@ def parse_message(text: str | bytes) -> dict[str, Any]:
 
 
 def load_json(text: str | bytes) -> Any:
-    """``json.loads`` for input from outside; ProtocolError("not JSON: ...") for anything it
-    refuses: bad syntax or encoding, nesting deeper than MAX_JSON_DEPTH, integers longer than
-    MAX_JSON_INT_DIGITS digits, NaN or Infinity."""
+    """The one JSON reader for anything from outside: ``codec.boundedjson`` within
+    MAX_JSON_DEPTH and MAX_JSON_INT_DIGITS; ProtocolError("not JSON: ...") for what it refuses."""
     try:
-        value = json.loads(
-            text, parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
-        )
-    except RecursionError as exc:
-        raise ProtocolError(f"not JSON: nested deeper than {MAX_JSON_DEPTH} levels") from exc
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(f"not JSON: not UTF-8 ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise ProtocolError(f"not JSON: {exc.msg}") from exc
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise ProtocolError(f"not JSON: nested deeper than {MAX_JSON_DEPTH} levels")
-    return value
-
-
-def _bounded_int(digits: str) -> int:
-    if len(digits.lstrip("-")) > MAX_JSON_INT_DIGITS:
-        raise ProtocolError(f"not JSON: integer of {len(digits)} digits")
-    return int(digits)
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ProtocolError(f"not JSON: {text[:40]} is out of range")
-    return value
-
-
-def _no_constant(name: str) -> float:
-    raise ProtocolError(f"not JSON: {name} is not a number")
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of parsed JSON (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            deepest = max(deepest, depth + 1)
-            stack.extend((child, depth + 1) for child in item)
-    return deepest
+        return load_bounded_json(text, MAX_JSON_DEPTH, MAX_JSON_INT_DIGITS)
+    except JsonRefused as exc:
+        raise ProtocolError(str(exc)) from exc
 
 
 def _excerpt(value: Any) -> str:

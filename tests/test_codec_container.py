@@ -60,6 +60,12 @@ GOOD_HEADER = {
         (_with_header({**GOOD_HEADER, "extra": 1}), "header fields"),
         (_with_header({**GOOD_HEADER, "schema": {"groups": 3}}), "invalid feature schema"),
         (_with_header({**GOOD_HEADER, "packets": 10**9}), "truncated"),
+        (_with_header({**GOOD_HEADER, "preset": "../../x"}), "preset '../../x' is not one of"),
+        (_with_header({**GOOD_HEADER, "preset": "/etc/x"}), "preset '/etc/x' is not one of"),
+        (_with_header({**GOOD_HEADER, "preset": ["tiny"]}), "preset \"\\['tiny'\\]\" is not"),
+        (_with_header({**GOOD_HEADER, "prompt": 3}), "prompt must be a string"),
+        (_with_header({**GOOD_HEADER, "fps": [[[[[[1]]]]]]}), "nested deeper than 4 levels"),
+        (_with_header({**GOOD_HEADER, "packets": 10**30}), "integer of 31 digits"),
     ],
 )
 def test_corrupt_containers_are_refused_with_a_reason(data, message):
@@ -71,7 +77,7 @@ def test_header_with_a_valid_crc_but_no_json_is_refused():
     import zlib
 
     head = b"CCV1\x01" + struct.pack(">I", 3) + b"{{{" + struct.pack(">I", 0)
-    with pytest.raises(BitstreamError, match="not valid UTF-8 JSON"):
+    with pytest.raises(BitstreamError, match="header is not JSON: Expecting property name"):
         from_bytes(head + struct.pack(">I", zlib.crc32(head)))
 
 
@@ -85,3 +91,32 @@ def test_fuzz_mutated_containers_parse_or_raise_bitstream_error(position, value,
         assert str(exc)
     else:
         assert parsed.schema == CCV.schema
+
+
+def _with_raw_header(text: bytes) -> bytes:
+    import zlib
+
+    head = b"CCV1\x01" + struct.pack(">I", len(text)) + text + struct.pack(">I", 0)
+    return head + struct.pack(">I", zlib.crc32(head))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"[" * 60000, "nested deeper than 4 levels"),  # RecursionError before
+        (b'{"packets": ' + b"9" * 5000 + b"}", "integer of 5000 digits"),  # bare ValueError
+        (b'{"fps": NaN}', "NaN is not a number"),
+        (b'{"fps": 1e400}', "header is not JSON: 1e400 is out of range"),
+        (b'"\xff"', "not UTF-8"),
+    ],
+)
+def test_hostile_headers_are_bitstream_errors(text: bytes, message: str) -> None:
+    with pytest.raises(BitstreamError, match=message):
+        from_bytes(_with_raw_header(text))
+
+
+def test_every_known_preset_is_accepted() -> None:
+    from models.config import PRESETS
+
+    for preset in PRESETS:
+        assert from_bytes(to_bytes(CcvFile(**{**vars(CCV), "preset": preset}))).preset == preset

@@ -4,9 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch is installed pinned, before anything that depends on it: an unpinned torch pulls
 # several GB of CUDA packages on CPU-only machines. torchvision (needed by open_clip) is
-# installed without deps so it cannot pull another torch.
+# installed without deps so it cannot pull another torch. mediapipe (the face detector, see
+# models/face_crop.py) is installed without deps too: its metadata asks for numpy<2, jax and
+# opencv-contrib, none of which the face detector needs; its runtime deps are in pyproject.toml.
 TORCH_VERSION ?= 2.13.0
 TORCHVISION_VERSION ?= 0.28.0
+MEDIAPIPE_VERSION ?= 0.10.21
 DEMO_ARGS ?=
 
 .PHONY: install demo test lint typecheck clean
@@ -18,6 +21,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
 	$(BIN)/python -m pip install --quiet --no-deps torchvision==$(TORCHVISION_VERSION)
+	$(BIN)/python -m pip install --quiet --no-deps mediapipe==$(MEDIAPIPE_VERSION)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 

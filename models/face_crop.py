@@ -1,8 +1,14 @@
 """Find the face in a frame and cut a stable square around it.
 
-The networks expect a square, roughly centred head (VoxCeleb-style crops). OpenCV's Haar
-cascade finds the face box; the crop is that box enlarged by ``margin`` so hair, chin and a
-little background are kept. Two uses:
+The networks expect a square, roughly centred head (VoxCeleb-style crops). MediaPipe's
+BlazeFace detector (its weights ship inside the ``mediapipe`` wheel) finds the face box, which
+spans brows to chin; the crop is that box enlarged by ``margin``, growing a little more
+upward, so hair, chin and some background are kept. A crop never asks for more than the frame
+holds: its side is at most the frame's short side and it is moved to lie inside the frame, so a
+tight clip where the face fills the picture gives the whole frame, not smeared edge pixels.
+
+This module is the one face tracker of the project: training (``training.videos``), the eval
+clips, ``encode`` and the call all crop through it. Two uses:
 
 * live calls (:meth:`FaceCropper.crop_live`): a detection per frame, smoothed over time so
   the crop does not jitter, and the previous box kept when a frame has no detection;
@@ -13,15 +19,26 @@ little background are kept. Two uses:
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-CASCADE_FILE = "haarcascade_frontalface_default.xml"
+# Frames are shrunk to this long side before detection: BlazeFace sees 128 or 192 pixels.
+DETECT_MAX_SIDE = 640
+# BlazeFace short-range model (faces within ~2 m, the webcam case), then full-range (small
+# faces in wide shots) when the first finds nothing. Full-range alone misses some close faces.
+SHORT_RANGE, FULL_RANGE = 0, 1
+# 0.6: every face of ../shared/data scores >= 0.66; a skin-coloured disc on noise scores 0.51.
+MIN_CONFIDENCE = 0.6
+# How much of the margin goes above the face box's centre (0.5 = evenly): more hair, less neck.
+UPWARD_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -41,30 +58,72 @@ class FaceBox:
             side=self.side * keep + other.side * mix,
         )
 
-
-def _load_cascade() -> cv2.CascadeClassifier:
-    if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
-        raise RuntimeError(
-            "this OpenCV build has no Haar cascades (opencv-python 5.x dropped them); "
-            "install opencv-python-headless>=4.9,<5"
+    def inside(self, height: int, width: int) -> FaceBox:
+        """This box shrunk to the frame's short side and moved to lie inside ``height x width``."""
+        side = min(self.side, float(min(height, width)))
+        half = side / 2
+        return FaceBox(
+            cx=float(np.clip(self.cx, half, width - half)),
+            cy=float(np.clip(self.cy, half, height - half)),
+            side=side,
         )
-    path = cv2.data.haarcascades + CASCADE_FILE  # type: ignore[attr-defined]
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise RuntimeError(f"could not load the Haar cascade {path}")
-    return cascade
+
+
+class _BlazeFace:
+    """MediaPipe's two BlazeFace models, built once per process (graphs do not survive fork)."""
+
+    def __init__(self) -> None:
+        try:
+            from mediapipe.python.solutions import face_detection
+        except ImportError as error:
+            raise RuntimeError(
+                f"the face detector needs mediapipe ({error}); run `make install`, which "
+                "installs mediapipe==0.10.21 without its desktop extras"
+            ) from error
+        self._models = [
+            face_detection.FaceDetection(
+                model_selection=model, min_detection_confidence=MIN_CONFIDENCE
+            )
+            for model in (SHORT_RANGE, FULL_RANGE)
+        ]
+        self._pid = os.getpid()
+        self._lock = threading.Lock()  # a graph runs one frame at a time
+
+    def faces(self, image: np.ndarray) -> np.ndarray:
+        """Face boxes of ``image`` (HxWx3 uint8 RGB) as K x 4 (x0, y0, x1, y1) in [0, 1] units.
+
+        The short-range model's faces, or the full-range model's when it finds none.
+        """
+        with self._lock:
+            for model in self._models:
+                found = model.process(np.ascontiguousarray(image)).detections or []
+                # The graph's own threshold is not applied in this release: filter here.
+                boxes = [_corners(d) for d in found if d.score[0] >= MIN_CONFIDENCE]
+                if boxes:
+                    return np.array(boxes, dtype=np.float64)
+        return np.zeros((0, 4), dtype=np.float64)
+
+    def stale(self) -> bool:
+        """True in a forked child: its copy of the graphs must not be used."""
+        return self._pid != os.getpid()
+
+
+def _corners(detection: Any) -> tuple[float, float, float, float]:
+    box = detection.location_data.relative_bounding_box
+    return (box.xmin, box.ymin, box.xmin + box.width, box.ymin + box.height)
 
 
 class FaceCropper:
     """Square face crops from RGB uint8 frames.
 
-    margin: the crop side is ``(1 + margin)`` times the detected face box side.
+    margin: the crop side is ``(1 + margin)`` times the detected face box side (before the
+        crop is fitted inside the frame); 0 gives the detector's own face box.
     smoothing: weight of the previous box in live use (0 = no smoothing, 0.9 = very steady).
     min_face_fraction: faces smaller than this fraction of the frame's short side are ignored.
     """
 
     def __init__(
-        self, margin: float = 0.8, smoothing: float = 0.8, min_face_fraction: float = 0.08
+        self, margin: float = 1.0, smoothing: float = 0.8, min_face_fraction: float = 0.05
     ) -> None:
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
@@ -73,32 +132,44 @@ class FaceCropper:
         self.margin = margin
         self.smoothing = smoothing
         self.min_face_fraction = min_face_fraction
-        self._cascade = _load_cascade()
+        self._detector = _BlazeFace()
         self._live_box: FaceBox | None = None
 
     def detect(self, image: np.ndarray) -> FaceBox | None:
-        """The crop box around the largest face in ``image`` (HxWx3 uint8 RGB), or None."""
+        """The crop box around the largest face in ``image`` (HxWx3 uint8 RGB), or None.
+
+        With ``margin > 0`` the box lies inside the image; with 0 it is the face box itself.
+        """
         _check_image(image)
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        # Detect on a bounded size: the cascade's cost grows with pixels, faces stay findable.
-        scale = min(1.0, 320.0 / max(gray.shape))
-        small = cv2.resize(gray, None, fx=scale, fy=scale) if scale < 1.0 else gray
-        small = cv2.equalizeHist(small)
-        min_side = max(20, int(self.min_face_fraction * min(small.shape)))
-        faces = self._cascade.detectMultiScale(
-            small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+        if self._detector.stale():
+            self._detector = _BlazeFace()
+        height, width = image.shape[:2]
+        scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
+        small = (
+            cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            if scale < 1.0
+            else image
         )
-        if len(faces) == 0:
+        faces = self._detector.faces(small) * np.array([width, height, width, height])
+        sides = np.maximum(faces[:, 2] - faces[:, 0], faces[:, 3] - faces[:, 1])
+        big = sides >= self.min_face_fraction * min(height, width)
+        if not big.any():
             return None
-        x, y, w, h = max(faces, key=lambda f: int(f[2]) * int(f[3]))
-        side = max(w, h) * (1.0 + self.margin) / scale
-        # Haar boxes sit high on the face (brows to mouth): shift down to include the chin.
-        return FaceBox(
-            cx=float(x + w / 2) / scale, cy=float(y + h * 0.58) / scale, side=float(side)
+        x0, y0, x1, y1 = faces[big][int(np.argmax(sides[big]))]
+        face_side = float(max(x1 - x0, y1 - y0))
+        extra = self.margin * face_side
+        box = FaceBox(
+            cx=float(x0 + x1) / 2,
+            cy=float(y0 + y1) / 2 - (UPWARD_SHARE - 0.5) * extra,
+            side=face_side + extra,
         )
+        return box.inside(height, width) if self.margin > 0 else box
 
     def clip_box(self, frames: Sequence[np.ndarray], samples: int = 12) -> FaceBox | None:
-        """One stable box for a whole clip: the median of detections on evenly spaced frames."""
+        """One stable box for a whole clip: the median of detections on evenly spaced frames.
+
+        frames: N frames, each HxWx3 uint8 RGB of one size.
+        """
         if len(frames) == 0:
             return None
         picks = np.unique(np.linspace(0, len(frames) - 1, num=min(samples, len(frames))).round())
@@ -108,13 +179,15 @@ class FaceCropper:
         values = np.median([(b.cx, b.cy, b.side) for b in boxes], axis=0)
         # Cover the head's whole travel: enlarge by the spread of the detected centres.
         spread = float(np.ptp([(b.cx, b.cy) for b in boxes], axis=0).max()) if len(boxes) > 1 else 0
-        side = float(values[2]) + 0.5 * spread
-        return FaceBox(cx=float(values[0]), cy=float(values[1]), side=side)
+        box = FaceBox(cx=float(values[0]), cy=float(values[1]), side=float(values[2]) + spread / 2)
+        height, width = frames[0].shape[:2]
+        return box.inside(height, width) if self.margin > 0 else box
 
     def crop_live(self, image: np.ndarray, size: int) -> np.ndarray | None:
         """Crop for a live stream: smoothed box; the last box when this frame has no face.
 
-        Returns None until a face has been seen once; call :meth:`reset` on a scene change.
+        image: HxWx3 uint8 RGB -> size x size x 3, or None until a face has been seen once;
+        call :meth:`reset` on a scene change.
         """
         box = self.detect(image)
         if box is not None:
@@ -131,7 +204,7 @@ class FaceCropper:
 
 
 def crop(image: np.ndarray, box: FaceBox, size: int) -> np.ndarray:
-    """Cut ``box`` out of ``image``, resized to ``size x size``; outside pixels repeat the edge."""
+    """Cut ``box`` out of ``image`` (HxWx3 uint8) as size x size x 3; outside, the edge repeats."""
     _check_image(image)
     if size <= 0:
         raise ValueError(f"size must be positive, got {size}")
@@ -153,7 +226,7 @@ def crop(image: np.ndarray, box: FaceBox, size: int) -> np.ndarray:
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """The largest centred square of ``image``, resized to ``size`` (fallback without a face)."""
+    """The largest centred square of ``image`` (HxWx3 uint8) as size x size x 3 (no face found)."""
     _check_image(image)
     height, width = image.shape[:2]
     return crop(image, FaceBox(cx=width / 2, cy=height / 2, side=min(height, width)), size)

@@ -1,8 +1,14 @@
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
 from models.face_crop import FaceBox, FaceCropper, center_crop, crop
+from tests.bench_clip import moving_shapes
 from tests.face_clip import drifting_portrait, portrait
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
@@ -11,16 +17,55 @@ def cropper() -> FaceCropper:
 
 
 def test_detects_the_face_in_a_portrait(cropper: FaceCropper) -> None:
+    face = FaceCropper(margin=0.0).detect(portrait())
+    assert face is not None
+    # Grace Hopper's face (brows to chin) is centred near x 268, y 245 in the 512x600 image,
+    # about 195 pixels across.
+    assert abs(face.cx - 268) < 15 and abs(face.cy - 245) < 15
+    assert 165 < face.side < 225
     box = cropper.detect(portrait())
     assert box is not None
-    # Grace Hopper's face is around x 265, y 230 in the 512x600 image.
-    assert 220 < box.cx < 310 and 180 < box.cy < 290
-    assert 250 < box.side < 550
+    # The crop is twice the face, centred a little higher (hair), chin still inside.
+    assert box.side == pytest.approx(2 * face.side, rel=0.01)
+    assert box.cy < face.cy and box.cy + box.side / 2 > face.cy + 0.6 * face.side
+
+
+def test_small_face_in_a_wide_phone_frame(cropper: FaceCropper) -> None:
+    canvas = np.full((1920, 1080, 3), 90, np.uint8)  # portrait-mode 1080x1920 phone frame
+    canvas[1200:1500, 700:956] = cv2.resize(portrait(), (256, 300))
+    box = cropper.detect(canvas)
+    assert box is not None
+    # The face sits near (834, 1322) in the frame: half the portrait's coordinates, shifted.
+    assert abs(box.cx - 834) < 15 and abs(box.cy - 1310) < 25
+    assert 180 < box.side < 300
+    square = crop(canvas, box, 64)
+    assert square.std() > 20  # a face, not the flat background
+
+
+def test_a_tight_crop_gives_the_frame_not_smeared_edges(cropper: FaceCropper) -> None:
+    # The face fills the frame: a margin of a whole face would reach far past every edge.
+    tight = np.ascontiguousarray(portrait()[135:365, 155:385])
+    box = cropper.detect(tight)
+    assert box is not None
+    assert box.side == pytest.approx(230)
+    assert box.cx - box.side / 2 >= 0 and box.cx + box.side / 2 <= 230
+    assert box.cy - box.side / 2 >= 0 and box.cy + box.side / 2 <= 230
+    clip = cropper.clip_box([tight, tight])
+    assert clip is not None and clip.side <= 230
+
+
+def test_box_inside_a_frame() -> None:
+    big = FaceBox(cx=10.0, cy=50.0, side=300.0).inside(height=100, width=200)
+    assert big == FaceBox(cx=50.0, cy=50.0, side=100.0)
+    near_edge = FaceBox(cx=190.0, cy=20.0, side=40.0).inside(height=100, width=200)
+    assert near_edge == FaceBox(cx=180.0, cy=20.0, side=40.0)
 
 
 def test_no_face_gives_none(cropper: FaceCropper) -> None:
     flat = np.full((240, 320, 3), 128, np.uint8)
     assert cropper.detect(flat) is None
+    # A skin-coloured disc on noise: BlazeFace scores it 0.51, under the 0.6 threshold.
+    assert cropper.detect(np.ascontiguousarray(moving_shapes(frames=1)[0])) is None
     assert cropper.clip_box([flat, flat]) is None
     assert cropper.clip_box([]) is None
 
@@ -70,3 +115,18 @@ def test_bad_input_is_refused_with_a_reason(cropper: FaceCropper) -> None:
         FaceCropper(smoothing=1.0)
     with pytest.raises(ValueError, match="size"):
         crop(np.zeros((10, 10, 3), np.uint8), FaceBox(5, 5, 5), 0)
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "train" / "liveportrait__d8.jpg").is_file(),
+    reason="needs ../shared/data (the portrait the Haar cascade missed)",
+)
+def test_finds_the_face_the_haar_cascade_missed(cropper: FaceCropper) -> None:
+    image = cv2.cvtColor(
+        cv2.imread(str(SHARED_DATA / "train" / "liveportrait__d8.jpg")), cv2.COLOR_BGR2RGB
+    )
+    face = FaceCropper(margin=0.0).detect(image)
+    assert face is not None
+    # 720x720 portrait, the face near (376, 383), about 250 pixels across.
+    assert abs(face.cx - 376) < 25 and abs(face.cy - 383) < 25
+    assert 200 < face.side < 300

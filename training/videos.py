@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 # Bump when cropping changes so stale caches are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass

@@ -3,11 +3,14 @@
     POST /rooms                 -> {"room": id, "tokens": [seat0, seat1], "expires_in": s}
     POST /rooms/{room}/offer    {"token", "sdp", "type": "offer"} -> {"sdp", "type": "answer"}
     GET  /rooms/{room}/stats    -> per-participant fps, uplink kbps, render ms, latency
+                                   (needs "Authorization: Bearer <a token of the room>")
     GET  /health                -> {"status": "ok", ...}
 
-Errors: 400 malformed JSON or SDP, 401 missing API key (when the server has one), 403 bad or
-expired token, 404 unknown room, 409 seat taken, 429 too many rooms from one client, 503 room
-limit reached; each with {"detail": message}. Bodies are read up to MAX_OFFER_BYTES, no further.
+Errors: 400 malformed JSON or SDP, 401 missing API key (when the server has one) or stats
+token, 403 bad or expired token, 404 unknown room, 409 seat taken, 429 too many rooms from one
+client, 503 room limit reached; each with {"detail": message}, which never shows a server path.
+Bodies are read up to MAX_OFFER_BYTES, no further. ``check_models`` is run before serving: a
+server whose weights do not load does not start.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from fastapi import FastAPI, HTTPException, Request
 from server.ice import use_loopback_ice
 from server.meters import RateMeter
 from server.participant import NEGOTIATION_ERRORS
-from server.protocol import ProtocolError, load_json
+from server.protocol import ProtocolError, load_json, redact_paths
 from server.rooms import RoomError, RoomRegistry
 from server.settings import ServerSettings
 from server.tokens import TokenError, TokenSigner, secret_from_env
@@ -51,6 +54,18 @@ def _default_renderer_factory(settings: ServerSettings) -> Callable[[], Any]:
         )
 
     return build
+
+
+def check_models(settings: ServerSettings) -> None:
+    """Build the preset's networks from the checkpoint once, on the CPU, and drop them; a
+    ValueError naming the file if they do not load (unreadable, another architecture or
+    preset), so that the server refuses to start rather than failing every call."""
+    from models.checkpoint import load_models
+
+    try:
+        load_models(settings.preset, settings.checkpoint, device="cpu")
+    except ValueError as exc:
+        raise ValueError(f"cannot serve preset {settings.preset!r}: {exc}") from exc
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -84,7 +99,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         try:
             room, tokens = registry.create()
         except RoomError as exc:
-            raise HTTPException(exc.status, str(exc)) from exc
+            raise _refusal(exc.status, exc) from exc
         return {"room": room.id, "tokens": tokens, "expires_in": signer.ttl_s}
 
     @app.post("/rooms/{room_id}/offer")
@@ -96,19 +111,25 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             offer = _parse_offer(body)
             answer = await registry.join(room, grant.seat, offer)
         except TokenError as exc:
-            raise HTTPException(403, str(exc)) from exc
+            raise _refusal(403, exc) from exc
         except RoomError as exc:
-            raise HTTPException(exc.status, str(exc)) from exc
+            raise _refusal(exc.status, exc) from exc
         except ValueError as exc:
-            raise HTTPException(400, f"unusable offer: {exc}") from exc
+            raise _refusal(400, exc, "unusable offer: ") from exc
         return {"sdp": answer.sdp, "type": answer.type}
 
     @app.get("/rooms/{room_id}/stats")
-    async def stats(room_id: str) -> dict[str, Any]:
+    async def stats(room_id: str, request: Request) -> dict[str, Any]:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPException(401, 'stats need a token of the room: "Authorization: Bearer <t>"')
         try:
+            signer.verify(token, room_id)
             return registry.get(room_id).stats()
+        except TokenError as exc:
+            raise _refusal(403, exc) from exc
         except RoomError as exc:
-            raise HTTPException(exc.status, str(exc)) from exc
+            raise _refusal(exc.status, exc) from exc
 
     return app
 
@@ -122,6 +143,7 @@ async def running_server(settings: ServerSettings, host: str = "127.0.0.1") -> A
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host=host, port=0, log_level="warning")
     )
+    await asyncio.to_thread(check_models, settings)
     serving = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -133,6 +155,11 @@ async def running_server(settings: ServerSettings, host: str = "127.0.0.1") -> A
     finally:
         server.should_exit = True
         await serving
+
+
+def _refusal(status: int, exc: Exception, prefix: str = "") -> HTTPException:
+    """The HTTP error for a refused request: the reason, without any server path in it."""
+    return HTTPException(status, redact_paths(f"{prefix}{exc}"))
 
 
 def _count_creation(creations: dict[str, RateMeter], request: Request, per_minute: int) -> None:

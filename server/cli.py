@@ -71,7 +71,7 @@ def _weights_from_env(preset: str) -> str | None:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.app import create_app
+    from server.app import check_models, create_app
 
     settings = ServerSettings(
         preset=args.preset,
@@ -85,5 +85,6 @@ def serve(args: argparse.Namespace) -> int:
         rooms_per_client_per_minute=args.rooms_per_minute,
         api_key=args.api_key,
     )
+    check_models(settings)  # a checkpoint that does not load stops the server here
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0

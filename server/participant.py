@@ -2,7 +2,8 @@
 
 The client opens the three data channels (see server.protocol) and a receive-only video
 transceiver; the server answers with a RenderedVideoTrack on that transceiver that carries the
-*other* participant's stylized face.
+*other* participant's stylized face. Joining costs only the peer connection: the renderer is
+built once the connection is up (or a data channel opens, which needs it up).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from codec import BitstreamError, MotionDecoder, motion_schema
-from codec.keyframe import KeyframeAssembler, decode_keyframe
+from codec.keyframe import KeyframeAssembler
 from server import protocol
+from server.keyframes import KeyframeDecodes, KeyframesBusy
 from server.meters import RateMeter
-from server.protocol import ProtocolError
+from server.protocol import ProtocolError, redact_paths
 from server.renderworker import FrameMeta, RenderedVideoTrack, RenderWorker
 from server.settings import ServerSettings
 
@@ -41,15 +43,24 @@ NEGOTIATION_ERRORS = (
 
 
 class Participant:
-    def __init__(self, room_id: str, seat: int, settings: ServerSettings, renderer: Any) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        seat: int,
+        settings: ServerSettings,
+        renderer_factory: Callable[[], Any],
+        keyframes: KeyframeDecodes,
+    ) -> None:
         self.room_id = room_id
         self.seat = seat
         self.settings = settings
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.outbound = RenderedVideoTrack(on_frame_sent=self._send_frame_meta)
-        self.worker = RenderWorker(renderer, name=f"render-{room_id}-{seat}")
+        self.worker = RenderWorker(renderer_factory, name=f"render-{room_id}-{seat}")
         self.worker.on_style_active = self._on_style_active
         self.worker.on_style_failed = self._on_style_failed
+        self.worker.on_build_failed = self._on_build_failed
+        self.keyframes = keyframes
         self.decoder = MotionDecoder(schema=motion_schema())
         self.channels: dict[str, RTCDataChannel] = {}
         self.on_closed: Callable[[Participant], None] | None = None
@@ -60,6 +71,7 @@ class Participant:
         self.client_report: dict[str, Any] = {}
         self.closed = asyncio.Event()
         self._keyframes = KeyframeAssembler(max_bytes=protocol.MAX_KEYFRAME_BYTES)
+        self._decoding_keyframe = False
         self._last_intra_request = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -78,14 +90,16 @@ class Participant:
         # AttributeError); each means the offer is unusable, which is the client's error
         except NEGOTIATION_ERRORS as exc:
             raise ValueError(f"cannot answer this offer ({type(exc).__name__}: {exc})") from exc
-        self.worker.start()
         return self.pc.localDescription
 
     def _on_connection_state(self) -> None:
-        if self.pc.connectionState in ("failed", "closed"):
+        if self.pc.connectionState == "connected":
+            self.worker.start()
+        elif self.pc.connectionState in ("failed", "closed"):
             self._spawn(self.close())
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        self.worker.start()  # a channel opens over the connection: it is up
         handlers: dict[str, Callable[[str | bytes], None]] = {
             protocol.MOTION: self._on_motion,
             protocol.CONTROL: self._on_control,
@@ -177,16 +191,31 @@ class Participant:
         except BitstreamError as exc:
             self.refuse("keyframe", f"key frame refused: {exc}")
             return
-        if data is not None:
-            self._spawn(self._set_reference(data))
+        if data is None:
+            return
+        if self._decoding_keyframe:
+            self.refuse("keyframe_busy", "key frame refused: your last one is still decoding")
+            return
+        self._decoding_keyframe = True
+        self._spawn(self._set_reference(data))
 
     async def _set_reference(self, data: bytes) -> None:
         try:
-            image = await asyncio.to_thread(decode_keyframe, data, self.settings.max_keyframe_side)
+            image = await self.keyframes.decode(data)
         except BitstreamError as exc:
             self.refuse("keyframe", f"key frame refused: {exc}")
             return
-        await self.worker.set_reference(image)
+        except KeyframesBusy as exc:
+            self.refuse("keyframe_busy", f"key frame refused: {exc}")
+            return
+        finally:
+            self._decoding_keyframe = False
+        try:
+            await self.worker.set_reference(image)
+        # the renderer refuses pictures it cannot use (too small for its networks)
+        except (RuntimeError, ValueError) as exc:
+            self.refuse("keyframe", f"key frame refused by the renderer: {exc}")
+            return
         logger.info("room %s seat %d: key frame %s", self.room_id, self.seat, image.shape)
 
     def _on_stats(self, data: str | bytes) -> None:
@@ -219,9 +248,10 @@ class Participant:
             channel.send(message)
 
     def refuse(self, what: str, reason: str) -> None:
+        """Count the refusal, log it, and tell the client why (without the server's paths)."""
         self.refused[what] += 1
         logger.info("room %s seat %d: %s", self.room_id, self.seat, reason)
-        self.send(protocol.CONTROL, protocol.encode_message("error", message=reason))
+        self.send(protocol.CONTROL, protocol.encode_message("error", message=redact_paths(reason)))
 
     def _send_frame_meta(self, meta: FrameMeta, pts: int) -> None:
         self.send(
@@ -241,6 +271,11 @@ class Participant:
 
     def _on_style_failed(self, prompt_id: int, reason: str) -> None:
         self.refuse("prompt", f"prompt {prompt_id} could not be applied: {reason}")
+
+    def _on_build_failed(self) -> None:
+        """The server's fault, logged by the worker: say so, and end this call."""
+        self.refuse("renderer", "the server could not start rendering your face: call again later")
+        self._spawn(self.close())
 
     # -- life cycle ----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ integer size, so hostile input is refused with a reason instead of raising deep 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from codec.boundedjson import JsonRefused, load_bounded_json
@@ -31,6 +32,9 @@ MAX_TEXT_MESSAGE_CHARS = 4096
 MAX_JSON_DEPTH = 8  # every message and signalling body is at most 2 levels deep
 MAX_JSON_INT_DIGITS = 20  # int64 range; Python refuses over 4,300 digits with a bare ValueError
 CAPABILITIES = ("motion-v1", "keyframe-v1", "prompt-v1", "frame-meta-v1")
+
+# an absolute path of two or more parts ("UDP/TLS/RTP" and "POST /rooms" are not)
+_PATH = re.compile(r"""(?<![\w.:/\\-])(?:[A-Za-z]:)?[/\\](?:[^\s'"/\\]+[/\\])+([^\s'"/\\]*)""")
 
 # type -> {field: accepted python types}
 _FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
@@ -102,3 +106,9 @@ def check_prompt(text: str) -> None:
     """Refuse prompts the renderer will not take; the message is sent back on ``control``."""
     if len(text) > MAX_PROMPT_CHARS:
         raise ProtocolError(f"prompt of {len(text)} characters exceeds {MAX_PROMPT_CHARS}")
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with every absolute file path cut to its last part: what the server says to
+    clients (refusals, HTTP errors) must not show its file system."""
+    return _PATH.sub(r"\1", text)

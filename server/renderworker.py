@@ -3,7 +3,9 @@
 One RenderWorker per participant renders that participant's face (their key frame, their
 prompt) from their decoded motion and hands each frame to the other participant's
 RenderedVideoTrack. Both hold at most one pending frame: a newer frame replaces an older one,
-so a slow renderer lowers the frame rate instead of growing the delay.
+so a slow renderer lowers the frame rate instead of growing the delay. A worker's renderer
+(networks, style threads) is built on its own thread when it starts, which the participant
+does once the peer connection is up, not when it joins.
 """
 
 from __future__ import annotations
@@ -124,11 +126,14 @@ def frame_key(pts: int) -> int:
 class RenderWorker:
     """Renders one participant's motion with a models.Renderer, newest frame first.
 
-    The renderer runs on its own thread so the event loop keeps serving the network.
+    ``start`` builds the renderer with ``renderer_factory`` on the worker's one thread, which
+    then runs every renderer call in order (so a key frame or prompt that arrives while the
+    renderer is being built waits for it), and the event loop keeps serving the network.
     """
 
-    def __init__(self, renderer: Any, name: str) -> None:
-        self._renderer = renderer
+    def __init__(self, renderer_factory: Callable[[], Any], name: str) -> None:
+        self._renderer_factory = renderer_factory
+        self._renderer: Any = None
         self._name = name
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
         self._pending: DecodedFrame | None = None
@@ -140,6 +145,8 @@ class RenderWorker:
         self.active_prompt_id = NO_STYLE_ID
         self.on_style_active: Callable[[int], None] | None = None
         self.on_style_failed: Callable[[int, str], None] | None = None
+        self.on_build_failed: Callable[[], None] | None = None
+        self.renderer_state = "not built"  # -> "building" -> "ready" or "failed"
         self.frames_rendered = 0
         self.frames_stale = 0
         self.frames_without_reference = 0
@@ -148,7 +155,27 @@ class RenderWorker:
         self.render_ms = 0.0  # exponential moving average
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self._name)
+        """Build the renderer, then render; calling it again does nothing."""
+        if self._task is not None:
+            return
+        self.renderer_state = "building"
+        built = asyncio.get_running_loop().run_in_executor(self._executor, self._build)
+        self._task = asyncio.create_task(self._run(built), name=self._name)
+
+    def _build(self) -> None:
+        self._renderer = self._renderer_factory()
+
+    def _call_renderer(self, method: str, *args: Any) -> Any:
+        """On the worker's thread, which has run the build before any of these calls."""
+        if self._renderer is None:
+            raise RuntimeError("this participant has no renderer: building it failed")
+        return getattr(self._renderer, method)(*args)
+
+    async def _on_thread(self, method: str, *args: Any) -> Any:
+        if self._task is None:
+            raise RuntimeError("the render worker has not been started")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call_renderer, method, *args)
 
     def submit(self, frame: DecodedFrame) -> None:
         if self._pending is not None:
@@ -158,19 +185,21 @@ class RenderWorker:
 
     async def set_reference(self, image: np.ndarray) -> None:
         """image: HxWx3 uint8 RGB, the sender's key frame."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._renderer.set_reference, image)
+        await self._on_thread("set_reference", image)
         self.has_reference = True
 
     def set_prompt(self, prompt_id: int, text: str) -> None:
-        """Start adapting to ``text``; frames switch to it once the renderer says it is active."""
-        style_future = self._renderer.set_style(text or None)
+        """Start adapting to ``text``; frames switch to it once the renderer says it is active
+        (``on_style_active``), or ``on_style_failed`` says why it cannot."""
         if self._style_task is not None:
             self._style_task.cancel()
-        self._style_task = asyncio.create_task(self._await_style(prompt_id, style_future))
+        self._style_task = asyncio.create_task(self._await_style(prompt_id, text))
 
-    async def _await_style(self, prompt_id: int, style_future: concurrent.futures.Future) -> None:
+    async def _await_style(self, prompt_id: int, text: str) -> None:
         try:
+            style_future: concurrent.futures.Future[str] = await self._on_thread(
+                "set_style", text or None
+            )
             key = await asyncio.wrap_future(style_future)
         except (RuntimeError, ValueError, KeyError) as exc:
             logger.warning("style for prompt %d failed: %s", prompt_id, exc)
@@ -182,8 +211,17 @@ class RenderWorker:
         if self.on_style_active is not None:
             self.on_style_active(prompt_id)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def _run(self, built: asyncio.Future[None]) -> None:
+        try:
+            await built
+        # what building networks raises: a bad or vanished checkpoint, no memory, no device
+        except (RuntimeError, ValueError, OSError) as exc:
+            self.renderer_state = "failed"
+            logger.error("%s: building the renderer failed: %s", self._name, exc)
+            if self.on_build_failed is not None:
+                self.on_build_failed()
+            return
+        self.renderer_state = "ready"
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -200,9 +238,7 @@ class RenderWorker:
             prompt_id = self.active_prompt_id
             started = time.perf_counter()
             try:
-                image = await loop.run_in_executor(
-                    self._executor, self._renderer.render, frame.features
-                )
+                image = await self._on_thread("render", frame.features)
             except (RuntimeError, ValueError) as exc:
                 self.render_errors += 1
                 logger.warning("render failed for frame %d: %s", frame.seq, exc)
@@ -225,6 +261,7 @@ class RenderWorker:
             "render_errors": self.render_errors,
             "render_ms": round(self.render_ms, 2),
             "active_prompt_id": self.active_prompt_id,
+            "renderer": self.renderer_state,
         }
 
     async def close(self) -> None:
@@ -236,9 +273,10 @@ class RenderWorker:
             *(t for t in (self._task, self._style_task) if t is not None), return_exceptions=True
         )
         await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)
-        await asyncio.to_thread(self._renderer.close)
-        self._renderer = None
-        _release_gpu_memory()
+        if self._renderer is not None:
+            await asyncio.to_thread(self._renderer.close)
+            self._renderer = None
+            _release_gpu_memory()
 
 
 def _release_gpu_memory() -> None:

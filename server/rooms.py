@@ -19,6 +19,7 @@ from typing import Any
 from aiortc import RTCSessionDescription
 
 from server import protocol
+from server.keyframes import KeyframeDecodes
 from server.participant import Participant
 from server.settings import ServerSettings
 from server.tokens import SEATS, TokenSigner
@@ -103,6 +104,9 @@ class RoomRegistry:
         self.settings = settings
         self.signer = signer
         self._renderer_factory = renderer_factory
+        self.keyframes = KeyframeDecodes(
+            settings.keyframe_decode_threads, settings.keyframe_queue, settings.max_keyframe_side
+        )
         self.rooms: dict[str, Room] = {}
 
     def create(self, now: float | None = None) -> tuple[Room, list[str]]:
@@ -138,13 +142,15 @@ class RoomRegistry:
         """Seat a new participant and answer their offer; ValueError if the offer is unusable.
 
         The seat is reserved for the whole join and freed again if anything fails; the partner
-        hears nothing of a failed join."""
+        hears nothing of a failed join. Only the peer connection is built here: the participant
+        builds its renderer once the connection is up."""
         room.check_free(seat)
         room.joining.add(seat)
         participant: Participant | None = None
         try:
-            renderer = await asyncio.to_thread(self._renderer_factory)
-            participant = Participant(room.id, seat, self.settings, renderer)
+            participant = Participant(
+                room.id, seat, self.settings, self._renderer_factory, self.keyframes
+            )
             answer = await participant.accept(offer)
         except BaseException:  # free the seat and the peer connection whatever failed
             if participant is not None:
@@ -177,3 +183,4 @@ class RoomRegistry:
     async def close_all(self) -> None:
         for room_id in list(self.rooms):
             await self.close_room(room_id)
+        self.keyframes.close()

@@ -16,6 +16,8 @@ class ServerSettings:
     token_ttl_s: float = 3600.0
     loopback_ice: bool = False  # offer only 127.0.0.1 ICE candidates (demo and tests)
     max_keyframe_side: int = 1024
+    keyframe_decode_threads: int = 2  # key frames decoding at once, server-wide
+    keyframe_queue: int = 8  # key frames waiting for a decode thread; more are refused
     max_rooms: int = 1000  # rooms held at once, joined or not; POST /rooms answers 503 beyond
     rooms_per_client_per_minute: int = 30  # POST /rooms per client address; 429 beyond
     api_key: str | None = None  # None: POST /rooms is open, else it needs "X-API-Key: <key>"

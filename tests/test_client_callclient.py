@@ -46,6 +46,7 @@ async def test_two_party_call(tmp_path: Path) -> None:
     async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
         tasks_before = set(asyncio.all_tasks())
         room = (await http.post("/rooms")).json()
+        auth = {"Authorization": f"Bearer {room['tokens'][0]}"}  # stats need a token of the room
 
         def participant(seat: int, prompt: str) -> CallClient:
             config = CallConfig(
@@ -112,7 +113,7 @@ async def test_two_party_call(tmp_path: Path) -> None:
         assert any("key frame refused" in e for e in alice.style_errors)
 
         async def stats_of(seat: int) -> dict:
-            stats = (await http.get(f"/rooms/{room['room']}/stats")).json()
+            stats = (await http.get(f"/rooms/{room['room']}/stats", headers=auth)).json()
             return next(p for p in stats["participants"] if p["seat"] == seat)
 
         expected = {protocol.CONTROL: 2, protocol.STATS: 1, protocol.MOTION: 1}
@@ -139,7 +140,7 @@ async def test_two_party_call(tmp_path: Path) -> None:
         await wait_for(
             lambda: not other_tasks(tasks_before), f"tasks to end: {other_tasks(tasks_before)}"
         )
-        gone = await http.get(f"/rooms/{room['room']}/stats")
+        gone = await http.get(f"/rooms/{room['room']}/stats", headers=auth)
         assert gone.status_code == 404
 
 
@@ -148,6 +149,7 @@ async def test_abrupt_disconnect_frees_the_seat(tmp_path: Path) -> None:
     settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
     async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
         room = (await http.post("/rooms")).json()
+        auth = {"Authorization": f"Bearer {room['tokens'][0]}"}  # stats need a token of the room
         clients = [
             CallClient(
                 CallConfig(
@@ -169,7 +171,7 @@ async def test_abrupt_disconnect_frees_the_seat(tmp_path: Path) -> None:
         await clients[0].pc.close()  # no bye: the transport just goes away
 
         async def seats() -> list[int]:
-            stats = (await http.get(f"/rooms/{room['room']}/stats")).json()
+            stats = (await http.get(f"/rooms/{room['room']}/stats", headers=auth)).json()
             return [p["seat"] for p in stats["participants"]]
 
         for _ in range(200):

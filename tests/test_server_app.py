@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from server.app import MAX_OFFER_BYTES, create_app
+from server.app import MAX_OFFER_BYTES, _refusal, check_models, create_app, running_server
 from server.settings import ServerSettings
 from server.tokens import TokenSigner
-from tests.tinycall import make_offer
+from tests.tinycall import make_offer, write_styled_checkpoint
 
 SECRET = b"test-secret"
 
@@ -44,15 +45,36 @@ async def test_room_has_two_signed_tokens(http: httpx.AsyncClient) -> None:
     room = await new_room(http)
     grants = [TokenSigner(SECRET).verify(token, room["room"]) for token in room["tokens"]]
     assert [g.seat for g in grants] == [0, 1]
-    stats = (await http.get(f"/rooms/{room['room']}/stats")).json()
+    stats = (await http.get(f"/rooms/{room['room']}/stats", headers=bearer(room))).json()
     assert stats["room"] == room["room"] and stats["participants"] == []
+
+
+def bearer(room: dict, seat: int = 0) -> dict[str, str]:
+    return {"Authorization": f"Bearer {room['tokens'][seat]}"}
+
+
+async def test_stats_need_a_token_of_the_room(http: httpx.AsyncClient) -> None:
+    room, other = await new_room(http), await new_room(http)
+    url = f"/rooms/{room['room']}/stats"
+    anonymous = await http.get(url)
+    assert anonymous.status_code == 401
+    assert (
+        anonymous.json()["detail"] == 'stats need a token of the room: "Authorization: Bearer <t>"'
+    )
+    assert (await http.get(url, headers={"Authorization": "Basic x"})).status_code == 401
+    wrong_room = await http.get(url, headers=bearer(other))
+    assert wrong_room.status_code == 403 and wrong_room.json()["detail"] == (
+        "token is for another room"
+    )
+    assert (await http.get(url, headers=bearer(room, seat=1))).status_code == 200
 
 
 async def test_unknown_room_is_404(http: httpx.AsyncClient) -> None:
     body = {"token": "x.y", "sdp": "v=0", "type": "offer"}
     response = await http.post("/rooms/nope/offer", json=body)
     assert response.status_code == 404 and "no room 'nope'" in response.json()["detail"]
-    assert (await http.get("/rooms/nope/stats")).status_code == 404
+    token = {"Authorization": f"Bearer {TokenSigner(SECRET).issue('nope', 0)}"}
+    assert (await http.get("/rooms/nope/stats", headers=token)).status_code == 404
 
 
 @pytest.mark.parametrize("kind", ["forged", "expired", "other room"])
@@ -175,3 +197,27 @@ async def test_total_rooms_and_api_key() -> None:
         full = await http.post("/rooms", headers={"X-API-Key": "k"})
         assert full.status_code == 503
         assert full.json()["detail"] == "the server holds 1 rooms, its limit: try later"
+
+
+def test_a_server_whose_checkpoint_does_not_load_does_not_start(tmp_path: Path) -> None:
+    broken = tmp_path / "lite-128.pt"
+    broken.write_bytes(b"not torch")
+    with pytest.raises(ValueError, match=f"cannot serve preset 'tiny': checkpoint {broken}"):
+        check_models(ServerSettings(preset="tiny", checkpoint=str(broken)))
+    other = write_styled_checkpoint(tmp_path / "tiny.pt")  # a tiny checkpoint for lite-128
+    with pytest.raises(ValueError, match="cannot serve preset 'lite-128'"):
+        check_models(ServerSettings(preset="lite-128", checkpoint=str(other)))
+    check_models(ServerSettings(preset="tiny", checkpoint=str(other)))
+
+
+async def test_running_server_checks_the_checkpoint_first(tmp_path: Path) -> None:
+    broken = tmp_path / "x.pt"
+    broken.write_bytes(b"")
+    with pytest.raises(ValueError, match="is not a readable torch file"):
+        async with running_server(ServerSettings(preset="tiny", checkpoint=str(broken))):
+            raise AssertionError("served")
+
+
+def test_http_errors_carry_no_server_path() -> None:
+    refusal = _refusal(400, ValueError("checkpoint /srv/models/weights/lite-128.pt gone"), "x: ")
+    assert (refusal.status_code, refusal.detail) == (400, "x: checkpoint lite-128.pt gone")

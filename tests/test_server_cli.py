@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cartooncodec.cli import build_parser
+from cartooncodec.cli import build_parser, main
 from server.cli import _weights_from_env
 
 
@@ -29,3 +29,17 @@ def test_weights_come_from_the_mounted_folder(
     assert _weights_from_env("lite-128") == str(tmp_path / "lite-128.pt")
     monkeypatch.delenv("CARTOONCODEC_WEIGHTS")
     assert _weights_from_env("lite-128") is None
+
+
+def test_serve_refuses_to_start_with_an_unreadable_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "tiny.pt"
+    broken.write_bytes(b"\x00" * 10)
+    assert main(["serve", "--preset", "tiny", "--checkpoint", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"cartooncodec serve: error: cannot serve preset 'tiny': checkpoint {broken} is not a "
+        "readable torch file"
+    )
+    assert err.count("\n") == 1

@@ -15,6 +15,7 @@ from codec import MotionEncoder, motion_schema
 from codec.keyframe import encode_keyframe, split_chunks
 from models import Renderer
 from server import protocol
+from server.keyframes import KeyframeDecodes
 from server.participant import Participant
 from server.settings import ServerSettings
 from tests.tinycall import write_styled_checkpoint
@@ -41,11 +42,21 @@ class RecordingChannel:
 async def participant(tmp_path: Path) -> AsyncIterator[Participant]:
     checkpoint = write_styled_checkpoint(tmp_path / "tiny.pt")
     settings = ServerSettings(preset="tiny", checkpoint=str(checkpoint))
-    p = Participant("room", 0, settings, Renderer("tiny", checkpoint))
+    keyframes = KeyframeDecodes(threads=1, queue=0, max_side=settings.max_keyframe_side)
+    p = Participant("room", 0, settings, lambda: Renderer("tiny", checkpoint), keyframes)
     p.channels = {label: RecordingChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
     p.worker.start()
     yield p
     await p.close()
+    keyframes.close()
+
+
+async def until(condition: Any) -> None:
+    for _ in range(250):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in 5 s")
 
 
 def control(p: Participant) -> RecordingChannel:
@@ -64,18 +75,89 @@ def test_hello_with_another_preset_is_answered_with_how_to_fix_it(participant: P
     }
 
 
-def test_bad_control_messages_are_counted_or_refused(participant: Participant) -> None:
+async def test_bad_control_messages_are_counted_or_refused(participant: Participant) -> None:
     participant._on_control("{oops")
     participant._on_control(protocol.encode_message("pong", t=1, server_ms=2))
     participant._on_control(protocol.encode_message("prompt", id=1, text="x" * 201))
-    participant._on_control(protocol.encode_message("prompt", id=2, text="no such style"))
     participant._on_control(b"not a chunk")
+    participant._on_control(protocol.encode_message("prompt", id=2, text="no such style"))
+    await until(lambda: participant.refused["prompt"] == 2)  # styles resolve on the worker
     assert participant.malformed == {protocol.CONTROL: 2}
     assert participant.refused == {"prompt": 2, "keyframe": 1}
     errors = [m["message"] for m in control(participant).messages()]
     assert "prompt 1 refused: prompt of 201 characters exceeds 200" in errors[0]
-    assert "no built-in style matches 'no such style'" in errors[1]
-    assert errors[2].startswith("key frame refused")
+    assert errors[1].startswith("key frame refused")
+    assert "prompt 2 could not be applied: no built-in style matches 'no such style'" in errors[2]
+
+
+async def test_a_key_frame_too_small_for_the_renderer_is_refused(
+    participant: Participant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An 8x8 key frame used to fail in an unobserved task, the client told nothing."""
+
+    async def eight_by_eight(data: bytes) -> np.ndarray:
+        return np.zeros((8, 8, 3), np.uint8)
+
+    monkeypatch.setattr(participant.keyframes, "decode", eight_by_eight)
+    for chunk in split_chunks(encode_keyframe(np.zeros((16, 16, 3), np.uint8))):
+        participant._on_control(chunk)
+    await until(lambda: participant.refused)
+    assert participant.refused == {"keyframe": 1} and not participant.worker.has_reference
+    (error,) = control(participant).messages()
+    assert error["message"] == (
+        "key frame refused by the renderer: frame 8x8 is smaller than 16 px"
+    )
+
+
+async def test_key_frames_beyond_the_servers_decodes_are_refused(
+    participant: Participant,
+) -> None:
+    face = encode_keyframe(np.zeros((32, 32, 3), np.uint8))
+    for chunk in split_chunks(face):  # decoding (the fixture admits one at a time) ...
+        participant._on_control(chunk)
+    for chunk in split_chunks(face):  # ... so a second one from the same client is refused
+        participant._on_control(chunk)
+    assert participant.refused == {"keyframe_busy": 1}
+    await until(lambda: participant.worker.has_reference)
+    other = await anext(participant_of(participant.keyframes))
+    participant.keyframes._slots.acquire()  # another participant's decode holds the one slot
+    for chunk in split_chunks(face):
+        other._on_control(chunk)
+    await until(lambda: other.refused)
+    assert other.refused == {"keyframe_busy": 1} and participant.keyframes.refused == 1
+    (error,) = control(other).messages()
+    assert error["message"] == (
+        "key frame refused: the server is decoding 1 key frames already: send it again later"
+    )
+    participant.keyframes._slots.release()
+    await other.close()
+
+
+async def participant_of(keyframes: KeyframeDecodes) -> AsyncIterator[Participant]:
+    p = Participant("room", 1, ServerSettings(preset="tiny"), lambda: None, keyframes)
+    p.channels = {label: RecordingChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
+    yield p
+
+
+def test_refusals_sent_to_the_client_carry_no_server_path(participant: Participant) -> None:
+    participant.refuse("prompt", "style cache /var/lib/cartooncodec/styles/x.pt is corrupt")
+    (error,) = control(participant).messages()
+    assert error["message"] == "style cache x.pt is corrupt"
+
+
+async def test_a_renderer_that_cannot_be_built_ends_only_this_call() -> None:
+    def broken() -> Any:
+        raise ValueError("checkpoint /srv/weights/lite-128.pt: generator shape mismatch")
+
+    keyframes = KeyframeDecodes(threads=1, queue=0, max_side=64)
+    p = Participant("room", 0, ServerSettings(preset="tiny"), broken, keyframes)
+    p.channels = {label: RecordingChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
+    p.worker.start()
+    await asyncio.wait_for(p.closed.wait(), 10)
+    assert p.refused == {"renderer": 1}
+    (error,) = control(p).messages()
+    assert error["message"] == "the server could not start rendering your face: call again later"
+    keyframes.close()
 
 
 async def test_key_frame_then_motion_reaches_the_renderer(participant: Participant) -> None:

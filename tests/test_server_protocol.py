@@ -13,6 +13,7 @@ from server.protocol import (
     encode_message,
     load_json,
     parse_message,
+    redact_paths,
 )
 
 
@@ -71,3 +72,17 @@ def test_load_json_reads_bounded_input_and_refuses_the_rest() -> None:
         load_json("9" * 5000)  # past Python's own 4,300-digit limit
     with pytest.raises(ProtocolError, match="not JSON: nested deeper than 8 levels"):
         load_json("[" * 100_000)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("checkpoint /work/main/models/weights/lite-128.pt: bad", "checkpoint lite-128.pt: bad"),
+        ("cache '/var/lib/x/styles/a b' full", "cache 'a b' full"),
+        ("C:\\Users\\me\\w.pt missing", "w.pt missing"),
+        ("m=video 9 UDP/TLS/RTP/SAVPF 96", "m=video 9 UDP/TLS/RTP/SAVPF 96"),
+        ("POST /rooms first", "POST /rooms first"),
+    ],
+)
+def test_paths_are_cut_to_their_last_part(text: str, said: str) -> None:
+    assert redact_paths(text) == said

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -63,7 +65,7 @@ async def test_worker_renders_only_the_newest_frame_in_the_active_style(tmp_path
     checkpoint = write_styled_checkpoint(tmp_path / "tiny.pt")
     face = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     features = MotionExtractor("tiny", checkpoint).extract(face)
-    worker = RenderWorker(Renderer("tiny", checkpoint), name="test")
+    worker = RenderWorker(lambda: Renderer("tiny", checkpoint), name="test")
     rendered: list[tuple[np.ndarray, FrameMeta]] = []
     worker.sink = lambda img, m: rendered.append((img, m))
     worker.start()
@@ -95,3 +97,56 @@ async def test_worker_renders_only_the_newest_frame_in_the_active_style(tmp_path
 async def _until(condition) -> None:  # type: ignore[no-untyped-def]
     while not condition():
         await asyncio.sleep(0.01)
+
+
+async def test_the_renderer_is_built_on_start_and_calls_wait_for_it(tmp_path: Path) -> None:
+    checkpoint = write_styled_checkpoint(tmp_path / "tiny.pt")
+    face = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    release, built = threading.Event(), []
+
+    def slow_build() -> Renderer:
+        release.wait(10)
+        built.append(Renderer("tiny", checkpoint))
+        return built[-1]
+
+    worker = RenderWorker(slow_build, name="test")
+    assert worker.stats()["renderer"] == "not built"
+    with pytest.raises(RuntimeError, match="the render worker has not been started"):
+        await worker.set_reference(face)
+    worker.start()
+    worker.start()  # a second start (connection up, then a channel) builds nothing more
+    assert worker.stats()["renderer"] == "building"
+    reference = asyncio.create_task(worker.set_reference(face))  # arrives during the build
+    await asyncio.sleep(0.1)
+    assert not reference.done() and built == []
+    release.set()
+    await asyncio.wait_for(reference, 10)
+    assert worker.has_reference and len(built) == 1 and worker.stats()["renderer"] == "ready"
+    await worker.close()
+
+
+async def test_a_failed_build_is_reported_and_nothing_renders() -> None:
+    def broken() -> Any:
+        raise RuntimeError("CUDA out of memory")
+
+    failed: list[bool] = []
+    worker = RenderWorker(broken, name="test")
+    worker.on_build_failed = lambda: failed.append(True)
+    worker.start()
+    await asyncio.wait_for(_until(lambda: failed == [True]), 10)
+    assert worker.stats()["renderer"] == "failed"
+    with pytest.raises(RuntimeError, match="building it failed"):
+        await worker.set_reference(image(0))
+    styles: list[str] = []
+    worker.on_style_failed = lambda prompt_id, reason: styles.append(reason)
+    worker.set_prompt(1, "comic")
+    await asyncio.wait_for(_until(lambda: len(styles) == 1), 10)
+    assert "building it failed" in styles[0]
+    await worker.close()  # nothing to close: no renderer was built
+
+
+async def test_closing_an_unstarted_worker_builds_nothing() -> None:
+    def never() -> Any:
+        raise AssertionError("built")
+
+    await RenderWorker(never, name="test").close()

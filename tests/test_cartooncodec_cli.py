@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import pytest
 
 from cartooncodec import cli
 
 
-def failing(exc: Exception):  # type: ignore[no-untyped-def]
+def failing(exc: Exception) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         raise exc
 
@@ -23,7 +24,7 @@ def broken_decode(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def build() -> argparse.ArgumentParser:
         parser = original()
-        decode = parser._subparsers._group_actions[0].choices["decode"]  # type: ignore[union-attr]
+        decode = parser._subparsers._group_actions[0].choices["decode"]  # type: ignore[union-attr,index]
         decode.set_defaults(func=failing(RuntimeError("checkpoint x.pt:\n  size mismatch")))
         return parser
 

@@ -11,6 +11,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "bench.codec",
     "bench.call",
     "bench.speed",
+    "bench.attack",
 )
 
 

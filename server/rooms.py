@@ -176,9 +176,10 @@ class RoomRegistry:
             logger.info("room %s closed", room.id)
 
     async def close_room(self, room_id: str) -> None:
-        room = self.get(room_id)
-        await asyncio.gather(*(p.close() for p in room.participants))
-        self.rooms.pop(room_id, None)
+        """End the room's calls and remove it (already gone, e.g. expired: nothing to do)."""
+        room = self.rooms.pop(room_id, None)
+        if room is not None:
+            await asyncio.gather(*(p.close() for p in room.participants))
 
     async def close_all(self) -> None:
         for room_id in list(self.rooms):

@@ -136,3 +136,13 @@ async def test_a_failed_join_releases_its_reservation() -> None:
         await registry.join(room, 0, RTCSessionDescription(no_mid, "offer"))
     room.check_free(0)
     assert registry.get(room.id) is room and room.joining == set()
+
+
+async def test_close_all_survives_rooms_expiring_under_it() -> None:
+    """close_room looked rooms up through get(), which expires others: close_all then raised."""
+    registry = RoomRegistry(ServerSettings(), TokenSigner(b"s", ttl_s=60), never_built)
+    for now in (1000.0, 1001.0):
+        registry.create(now=now)
+    await registry.close_all()  # both expired long ago: removed, nothing raised
+    assert registry.rooms == {}
+    await registry.close_room("gone")

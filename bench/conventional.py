@@ -20,6 +20,8 @@ import numpy as np
 if TYPE_CHECKING:
     from av.video.codeccontext import VideoCodecContext
 
+    from bench.metrics import RatePoint
+
 FPS = 25
 
 
@@ -42,6 +44,7 @@ ENCODERS: dict[str, Encoder] = {
     "x265": Encoder("x265", "libx265", "hevc", frozenset({39, 40}), hevc_header=True),
 }
 DEFAULT_QPS: tuple[int, ...] = (51, 48, 45, 42, 39, 36, 33, 30)
+LOWEST_RATE_QP = 51  # the lowest rate x264 and x265 can produce
 _START_CODE = re.compile(b"\x00\x00\x01")
 
 
@@ -93,6 +96,16 @@ def encode_decode(
         raise RuntimeError(f"{encoder.name} returned {len(decoded)} frames for {count}")
     size = sum(media_bytes(bytes(p), encoder) for p in packets)
     return size, np.stack(decoded)
+
+
+def measure_conventional(
+    clip: str, frames: np.ndarray, codec: str, qp: int, preset: str = "medium", fps: float = FPS
+) -> RatePoint:
+    """Rate and mean quality of ``frames`` coded by ``codec`` (x264 or x265) at ``qp``."""
+    from bench.metrics import rate_point
+
+    size, decoded = encode_decode(frames, ENCODERS[codec], qp, preset=preset)
+    return rate_point(clip, codec, f"qp={qp}", kbps(size, len(frames), fps), frames, decoded)
 
 
 def kbps(num_bytes: int, num_frames: int, fps: float = FPS) -> float:

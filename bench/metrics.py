@@ -4,13 +4,19 @@ MS-SSIM keeps the standard five scales and weights (Wang et al. 2003) but pytorc
 frames whose smaller side is at most (win_size - 1) * 16, i.e. 160 px with the usual 11-tap
 Gaussian window (its check assumes four downsamplings whatever the weights, so dropping scales
 alone does not help). For smaller frames the window shrinks to the largest odd size the check
-accepts: 7 taps at 128 px (the lite-128 preset), 3 taps at 64 px. Results at different sizes are
-therefore not comparable to each other; every figure in one table uses one size.
+accepts: 7 taps at 128 px (the lite-128 preset), 3 taps at 64 px; frames under 33 px (the tiny
+test preset) are upsampled bilinearly to 64 px first. Results at different sizes are therefore
+not comparable to each other; every figure in one table uses one size.
+
+Every report (`cartooncodec eval`, `bench rd`) scores with these functions; training losses may
+define their own. A `RatePoint` is one coded version of a clip: its rate and mean quality.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +28,52 @@ METRICS: tuple[str, ...] = ("psnr", "ssim", "ms_ssim")
 PSNR_CAP_DB = 100.0  # identical frames: a finite value keeps means and plots usable
 STANDARD_WINDOW = 11
 MS_SSIM_DOWNSAMPLINGS = 4
+MS_SSIM_MIN_SIDE = 33  # smallest side with a 3-tap window; smaller frames are upsampled
+MS_SSIM_UPSAMPLED_SIDE = 64
+MEAN = "mean"
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One version of one clip: codec, its setting, rate (None: nothing sent) and mean quality."""
+
+    clip: str
+    codec: str
+    setting: str
+    kbps: float | None
+    psnr: float
+    ssim: float
+    ms_ssim: float
+
+    def quality(self, metric: str) -> float:
+        return float(getattr(self, metric))
+
+
+def rate_point(
+    clip: str, codec: str, setting: str, kbps: float | None, real: np.ndarray, shown: np.ndarray
+) -> RatePoint:
+    """The point of ``shown`` (what the receiver displays) scored against the ``real`` frames."""
+    return RatePoint(clip, codec, setting, kbps, **video_metrics(real, shown))
+
+
+def mean_points(points: Sequence[RatePoint]) -> list[RatePoint]:
+    """Mean rate and quality over clips (each clip counts once), per codec and setting.
+
+    Only settings every clip has are averaged; the mean points are named ``MEAN``.
+    """
+    groups: dict[tuple[str, str], list[RatePoint]] = defaultdict(list)
+    for point in points:
+        groups[(point.codec, point.setting)].append(point)
+    clips = {p.clip for p in points}
+    means = []
+    for (codec, setting), members in groups.items():
+        if {p.clip for p in members} != clips:
+            continue
+        rates = [p.kbps for p in members if p.kbps is not None]
+        kbps = float(np.mean(rates)) if len(rates) == len(members) else None
+        quality = {key: float(np.mean([p.quality(key) for p in members])) for key in METRICS}
+        means.append(RatePoint(MEAN, codec, setting, kbps, **quality))
+    return means
 
 
 def ms_ssim_window(size: int) -> int:
@@ -65,11 +117,17 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
 
 
 def ms_ssim(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """Per-frame MS-SSIM of NxHxWx3 uint8 frames; window per `ms_ssim_window` (module doc)."""
+    """Per-frame MS-SSIM of NxHxWx3 uint8 frames; window and small frames: see the module doc."""
     from pytorch_msssim import ms_ssim as _ms_ssim
 
     check_pair(reference, test)
     x, y = _to_tensor(reference), _to_tensor(test)
+    side = min(x.shape[-2:])
+    if side < MS_SSIM_MIN_SIDE:
+        import torch.nn.functional as F
+
+        scale = MS_SSIM_UPSAMPLED_SIDE / side
+        x, y = (F.interpolate(t, scale_factor=scale, mode="bilinear") for t in (x, y))
     window = ms_ssim_window(min(x.shape[-2:]))
     values = _ms_ssim(x, y, data_range=255.0, size_average=False, win_size=window)
     return values.numpy().astype(np.float64)

@@ -2,10 +2,12 @@
 
 Per clip, at the preset's resolution and 25 fps, every codec codes the same frames: x264 and
 x265 in low-delay settings over a QP sweep (see `bench.conventional`), this codec at several
-rate levels with its key frame counted in the rate. Output: per-clip and mean rate–quality
-curves (PSNR, SSIM, MS-SSIM; see `bench.metrics`), BD-rate against x264 and x265, and the
-"lowest x264 rate" check: the rate this codec needs for the MS-SSIM x264 reaches at its
-lowest rate.
+rate levels and key frame qualities, measured as `bench.ourcodec` defines it (coded key frame as
+the reference; key frame and every packet, headers included, in the rate), with its baselines
+(static key frame, zero-motion self-reconstruction, x265 at its lowest rate) as points of their
+own. Output: per-clip and mean (over clips) rate–quality curves (PSNR, SSIM, MS-SSIM; see
+`bench.metrics`), BD-rate against x264 and x265, and the "lowest x264 rate" check: the rate
+this codec needs for the MS-SSIM x264 reaches at its lowest rate.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import argparse
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from bench.bjontegaard import bd_rate, lowest_rate_reaching, rate_at_quality
+from bench.conventional import check_qps, measure_conventional
+from bench.metrics import MEAN, RatePoint, mean_points
+from bench.ourcodec import BASELINES, OURS, OfflineCodec, Setting, measure_clip
 from bench.report import (
     Table,
     add_bench_parser,
@@ -33,57 +38,10 @@ log = logging.getLogger(__name__)
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
 CONVENTIONAL = ("x264", "x265")
-OURS = "ours"
-MEAN = "mean"
-
-
-@dataclass(frozen=True)
-class RatePoint:
-    """One coded version of one clip: codec, its setting, rate and mean frame quality."""
-
-    clip: str
-    codec: str
-    setting: str
-    kbps: float
-    psnr: float
-    ssim: float
-    ms_ssim: float
-
-    def quality(self, metric: str) -> float:
-        return float(getattr(self, metric))
-
-
-def measure_conventional(
-    clip: str, frames: np.ndarray, codec: str, qp: int, preset: str
-) -> RatePoint:
-    from bench.conventional import ENCODERS, encode_decode, kbps
-    from bench.metrics import video_metrics
-
-    size, decoded = encode_decode(frames, ENCODERS[codec], qp, preset=preset)
-    quality = video_metrics(frames, decoded)
-    return RatePoint(clip, codec, f"qp={qp}", kbps(size, len(frames)), **quality)
-
-
-def mean_points(points: Sequence[RatePoint]) -> list[RatePoint]:
-    """Average rate and quality over clips, per codec and setting (settings every clip has)."""
-    groups: dict[tuple[str, str], list[RatePoint]] = defaultdict(list)
-    for point in points:
-        groups[(point.codec, point.setting)].append(point)
-    clips = {p.clip for p in points}
-    means = []
-    for (codec, setting), members in groups.items():
-        if {p.clip for p in members} != clips:
-            continue
-        values = {
-            key: float(np.mean([getattr(p, key) for p in members]))
-            for key in ("kbps", "psnr", "ssim", "ms_ssim")
-        }
-        means.append(RatePoint(MEAN, codec, setting, **values))
-    return means
 
 
 def curve(points: Iterable[RatePoint], codec: str, metric: str) -> list[tuple[float, float]]:
-    return [(p.kbps, p.quality(metric)) for p in points if p.codec == codec]
+    return [(p.kbps, p.quality(metric)) for p in points if p.codec == codec and p.kbps is not None]
 
 
 def comparisons(codecs: Sequence[str]) -> list[tuple[str, str]]:
@@ -124,16 +82,16 @@ def lowest_rate_table(points_by_clip: dict[str, list[RatePoint]], codecs: Sequen
     )
     for clip, points in points_by_clip.items():
         for anchor, codec in comparisons(codecs):
-            lowest = min((p for p in points if p.codec == anchor), key=lambda p: p.kbps)
-            needed = lowest_rate_reaching(curve(points, codec, "ms_ssim"), lowest.ms_ssim)
+            lowest_kbps, lowest_ms_ssim = min(curve(points, anchor, "ms_ssim"))
+            needed = lowest_rate_reaching(curve(points, codec, "ms_ssim"), lowest_ms_ssim)
             table.add(
                 clip=clip,
                 anchor=anchor,
-                anchor_kbps=lowest.kbps,
-                anchor_ms_ssim=lowest.ms_ssim,
+                anchor_kbps=lowest_kbps,
+                anchor_ms_ssim=lowest_ms_ssim,
                 codec=codec,
                 codec_kbps=needed,
-                ratio=None if needed is None else needed / lowest.kbps,
+                ratio=None if needed is None else needed / lowest_kbps,
             )
     return table
 
@@ -148,17 +106,18 @@ def equal_quality_table(points_by_clip: dict[str, list[RatePoint]], codecs: Sequ
     for clip, points in points_by_clip.items():
         for anchor, codec in comparisons(codecs):
             anchor_curve = curve(points, anchor, "ms_ssim")
-            for point in sorted((p for p in points if p.codec == codec), key=lambda p: p.kbps):
+            rated = [(p.kbps, p) for p in points if p.codec == codec and p.kbps is not None]
+            for kbps, point in sorted(rated, key=lambda pair: pair[0]):
                 needed = rate_at_quality(anchor_curve, point.ms_ssim)
                 table.add(
                     clip=clip,
                     codec=codec,
                     setting=point.setting,
                     ms_ssim=point.ms_ssim,
-                    kbps=point.kbps,
+                    kbps=kbps,
                     anchor=anchor,
                     anchor_kbps=needed,
-                    ratio=None if needed is None else point.kbps / needed,
+                    ratio=None if needed is None else kbps / needed,
                 )
     return table
 
@@ -188,7 +147,6 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bench.clips import load_bench_clips
-    from bench.conventional import check_qps
 
     qps = check_qps(args.qps)
     size = args.size or preset_size(args.preset)
@@ -199,14 +157,14 @@ def run(args: argparse.Namespace) -> int:
         (name, frames, codec, qp) for name, frames in clips for codec in conventional for qp in qps
     ]
     if ours is not None:
-        jobs += [(name, frames, OURS, i) for name, frames in clips for i in range(len(ours))]
+        jobs += [(name, frames, OURS, 0) for name, frames in clips]
     points: list[RatePoint] = []
     try:
-        for name, frames, codec, setting in tqdm(jobs, desc="bench rd", unit="run"):
+        for name, frames, codec, qp in tqdm(jobs, desc="bench rd", unit="run"):
             if codec == OURS and ours is not None:
-                points.append(ours.measure(name, frames, setting))
+                points += ours.measure(name, frames)
             else:
-                points.append(measure_conventional(name, frames, codec, setting, args.x26x_preset))
+                points.append(measure_conventional(name, frames, codec, qp, args.x26x_preset))
     finally:
         if ours is not None:
             ours.codec.close()
@@ -222,57 +180,43 @@ def run(args: argparse.Namespace) -> int:
 
 
 class OursSweep:
-    """This codec over every (rate level, key frame quality), motion extracted once per clip.
+    """This codec over every (rate level, key frame quality) and its baselines, clip by clip.
 
-    Each key frame quality is its own curve (`ours-kq<Q>`) whose points are the rate levels.
+    Each key frame quality is its own curve (`ours-kq<Q>`) whose points are the rate levels;
+    the baselines (`bench.ourcodec.BASELINES`) are points of their own, outside the curves.
     """
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from bench.ourcodec import OfflineCodec
-
         self.codec = OfflineCodec(preset=args.preset, checkpoint=args.checkpoint)
-        self.settings = [(lv, q) for q in args.keyframe_qualities for lv in sorted(args.levels)]
-        self.codecs = [f"{OURS}-kq{q}" for q in args.keyframe_qualities]
-        self._features: dict[str, np.ndarray] = {}
+        self.x26x_preset = args.x26x_preset
+        self.settings = [
+            Setting(level=lv, keyframe_quality=q)
+            for q in args.keyframe_qualities
+            for lv in sorted(args.levels)
+        ]
+        self.codecs = list(dict.fromkeys(s.codec for s in self.settings))
         self.table = Table(
             "ours",
-            "This codec: what its rate is made of (kbps = key frame + payload; headers apart)",
-            (
-                "clip",
-                "codec",
-                "setting",
-                "keyframe_bytes",
-                "payload_kbps",
-                "header_kbps",
-                "kbps",
-                "kbps_with_headers",
-            ),
+            "This codec: what its rate is made of (kbps = key frame + payload + headers)",
+            ("clip", "codec", "setting", "keyframe_bytes", "payload_kbps", "header_kbps", "kbps"),
         )
 
-    def __len__(self) -> int:
-        return len(self.settings)
-
-    def measure(self, clip: str, frames: np.ndarray, index: int) -> RatePoint:
-        from bench.conventional import kbps
-        from bench.metrics import video_metrics
-
-        level, quality = self.settings[index]
-        if clip not in self._features:
-            self._features[clip] = self.codec.features(frames)
-        coded = self.codec.code(frames, self._features[clip], level, quality)
-        codec, setting = f"{OURS}-kq{quality}", f"level={level}"
-        rate = kbps(coded.media_bytes, len(frames))
-        self.table.add(
-            clip=clip,
-            codec=codec,
-            setting=setting,
-            keyframe_bytes=coded.keyframe_bytes,
-            payload_kbps=kbps(coded.payload_bytes, len(frames)),
-            header_kbps=kbps(coded.header_bytes, len(frames)),
-            kbps=rate,
-            kbps_with_headers=kbps(coded.media_bytes + coded.header_bytes, len(frames)),
+    def measure(self, clip: str, frames: np.ndarray) -> list[RatePoint]:
+        """Points of every setting and of the baselines, through `bench.ourcodec.measure_clip`."""
+        measured = measure_clip(
+            self.codec, clip, frames, self.settings, x26x_preset=self.x26x_preset
         )
-        return RatePoint(clip, codec, setting, rate, **video_metrics(frames, coded.rendered))
+        for coded in measured.coded:
+            self.table.add(
+                clip=clip,
+                codec=coded.setting.codec,
+                setting=coded.setting.label,
+                keyframe_bytes=coded.keyframe_bytes,
+                payload_kbps=coded.kbps(coded.payload_bytes),
+                header_kbps=coded.kbps(coded.header_bytes),
+                kbps=coded.kbps(coded.sent_bytes),
+            )
+        return measured.points
 
 
 def write_results(
@@ -291,7 +235,7 @@ def write_results(
     )
     plots = []
     for clip, points in points_by_clip.items():
-        for point in sorted(points, key=lambda p: (p.codec, p.kbps)):
+        for point in sorted(points, key=lambda p: (p.codec in BASELINES, p.codec, p.kbps or 0)):
             points_table.rows.append(asdict(point))
         title = f"{clip} ({size}x{size}, 25 fps)" if clip != MEAN else "mean over clips"
         plots.append(plot_curves(points, codecs, title, args.out / f"rd_{clip}.png"))

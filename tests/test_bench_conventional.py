@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bench.conventional import ENCODERS, check_qps, encode_decode, media_bytes
-from bench.metrics import psnr
+from bench.conventional import (
+    ENCODERS,
+    check_qps,
+    encode_decode,
+    kbps,
+    measure_conventional,
+    media_bytes,
+)
+from bench.metrics import psnr, video_metrics
 from tests.bench_clip import moving_shapes
 
 
@@ -15,6 +22,15 @@ def test_encode_decode_returns_every_frame_close_to_input() -> None:
     assert decoded.shape == frames.shape
     assert psnr(frames, decoded).min() > 27.0  # 4:2:0 chroma of a noisy texture caps it
     assert size > 0
+
+
+def test_measure_conventional_charges_the_media_bytes_at_the_clip_rate() -> None:
+    frames = moving_shapes(frames=8, size=64)
+    point = measure_conventional("shapes", frames, "x265", 51, fps=30.0)
+    size, decoded = encode_decode(frames, ENCODERS["x265"], 51)
+    assert (point.clip, point.codec, point.setting) == ("shapes", "x265", "qp=51")
+    assert point.kbps == pytest.approx(kbps(size, 8, fps=30.0))
+    assert point.ms_ssim == pytest.approx(video_metrics(frames, decoded)["ms_ssim"])
 
 
 def test_media_bytes_leaves_out_start_codes_and_sei() -> None:

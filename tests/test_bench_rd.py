@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.ourcodec import BASELINES
 from tests.bench_clip import moving_shapes, run_bench, write_clip
 
 
@@ -66,7 +67,7 @@ def rd_ours(clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return json.loads((out / "rd.json").read_text())
 
 
-def test_ours_rate_counts_key_frame_and_payload(rd_ours: dict) -> None:
+def test_ours_rate_counts_key_frame_payload_and_headers(rd_ours: dict) -> None:
     rows = rd_ours["tables"]["ours"]["rows"]
     assert {(r["codec"], r["setting"]) for r in rows} == {
         (f"ours-kq{q}", f"level={lv}") for q in (10, 60) for lv in (0, 16)
@@ -74,8 +75,9 @@ def test_ours_rate_counts_key_frame_and_payload(rd_ours: dict) -> None:
     seconds = 16 / 25
     for row in rows:
         keyframe_kbps = row["keyframe_bytes"] * 8 / seconds / 1000
-        assert row["kbps"] == pytest.approx(keyframe_kbps + row["payload_kbps"])
-        assert row["kbps_with_headers"] == pytest.approx(row["kbps"] + row["header_kbps"])
+        assert row["kbps"] == pytest.approx(
+            keyframe_kbps + row["payload_kbps"] + row["header_kbps"]
+        )
     by_setting = {(r["codec"], r["setting"]): r for r in rows}
     for codec in ("ours-kq10", "ours-kq60"):  # a coarser step never costs more
         fine, coarse = by_setting[(codec, "level=0")], by_setting[(codec, "level=16")]
@@ -84,6 +86,36 @@ def test_ours_rate_counts_key_frame_and_payload(rd_ours: dict) -> None:
         by_setting[("ours-kq10", "level=0")]["keyframe_bytes"]
         < (by_setting[("ours-kq60", "level=0")]["keyframe_bytes"])
     )
+    points = {
+        (r["codec"], r["setting"]): r
+        for r in rd_ours["tables"]["points"]["rows"]
+        if r["clip"] == "shapes"
+    }
+    assert (
+        points[("ours-kq60", "level=16")]["kbps"] == by_setting[("ours-kq60", "level=16")]["kbps"]
+    )
+
+
+def test_baselines_are_points_of_each_clip_and_of_the_mean(rd_ours: dict) -> None:
+    rows = rd_ours["tables"]["points"]["rows"]
+    baselines = {(r["clip"], r["codec"], r["setting"]): r for r in rows if r["codec"] in BASELINES}
+    assert set(baselines) == {
+        (clip, codec, setting)
+        for clip in ("shapes", "mean")
+        for codec, setting in (
+            ("static", "kq10"),
+            ("static", "kq60"),
+            ("zero-motion", "uncoded reference"),
+            ("x265-lowest", "qp=51"),
+        )
+    }
+    ours = {r["setting"]: r for r in rd_ours["tables"]["ours"]["rows"] if r["codec"] == "ours-kq10"}
+    static = baselines[("shapes", "static", "kq10")]
+    assert static["kbps"] == pytest.approx(ours["level=0"]["keyframe_bytes"] * 8 / (16 / 25) / 1000)
+    assert baselines[("shapes", "zero-motion", "uncoded reference")]["kbps"] is None
+    assert 0 < baselines[("mean", "x265-lowest", "qp=51")]["ms_ssim"] < 1
+    bd_codecs = {r["codec"] for r in rd_ours["tables"]["bd"]["rows"]}
+    assert not bd_codecs & set(BASELINES)  # baselines are not curves
 
 
 def test_ours_is_compared_with_the_anchor(rd_ours: dict) -> None:

@@ -1,27 +1,33 @@
-"""Same-identity reconstruction through the real codec: the quality figure of a checkpoint.
+"""`cartooncodec eval`: a checkpoint's quality through the real codec, with its baselines.
 
-For each clip, the first face-cropped frame is the receiver's reference; every later frame is
-reduced to motion features by the sender's extractor, coded by :class:`codec.MotionEncoder`,
-decoded by :class:`codec.MotionDecoder` and rendered by the receiver's generator. The rendered
-frames are compared with the real ones (PSNR, SSIM, MS-SSIM) and the packets give the motion
-bit rate. No style is applied: this measures motion transfer and reconstruction.
+The measurement is `bench.ourcodec.measure_clip`, the one `bench rd` uses: every face-cropped
+frame of a clip is rendered from the *coded* key frame (its first frame) and its coded motion,
+as in a call; the rate counts the key frame and every packet, headers included, at the clip's
+frame rate. Each clip and the mean over clips (each clip counts once) carry three baselines:
+the static decoded key frame, zero-motion self-reconstruction and x265 at its lowest rate.
+No style is applied: this measures motion transfer and reconstruction.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from training.videos import Clip, load_clips
-
-if TYPE_CHECKING:
-    from models.renderer import Renderer
+from bench.conventional import FPS
+from bench.metrics import RatePoint, mean_points
+from bench.ourcodec import (
+    BASELINES,
+    OURS,
+    ClipMeasurement,
+    OfflineCodec,
+    Setting,
+    measure_clip,
+)
+from training.videos import load_clips
 
 log = logging.getLogger(__name__)
 
@@ -29,126 +35,74 @@ SAMPLE_FRAMES = 6
 
 
 @dataclass(frozen=True)
-class ClipScore:
-    """Mean quality of one clip's rendered frames and the motion stream that drove them."""
+class ClipCost:
+    """What this codec sent for one clip."""
 
     clip: str
     frames: int
-    psnr: float
-    ssim: float
-    ms_ssim: float
-    kbps: float
+    fps: float
+    keyframe_bytes: int
     payload_kbps: float
+    header_kbps: float
+    kbps: float  # key frame + payload + headers
 
 
 @dataclass(frozen=True)
 class EvalReport:
-    clips: list[ClipScore]
-    psnr: float
-    ssim: float
-    ms_ssim: float
-    kbps: float
+    """Per clip, then for ``bench.metrics.MEAN``: rows ``OURS`` and ``BASELINES``, in order."""
+
+    setting: Setting
+    costs: list[ClipCost]
+    points: list[RatePoint]
     preset: str
     checkpoint: str
+
+    def row(self, clip: str, name: str) -> RatePoint:
+        """One row, e.g. ``row(MEAN, OURS)`` or ``row("talk", STATIC)``."""
+        return next(p for p in self.points if p.clip == clip and p.codec == name)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
     def table(self) -> str:
-        """Plain-text table: one line per clip and the overall mean (frame-weighted)."""
-        header = f"{'clip':<32} {'frames':>6} {'PSNR':>7} {'SSIM':>6} {'MS-SSIM':>7} {'kbps':>6}"
-        lines = [header]
-        for s in self.clips:
+        """Plain text: the rows of each clip and their means, then what ours sent per clip."""
+        lines = [
+            f"{self.preset} ({self.checkpoint}), {self.setting.codec} {self.setting.label}",
+            f"{'clip':<32} {'row':<12} {'kbps':>6} {'PSNR':>6} {'SSIM':>6} {'MS-SSIM':>7}",
+        ]
+        for point in self.points:
+            rate = "–" if point.kbps is None else f"{point.kbps:.2f}"
             lines.append(
-                f"{s.clip[:32]:<32} {s.frames:>6} {s.psnr:>7.2f} {s.ssim:>6.3f} "
-                f"{s.ms_ssim:>7.3f} {s.kbps:>6.2f}"
+                f"{point.clip[:32]:<32} {point.codec:<12} {rate:>6} {point.psnr:>6.2f} "
+                f"{point.ssim:>6.3f} {point.ms_ssim:>7.3f}"
             )
-        total = sum(s.frames for s in self.clips)
-        lines.append(
-            f"{'overall':<32} {total:>6} {self.psnr:>7.2f} {self.ssim:>6.3f} "
-            f"{self.ms_ssim:>7.3f} {self.kbps:>6.2f}"
-        )
+        lines += [
+            "",
+            f"{'clip':<32} {'frames':>6} {'fps':>5} {'key B':>6} {'payload':>7} "
+            f"{'headers':>7} {'kbps':>6}",
+        ]
+        for cost in self.costs:
+            lines.append(
+                f"{cost.clip[:32]:<32} {cost.frames:>6} {cost.fps:>5.1f} {cost.keyframe_bytes:>6} "
+                f"{cost.payload_kbps:>7.2f} {cost.header_kbps:>7.2f} {cost.kbps:>6.2f}"
+            )
         return "\n".join(lines)
-
-
-def frame_scores(rendered: np.ndarray, target: np.ndarray) -> tuple[float, float, float]:
-    """(PSNR dB, SSIM, MS-SSIM) of two HxWx3 uint8 RGB frames, as the benchmarks define them."""
-    from bench.metrics import psnr, ssim
-    from training.losses import ms_ssim_value  # also scores frames below bench's 33 px minimum
-
-    as_tensor = [
-        torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255 for x in (rendered, target)
-    ]
-    return (
-        float(psnr(target, rendered)[0]),
-        float(ssim(target, rendered)[0]),
-        float(ms_ssim_value(*as_tensor)),
-    )
-
-
-def evaluate_clip(
-    clip: Clip, renderer: Renderer, target_kbps: float | None, samples_dir: Path | None
-) -> ClipScore:
-    """Reconstruct ``clip`` from its first frame and coded motion; see the module docstring.
-
-    The sender's extractor is ``renderer.extractor``: the same weights a call would use.
-    """
-    from codec import MotionDecoder, MotionEncoder, motion_schema
-
-    fps = clip.fps or 25.0
-    extractor = renderer.extractor
-    encoder = MotionEncoder(schema=motion_schema(), target_kbps=target_kbps, fps=fps)
-    decoder = MotionDecoder(schema=motion_schema())
-    frames = np.asarray(clip.frames)
-    renderer.set_reference(frames[0])
-    scores, rendered_frames = [], []
-    for index in range(1, len(frames)):
-        packet = encoder.encode(extractor.extract(frames[index]), int(index * 1000 / fps))
-        decoded = decoder.decode(packet)
-        if decoded is None:
-            raise RuntimeError(f"{clip.name}: the decoder dropped packet {index} ({decoder.stats})")
-        rendered = renderer.render(decoded.features)
-        scores.append(frame_scores(rendered, frames[index]))
-        rendered_frames.append(rendered)
-    if samples_dir is not None:
-        _save_samples(samples_dir / f"{clip.name}.png", frames[1:], rendered_frames)
-    psnr, ssim, ms_ssim = (float(v) for v in np.mean(scores, axis=0))
-    stats = encoder.stats
-    return ClipScore(
-        clip=clip.name,
-        frames=len(scores),
-        psnr=psnr,
-        ssim=ssim,
-        ms_ssim=ms_ssim,
-        kbps=stats.total_kbps,
-        payload_kbps=stats.payload_kbps,
-    )
-
-
-def _save_samples(path: Path, real: np.ndarray, rendered: list[np.ndarray]) -> None:
-    """Two rows of evenly spaced frames: real on top, rendered from coded motion below."""
-    import cv2
-
-    picks = np.linspace(0, len(rendered) - 1, num=min(SAMPLE_FRAMES, len(rendered))).astype(int)
-    top = np.concatenate([real[i] for i in picks], axis=1)
-    bottom = np.concatenate([rendered[i] for i in picks], axis=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate([top, bottom], axis=0), cv2.COLOR_RGB2BGR))
 
 
 def evaluate(
     clips_dir: Path,
     preset: str = "lite-128",
     checkpoint: Path | None = None,
-    target_kbps: float | None = None,
+    setting: Setting | None = None,
     samples_dir: Path | None = None,
     cache_dir: Path | None = None,
 ) -> EvalReport:
-    """Scores of every usable clip in ``clips_dir`` and their frame-weighted means."""
+    """Rows of every usable clip in ``clips_dir`` and their means over clips."""
     from tqdm import tqdm
 
     from models.config import get_preset
 
+    setting = setting or Setting()
     size = get_preset(preset).image_size
     clips, _ = load_clips(clips_dir, size, cache_dir)
     videos = [clip for clip in clips if len(clip) > 1]
@@ -156,27 +110,48 @@ def evaluate(
         raise ValueError(
             f"no video with a detectable face in {clips_dir} (stills cannot be scored)"
         )
-    from models import Renderer
-
-    renderer = Renderer(preset=preset, checkpoint=checkpoint)
+    codec = OfflineCodec(preset=preset, checkpoint=checkpoint)
+    costs, points = [], []
     try:
-        scores = [
-            evaluate_clip(clip, renderer, target_kbps, samples_dir)
-            for clip in tqdm(videos, desc="eval", unit="clip")
-        ]
+        for clip in tqdm(videos, desc="eval", unit="clip"):
+            frames = np.asarray(clip.frames)
+            measured = measure_clip(codec, clip.name, frames, [setting], fps=clip.fps or FPS)
+            costs.append(_cost(measured, len(frames)))
+            points.append(replace(measured.point(setting.codec), codec=OURS))
+            points += [p for p in measured.points if p.codec in BASELINES]
+            if samples_dir is not None:
+                _save_samples(samples_dir / f"{clip.name}.png", frames, measured)
     finally:
-        renderer.close()
-    weights = np.array([s.frames for s in scores], dtype=np.float64)
-
-    def mean(values: list[float]) -> float:
-        return float(np.average(values, weights=weights))
-
+        codec.close()
     return EvalReport(
-        clips=scores,
-        psnr=mean([s.psnr for s in scores]),
-        ssim=mean([s.ssim for s in scores]),
-        ms_ssim=mean([s.ms_ssim for s in scores]),
-        kbps=mean([s.kbps for s in scores]),
+        setting=setting,
+        costs=costs,
+        points=points + mean_points(points),
         preset=preset,
         checkpoint=str(checkpoint) if checkpoint else "default",
     )
+
+
+def _cost(measured: ClipMeasurement, frames: int) -> ClipCost:
+    (coded,) = measured.coded
+    return ClipCost(
+        clip=measured.clip,
+        frames=frames,
+        fps=coded.fps,
+        keyframe_bytes=coded.keyframe_bytes,
+        payload_kbps=coded.kbps(coded.payload_bytes),
+        header_kbps=coded.kbps(coded.header_bytes),
+        kbps=coded.kbps(coded.sent_bytes),
+    )
+
+
+def _save_samples(path: Path, real: np.ndarray, measured: ClipMeasurement) -> None:
+    """Three rows of evenly spaced frames: real, static (decoded key frame), ours."""
+    import cv2
+
+    (coded,) = measured.coded
+    picks = np.linspace(0, len(real) - 1, num=min(SAMPLE_FRAMES, len(real))).astype(int)
+    rows = [real[picks], np.broadcast_to(coded.keyframe, real[picks].shape), coded.rendered[picks]]
+    grid = np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))

@@ -5,6 +5,15 @@ proxy that tracks 10 face points with Lucas-Kanade and fits local affine Jacobia
 features saved as .npy), coded with `codec.MotionEncoder` at its default setting and decoded
 with `codec.MotionDecoder`. Reports payload and header kbps, mean bytes per packet, encode
 and decode microseconds per packet and the keypoint reconstruction error in pixels at 256x256.
+
+With `--loss P ...`, also a packet-level loss simulation (no network, no renderer): each packet
+is lost with probability P (seeded), the receiver acknowledges each decoded frame
+`--ack-delay` frames later and asks for an intra (at most every INTRA_REQUEST_INTERVAL_S, the
+server's limit) while it cannot decode. Three ways to predict inter frames are compared: from
+the previous frame (`previous`, no feedback), from the last intra (`intra`, feedback on but no
+acknowledgement ever arrives) and from the newest acknowledged frame (`ack+D`). Reported per
+clip: frames decoded (share of sent), longest freeze (longest gap between decoded frames, at
+25 fps), intra frames sent and the payload rate.
 """
 
 from __future__ import annotations
@@ -26,6 +35,18 @@ log = logging.getLogger(__name__)
 FPS = 25.0
 ERROR_SIZE = 256  # keypoint errors are reported in pixels of a 256x256 frame
 MOTIONS = ("model", "tracked")
+LOSS_COLUMNS = (
+    "clip",
+    "motion",
+    "reference",
+    "loss",
+    "frames",
+    "decoded_share",
+    "longest_freeze_ms",
+    "intra_frames",
+    "payload_kbps",
+    "total_kbps",
+)
 COLUMNS = (
     "clip",
     "motion",
@@ -88,6 +109,75 @@ def code_features(
     }
 
 
+REFERENCES = ("previous", "intra", "ack")
+
+
+def lossy_features(
+    name: str,
+    motion: str,
+    features: np.ndarray,
+    loss: float,
+    reference: str,
+    ack_delay: int,
+    seeds: int,
+) -> dict[str, Any]:
+    """One loss-table row: ``features`` coded and lost at rate ``loss``, once per seed.
+
+    reference: "previous" (no feedback), "intra" (feedback on, no acknowledgement ever
+    arrives) or "ack" (each decoded frame acknowledged ``ack_delay`` frames later). Intra
+    requests also take ``ack_delay`` frames. decoded_share is the mean and longest_freeze_ms
+    the worst over the seeds."""
+    from codec import MotionDecoder, MotionEncoder, motion_schema
+    from codec.packet import SEQ_MODULUS
+    from server.participant import INTRA_REQUEST_INTERVAL_S
+
+    if reference not in REFERENCES:
+        raise ValueError(f"reference {reference!r} not one of {REFERENCES}")
+    request_every = max(1, round(INTRA_REQUEST_INTERVAL_S * FPS))
+    shares, freezes, intras, payload, total = [], [], [], [], []
+    for seed in range(seeds):
+        schema = motion_schema()
+        encoder = MotionEncoder(schema, fps=FPS, feedback=reference != "previous")
+        decoder = MotionDecoder(schema)
+        rng = np.random.default_rng(seed)
+        acks: dict[int, list[int]] = {}
+        request_at, last_request, decoded = -1, -request_every, []
+        for index, vector in enumerate(features):
+            for seq in acks.pop(index, []):
+                encoder.acknowledge(seq)
+            if index == request_at:
+                encoder.request_intra()
+            packet = encoder.encode(vector, round(index * 1000 / FPS))
+            if rng.random() < loss:
+                continue
+            frame = decoder.decode(packet)
+            if frame is not None:
+                decoded.append(index)
+                if reference == "ack":
+                    acks.setdefault(index + ack_delay, []).append(frame.seq % SEQ_MODULUS)
+            if decoder.needs_intra and index - last_request >= request_every:
+                last_request, request_at = index, index + ack_delay
+        shares.append(len(decoded) / len(features))
+        shown = [-1, *decoded, len(features)]  # a freeze may start or end the clip
+        freezes.append(float(np.max(np.diff(shown))) * 1000 / FPS)
+        stats = encoder.stats
+        intras.append(stats.intra_packets)
+        payload.append(stats.payload_kbps)
+        total.append(stats.total_kbps)
+    return {
+        "clip": name,
+        "motion": motion,
+        "reference": f"ack+{ack_delay}" if reference == "ack" else reference,
+        "loss": loss,
+        "frames": len(features),
+        "decoded_share": float(np.mean(shares)),
+        "longest_freeze_ms": float(np.max(freezes)),
+        "intra_frames": float(np.mean(intras)),
+        "payload_kbps": float(np.mean(payload)),
+        "total_kbps": float(np.mean(total)),
+    }
+
+
 def tracked_motion(frames: np.ndarray, num_kp: int = 10, spread: int = 6) -> np.ndarray:
     """frames: N x S x S x 3 uint8 -> N x 6*num_kp features from classical point tracking.
 
@@ -139,18 +229,57 @@ def model_motion(frames: np.ndarray, preset: str, checkpoint: Path | None) -> np
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from bench.call import check_losses
+
+    losses = check_losses(args.loss) if args.loss else []
     sources = _feature_sources(args)
-    rows = [
-        code_features(name, motion, features(), args.target_kbps)
-        for name, motion, features in tqdm(sources, desc="bench codec", unit="clip")
-    ]
+    rows, loss_rows = [], []
+    for name, motion, thunk in tqdm(sources, desc="bench codec", unit="clip"):
+        features = thunk()
+        rows.append(code_features(name, motion, features, args.target_kbps))
+        for loss in losses:
+            for reference, delay in [("previous", 1), ("intra", 1)] + [
+                ("ack", d) for d in args.ack_delay
+            ]:
+                loss_rows.append(
+                    lossy_features(name, motion, features, loss, reference, delay, args.seeds)
+                )
     table = Table("codec", f"Motion bitstream at {FPS:g} fps, default settings", COLUMNS, rows)
     if len(rows) > 1:
         table.add(clip="mean", motion="-", **_mean_row(rows))
-    publish(args.out, "codec", [table], args)
+    tables = [table]
+    if loss_rows:
+        tables.append(_loss_table(loss_rows, len(rows) > 1, args.seeds))
+    publish(args.out, "codec", tables, args)
     if args.json is not None:
         args.json.write_text(json.dumps(table.rows, indent=2) + "\n")
     return 0
+
+
+def _loss_table(rows: list[dict[str, Any]], with_means: bool, seeds: int) -> Table:
+    table = Table(
+        "loss",
+        f"Random motion packet loss at {FPS:g} fps, {seeds} seeds per clip "
+        "(decoded: mean, freeze: worst)",
+        LOSS_COLUMNS,
+        rows,
+    )
+    if with_means:
+        for key in sorted({(r["reference"], r["loss"]) for r in rows}, key=lambda k: k[::-1]):
+            group = [r for r in rows if (r["reference"], r["loss"]) == key]
+            table.add(
+                clip="mean",
+                motion="-",
+                reference=key[0],
+                loss=key[1],
+                frames=int(sum(r["frames"] for r in group)),
+                decoded_share=float(np.mean([r["decoded_share"] for r in group])),
+                longest_freeze_ms=float(max(r["longest_freeze_ms"] for r in group)),
+                intra_frames=float(np.mean([r["intra_frames"] for r in group])),
+                payload_kbps=float(np.mean([r["payload_kbps"] for r in group])),
+                total_kbps=float(np.mean([r["total_kbps"] for r in group])),
+            )
+    return table
 
 
 def _feature_sources(args: argparse.Namespace) -> list[tuple[str, str, Any]]:
@@ -210,4 +339,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--target-kbps", type=float, help="rate control target (default: off)")
     parser.add_argument("--json", type=Path, help="also write the result rows to this file")
+    parser.add_argument(
+        "--loss",
+        type=float,
+        nargs="+",
+        help="also simulate these fractions of lost packets, e.g. 0 0.1 0.3 (loss table)",
+    )
+    parser.add_argument(
+        "--ack-delay",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4],
+        help="frames between a decoded frame and its acknowledgement at the sender (default 1 2 4)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=5, help="loss patterns per clip and loss rate (default 5)"
+    )
     parser.set_defaults(func=run)

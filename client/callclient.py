@@ -159,7 +159,8 @@ class CallClient:
 
         self.config = config
         self.extractor = MotionExtractor(preset=config.preset, checkpoint=config.checkpoint)
-        self.encoder = MotionEncoder(schema=motion_schema(), fps=config.fps)
+        # the server acknowledges each decoded frame: inter frames predict from those
+        self.encoder = MotionEncoder(schema=motion_schema(), fps=config.fps, feedback=True)
         self.tracker = FaceTracker(self.extractor.size)
         self.source = open_source(config.input, config.fps, config.motion_amplitude, config.seed)
         self.clock = ServerClock()
@@ -177,6 +178,7 @@ class CallClient:
         self.motion_bytes = 0
         self.control_bytes = 0
         self.keyframe_bytes = 0
+        self.acks_refused = 0
         self.last_shown_image: np.ndarray | None = None
         self.peer_left = asyncio.Event()
         self._stop = asyncio.Event()
@@ -199,6 +201,7 @@ class CallClient:
             protocol.CONTROL: self.pc.createDataChannel(protocol.CONTROL),
             protocol.STATS: self.pc.createDataChannel(protocol.STATS),
         }
+        self.channels[protocol.MOTION].on("message", self._on_ack)
         self.channels[protocol.CONTROL].on("message", self._on_control)
         self.channels[protocol.STATS].on("message", self._on_stats)
         self.pc.addTransceiver("video", direction="recvonly")
@@ -362,6 +365,15 @@ class CallClient:
         loop.add_reader(fd, on_line)
 
     # -- incoming ------------------------------------------------------------------------------
+
+    def _on_ack(self, data: str | bytes) -> None:
+        """The server decoded a frame: later frames may predict from it."""
+        try:
+            self.encoder.acknowledge(protocol.parse_ack(data))
+        # not an acknowledgement, or one naming a frame not sent: the reference stays
+        except ValueError as exc:
+            self.acks_refused += 1
+            logger.debug("%s: ignoring acknowledgement: %s", self.config.name, exc)
 
     def _on_control(self, data: str | bytes) -> None:
         try:

@@ -129,11 +129,13 @@ class AdaptiveScales:
 
     def __init__(self, initial: np.ndarray) -> None:
         """initial: (C,) starting scales in quantized units."""
-        self._initial = np.rint(np.asarray(initial, dtype=np.float64) * _ACC_ONE).astype(np.int64)
-        self._acc = self._initial.copy()
+        self._acc = np.rint(np.asarray(initial, dtype=np.float64) * _ACC_ONE).astype(np.int64)
 
-    def reset(self) -> None:
-        self._acc = self._initial.copy()
+    def copy(self) -> AdaptiveScales:
+        """An independent copy: each reference frame keeps the scales that follow it."""
+        twin = AdaptiveScales.__new__(AdaptiveScales)
+        twin._acc = self._acc.copy()
+        return twin
 
     def scales(self) -> np.ndarray:
         return self._acc / _ACC_ONE

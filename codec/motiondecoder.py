@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from codec.errors import BitstreamError
 from codec.packet import SEQ_MODULUS, TIME_MODULUS, MotionPacket, unpack_packet, unwrap
-from codec.prediction import PredictionState
+from codec.prediction import (
+    REFERENCE_WINDOW,
+    Reference,
+    decode_inter,
+    decode_intra,
+    inter_distance,
+)
 from codec.schema import FeatureSchema, motion_schema
 
 # An intra this many frames (> 1 s) behind the last decoded one is a restarted sender, not a
@@ -39,24 +45,26 @@ class DecoderStats:
 class MotionDecoder:
     """Decodes packets in arrival order, dropping what cannot be decoded correctly.
 
-    Drop reasons counted in ``stats.dropped``: ``no_reference`` (inter before any intra),
-    ``missing_reference`` (inter whose previous frame was not decoded), ``late`` (older than or
-    equal to the last decoded frame), ``other_stream`` (stream id differs from ``stream_id``).
-    Malformed packets raise BitstreamError and leave the decoder state untouched.
+    An inter frame decodes when the frame it names as its reference is among the last
+    REFERENCE_WINDOW decoded ones, whatever was lost in between. Drop reasons counted in
+    ``stats.dropped``: ``no_reference`` (inter before any intra), ``missing_reference`` (inter
+    whose reference was not decoded), ``late`` (older than or equal to the last decoded frame),
+    ``other_stream`` (stream id differs from ``stream_id``). Malformed packets raise
+    BitstreamError and leave the decoder state untouched.
     """
 
     def __init__(self, schema: FeatureSchema | None = None, stream_id: int | None = None) -> None:
         self.schema = schema or motion_schema()
         self.stream_id = stream_id
         self.stats = DecoderStats()
-        self._state = PredictionState(self.schema)
+        self._references: OrderedDict[int, Reference] = OrderedDict()  # seq -> decoded frame
         self._last_seq: int | None = None
         self._last_time = 0
         self._broken = True  # no reference yet: the sender's first packet should be intra
 
     @property
     def needs_intra(self) -> bool:
-        """True while inter frames cannot be decoded; ask the sender for an intra frame."""
+        """True from an undecodable inter frame until a frame decodes: ask for an intra."""
         return self._broken
 
     def decode(self, data: bytes) -> DecodedFrame | None:
@@ -81,35 +89,34 @@ class MotionDecoder:
         if seq <= self._last_seq:
             self._drop("late")
             return None
-        if seq != self._last_seq + 1:
+        reference = self._references.get(seq - inter_distance(packet.payload))
+        if reference is None:
             self._drop("missing_reference", broken=True)
             return None
-        try:
-            features = self._state.decode_inter(packet.payload)
-        except BitstreamError:
-            self._broken = True
-            raise
-        return self._accept(packet, seq, features)
+        return self._accept(packet, seq, decode_inter(reference, packet.payload))
 
     def _decode_intra(self, packet: MotionPacket, seq: int) -> DecodedFrame | None:
         restart = self._last_seq is None or seq <= self._last_seq - RESTART_GAP
         if not restart and self._last_seq is not None and seq <= self._last_seq:
             self._drop("late")
             return None
-        candidate = PredictionState(self.schema)
-        features = candidate.decode_intra(packet.payload)
-        self._state = candidate
-        self._broken = False
+        decoded = decode_intra(self.schema, packet.payload)
         self.stats.intra += 1
         if restart:  # first packet or restarted sender: take its numbers as the new base
             seq = packet.seq
             self._last_time = packet.capture_time_ms
-        return self._accept(packet, seq, features)
+            self._references.clear()
+        return self._accept(packet, seq, decoded)
 
-    def _accept(self, packet: MotionPacket, seq: int, features: np.ndarray) -> DecodedFrame:
+    def _accept(self, packet: MotionPacket, seq: int, decoded: Reference) -> DecodedFrame:
         capture_time = unwrap(packet.capture_time_ms, self._last_time, TIME_MODULUS)
         self._last_seq, self._last_time = seq, capture_time
+        self._references[seq] = decoded
+        while next(iter(self._references)) <= seq - REFERENCE_WINDOW:
+            self._references.popitem(last=False)
+        self._broken = False
         self.stats.decoded += 1
+        features = decoded.reconstruction()
         return DecodedFrame(seq, capture_time, packet.prompt_id, packet.intra, features)
 
     def _unwrapped_seq(self, packet: MotionPacket) -> int:

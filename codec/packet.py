@@ -4,12 +4,13 @@ All integers big-endian. Overhead is 12 bytes per packet (header 8 + CRC 4).
 
 | offset | size | field         | meaning                                                  |
 |--------|------|---------------|----------------------------------------------------------|
-| 0      | 1    | magic/version | high nibble 0xC (magic), low nibble format version (1)   |
+| 0      | 1    | magic/version | high nibble 0xC (magic), low nibble format version (2)   |
 | 1      | 1    | stream id     | sender's stream, 0..255                                  |
 | 2      | 2    | seq           | frame sequence number mod 2**16 (receiver unwraps)       |
 | 4      | 3    | capture time  | sender capture time in ms mod 2**24 (receiver unwraps)   |
 | 7      | 1    | flags         | bit 7: intra; bits 0-6: active prompt id mod 2**7        |
-| 8      | n    | payload       | intra: level i8, count u16, range code; inter: range code|
+| 8      | n    | payload       | intra: level i8, count u16, range code;                  |
+|        |      |               | inter: reference distance u8 (1..32), range code         |
 | 8 + n  | 4    | CRC32         | zlib CRC32 of bytes 0 .. 8+n-1                           |
 """
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from codec.errors import BitstreamError
 
 MAGIC = 0xC
-VERSION = 1
+VERSION = 2
 HEADER = struct.Struct(">BBH3sB")
 CRC = struct.Struct(">I")
 OVERHEAD = HEADER.size + CRC.size

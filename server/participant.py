@@ -131,6 +131,7 @@ class Participant:
             frame = None
         if frame is not None:
             self.worker.submit(frame)
+            self.send(protocol.MOTION, protocol.encode_ack(frame.seq))
         if self.decoder.needs_intra:
             self._request_intra()
 

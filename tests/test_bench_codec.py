@@ -50,12 +50,39 @@ def test_run_on_feature_files_writes_the_table(tmp_path, capsys):
         target_kbps=None,
         json=out_json,
         out=tmp_path / "out",
+        loss=[0.2],
+        ack_delay=[1],
+        seeds=2,
     )
     assert bench_codec.run(args) == 0
     rows = json.loads(out_json.read_text())
     assert [r["clip"] for r in rows] == ["clip0", "clip1", "mean"]
     assert rows[-1]["frames"] == 60
-    assert "payload_kbps" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "payload_kbps" in printed
+    assert "| mean | - | ack+1 | 0.2 | 60 |" in printed
+
+
+def test_losses_with_acknowledgements_cost_only_the_lost_frames():
+    features = synthetic_motion(250, seed=3)
+    clean = bench_codec.lossy_features("c", "npy", features, 0.0, "ack", 1, seeds=1)
+    assert (clean["decoded_share"], clean["longest_freeze_ms"]) == (1.0, 40.0)
+    assert clean["intra_frames"] == 10 and clean["reference"] == "ack+1"
+    rows = {
+        r: bench_codec.lossy_features("c", "npy", features, 0.3, r, 1, seeds=3)
+        for r in bench_codec.REFERENCES
+    }
+    # the same loss pattern (seeds 0..2) for each: ack decodes every frame that arrives
+    lost = 1 - rows["ack"]["decoded_share"]
+    assert 0.2 < lost < 0.4
+    assert rows["previous"]["decoded_share"] < rows["ack"]["decoded_share"] - 0.2
+    assert rows["intra"]["decoded_share"] <= rows["ack"]["decoded_share"]
+    assert rows["intra"]["payload_kbps"] > rows["ack"]["payload_kbps"]
+
+
+def test_unknown_reference_is_refused():
+    with pytest.raises(ValueError, match="reference 'next' not one of"):
+        bench_codec.lossy_features("c", "npy", synthetic_motion(5), 0.1, "next", 1, seeds=1)
 
 
 def test_feature_files_of_the_wrong_shape_are_refused(tmp_path):

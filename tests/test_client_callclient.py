@@ -112,6 +112,15 @@ async def test_two_party_call(tmp_path: Path) -> None:
         assert any("exceeds 200" in e for e in alice.style_errors)
         assert any("key frame refused" in e for e in alice.style_errors)
 
+        # The server acknowledges decoded frames; acknowledgements of frames never sent and
+        # anything else on the motion channel are counted and change nothing.
+        await wait_for(lambda: (alice.encoder.acknowledged or 0) > 0, "acknowledgements")
+        newest = alice.encoder.acknowledged or 0
+        alice._on_ack(protocol.encode_ack(alice.frames_sent + 1000))
+        alice._on_ack(b"\xa1")
+        assert alice.acks_refused == 2
+        assert (alice.encoder.acknowledged or 0) >= newest
+
         async def stats_of(seat: int) -> dict:
             stats = (await http.get(f"/rooms/{room['room']}/stats", headers=auth)).json()
             return next(p for p in stats["participants"] if p["seat"] == seat)

@@ -72,5 +72,7 @@ def test_adaptive_scales_follow_residual_magnitude_deterministically():
         scales.update(np.array([0, 6]))
     assert scales.scales()[0] < 0.01
     assert scales.scales()[1] == pytest.approx(6.0, rel=0.01)
-    scales.reset()
-    assert np.array_equal(scales.scales(), [1.0, 1.0])
+    twin = scales.copy()
+    twin.update(np.array([100, 100]))
+    assert scales.scales()[1] == pytest.approx(6.0, rel=0.01)  # the original is untouched
+    assert twin.scales()[0] == pytest.approx(100 / 8, rel=0.01)

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec import BitstreamError, MotionDecoder, MotionEncoder, motion_schema
-from codec.packet import MotionPacket, pack_packet
+from codec.packet import MAGIC, VERSION, MotionPacket, pack_packet, unpack_packet
 from tests.codec_samples import synthetic_motion
 
 FEATURES = synthetic_motion(100, seed=5)
@@ -75,6 +75,72 @@ def test_intra_requests_bring_the_receiver_back():
             encoder.request_intra()
     assert decoder.stats.intra > 1
     assert decoded > 100
+
+
+def _feedback_call(loss: float, seed: int, ack_delay: int = 2, frames: int = 300):
+    """Code ``frames`` with feedback, lose ``loss`` of the packets at random and acknowledge
+    each decoded frame ``ack_delay`` frames later; never request an intra."""
+    encoder, decoder = MotionEncoder(intra_period=1000, feedback=True), MotionDecoder()
+    rng = np.random.default_rng(seed)
+    acks: dict[int, list[int]] = {}
+    arrived, decoded = [], []
+    for index, vector in enumerate(synthetic_motion(frames, seed=seed)):
+        for seq in acks.pop(index, []):
+            encoder.acknowledge(seq)
+        packet = encoder.encode(vector, index * 40)
+        expected = encoder.reconstruction
+        if index and rng.random() < loss:  # the first intra arrives: nothing to wait for
+            continue
+        arrived.append(index)
+        frame = decoder.decode(packet)
+        assert frame is not None and frame.seq == index
+        assert np.array_equal(frame.features, expected)  # exact, whatever was lost before
+        decoded.append(index)
+        acks.setdefault(index + ack_delay, []).append(index)
+    return arrived, decoded, decoder
+
+
+@pytest.mark.parametrize(("loss", "seed"), [(0.1, 1), (0.3, 2), (0.5, 3)])
+def test_with_feedback_every_arriving_frame_decodes_after_random_losses(loss, seed):
+    arrived, decoded, decoder = _feedback_call(loss, seed)
+    assert decoded == arrived
+    assert len(arrived) < 300  # something was lost
+    assert decoder.stats.intra == 1 and not decoder.stats.dropped
+    assert not decoder.needs_intra
+
+
+def test_with_feedback_a_lost_periodic_intra_costs_only_itself():
+    encoder, decoder = MotionEncoder(intra_period=10, feedback=True), MotionDecoder()
+    vectors = synthetic_motion(20, seed=9)
+    for index, vector in enumerate(vectors):
+        packet = encoder.encode(vector, index * 40)
+        if index == 10:
+            assert unpack_packet(packet).intra
+            continue  # lost
+        frame = decoder.decode(packet)
+        assert frame is not None and np.array_equal(frame.features, encoder.reconstruction)
+        if index < 10:
+            encoder.acknowledge(index)
+    assert decoder.stats.decoded == 19
+
+
+def test_missing_reference_asks_for_intra_until_a_frame_decodes():
+    decoder = MotionDecoder()
+    decoder.decode(PACKETS[0])
+    assert decoder.decode(PACKETS[2]) is None  # its reference, frame 1, was lost
+    assert decoder.stats.dropped["missing_reference"] == 1 and decoder.needs_intra
+    assert decoder.decode(PACKETS[25]) is not None and not decoder.needs_intra
+
+
+@pytest.mark.parametrize("distance", [0, 33, 255])
+def test_reference_distance_outside_the_window_is_refused(distance):
+    decoder = MotionDecoder()
+    decoder.decode(PACKETS[0])
+    body = unpack_packet(PACKETS[1])
+    bad = pack_packet(MotionPacket(0, 1, 40, False, 1, bytes([distance]) + body.payload[1:]))
+    with pytest.raises(BitstreamError, match=rf"reference distance {distance} not in 1..32"):
+        decoder.decode(bad)
+    assert decoder.decode(PACKETS[1]) is not None  # state untouched
 
 
 def test_inter_before_any_intra_is_dropped_and_asks_for_intra():
@@ -155,14 +221,15 @@ fuzz_inputs = st.one_of(
             b ^ (1 << (t[1] % 8)) if i == t[1] // 8 else b for i, b in enumerate(t[0][: t[2]])
         )
     ),
-    st.tuples(st.booleans(), st.integers(0, 65535), st.binary(max_size=40)).map(
+    # intra with any seq, or inter frame 3 naming any reference distance (frames 0-2 decoded)
+    st.tuples(st.booleans(), st.integers(0, 65535), st.integers(0, 40), st.binary(max_size=40)).map(
         lambda t: _resealed(
-            bytes([0xC1, 0])
-            + struct.pack(">H", t[1])
+            bytes([MAGIC << 4 | VERSION, 0])
+            + struct.pack(">H", t[1] if t[0] else 3)
             + b"\x00\x00\x01"
             + bytes([0x80 if t[0] else 0])
-            + (struct.pack(">bH", 0, 60) if t[0] else b"")
-            + t[2]
+            + (struct.pack(">bH", 0, 60) if t[0] else bytes([t[2]]))
+            + t[3]
         )
     ),
 )

@@ -10,8 +10,11 @@ from tests.codec_samples import encode_all, synthetic_motion
 
 # sha256 of the concatenated packets of GOLDEN_SEQUENCE. If this changes, the bitstream format
 # changed: bump codec.packet.VERSION and update the digest deliberately.
-GOLDEN_SHA256 = "58bca74034025f84a826eb58372b0637566458f4e9af4630d7904ed92326b8de"
-GOLDEN_BYTES = 752
+GOLDEN_SHA256 = "ed7cb36f13e1f19ea928e1f7cff45a34f4ce39e43a00c36be932dfdbc3060f14"
+GOLDEN_BYTES = 779
+# The same with feedback: frame i - 2 acknowledged before frame i, except every third frame.
+GOLDEN_FEEDBACK_SHA256 = "3571b3204fc08a50d45ca4c8f6f389522f5f542f8837d10997f8be1d1be57a1d"
+GOLDEN_FEEDBACK_BYTES = 828
 
 
 def test_encoder_reconstruction_equals_decoder_output_bit_exactly():
@@ -51,6 +54,101 @@ def test_golden_output():
     packets = encode_all(encoder, synthetic_motion(30, seed=42))
     data = b"".join(packets)
     assert (len(data), hashlib.sha256(data).hexdigest()) == (GOLDEN_BYTES, GOLDEN_SHA256)
+
+
+def test_golden_output_with_feedback():
+    encoder = MotionEncoder(intra_period=10, feedback=True)
+    packets = []
+    for index, vector in enumerate(synthetic_motion(30, seed=42)):
+        if index >= 2 and index % 3:
+            assert encoder.acknowledge(index - 2)
+        packets.append(encoder.encode(vector, index * 40, prompt_id=3))
+    data = b"".join(packets)
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (
+        GOLDEN_FEEDBACK_BYTES,
+        GOLDEN_FEEDBACK_SHA256,
+    )
+
+
+def _distance(packet: bytes) -> int:
+    """An inter packet's reference distance (its payload's first byte)."""
+    parsed = unpack_packet(packet)
+    assert not parsed.intra
+    return parsed.payload[0]
+
+
+def test_without_feedback_every_inter_frame_predicts_from_the_previous_one():
+    packets = encode_all(MotionEncoder(intra_period=5), synthetic_motion(5))
+    assert [_distance(p) for p in packets[1:]] == [1, 1, 1, 1]
+
+
+def test_feedback_predicts_from_the_newest_acknowledged_frame_else_the_last_intra():
+    encoder = MotionEncoder(intra_period=8, feedback=True)
+    vectors = synthetic_motion(12, seed=6)
+    encoder.encode(vectors[0], 0)  # intra 0
+    assert _distance(encoder.encode(vectors[1], 40)) == 1  # frame 1 <- intra 0
+    assert _distance(encoder.encode(vectors[2], 80)) == 2  # frame 2 <- intra 0
+    assert encoder.acknowledged is None
+    assert encoder.acknowledge(1)
+    assert not encoder.acknowledge(0)  # older than the newest acknowledgement
+    assert encoder.acknowledged == 1
+    assert _distance(encoder.encode(vectors[3], 120)) == 2  # frame 3 <- frame 1
+    assert encoder.acknowledge(3)
+    for index in range(4, 8):
+        assert _distance(encoder.encode(vectors[index], index * 40)) == index - 3
+    assert unpack_packet(encoder.encode(vectors[8], 320)).intra  # periodic intra 8
+    # a lost periodic intra must not cost the frames after it: they keep frame 3
+    assert _distance(encoder.encode(vectors[9], 360)) == 6
+
+
+def test_a_requested_intra_forgets_earlier_acknowledgements():
+    encoder = MotionEncoder(intra_period=100, feedback=True)
+    vectors = synthetic_motion(6, seed=7)
+    for index in range(3):
+        encoder.encode(vectors[index], index * 40)
+    assert encoder.acknowledge(2)
+    encoder.request_intra()
+    assert unpack_packet(encoder.encode(vectors[3], 120)).intra  # frame 3
+    assert encoder.acknowledged is None
+    assert not encoder.acknowledge(2)  # from before the request: maybe another receiver's
+    assert _distance(encoder.encode(vectors[4], 160)) == 1  # frame 4 <- intra 3
+    assert encoder.acknowledge(4)
+    assert _distance(encoder.encode(vectors[5], 200)) == 1  # frame 5 <- frame 4
+
+
+def test_acknowledgements_older_than_the_window_are_ignored_and_fall_back_to_intra():
+    encoder = MotionEncoder(intra_period=1000, feedback=True)
+    vectors = synthetic_motion(40, seed=8)
+    encoder.encode(vectors[0], 0)
+    encoder.encode(vectors[1], 40)
+    assert encoder.acknowledge(1)
+    flags = [unpack_packet(encoder.encode(v, i * 40)).intra for i, v in enumerate(vectors[2:])]
+    assert flags.index(True) == 32  # frame 34: frame 1 and intra 0 have left the window
+    assert not encoder.acknowledge(1)  # no longer held
+
+
+@pytest.mark.parametrize(
+    ("seq", "message"),
+    [
+        (5, "acknowledgement of frame 5, which was not sent \\(last sent: 2\\)"),
+        (-1, "not in 0..65535"),
+        (65536, "not in 0..65535"),
+        (True, "not in 0..65535"),
+        ("3", "not in 0..65535"),
+    ],
+)
+def test_acknowledging_frames_never_sent_is_refused_saying_why(seq, message):
+    encoder = MotionEncoder(feedback=True)
+    for index, vector in enumerate(synthetic_motion(3)):
+        encoder.encode(vector, index * 40)
+    with pytest.raises(ValueError, match=message):
+        encoder.acknowledge(seq)
+    assert _distance(encoder.encode(synthetic_motion(4)[3], 120)) == 3  # still the intra
+
+
+def test_acknowledgement_before_any_frame_is_refused():
+    with pytest.raises(ValueError, match="before any frame was sent"):
+        MotionEncoder(feedback=True).acknowledge(0)
 
 
 def test_intra_every_period_and_on_request():

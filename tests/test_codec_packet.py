@@ -25,7 +25,7 @@ def _with_crc(body: bytes) -> bytes:
 def test_header_plus_crc_is_twelve_bytes_and_round_trips_modulo_field_widths():
     data = pack_packet(PACKET)
     assert OVERHEAD == 12 and len(data) == 12 + 3
-    assert data[:8].hex() == "c1071170000005" + "89"
+    assert data[:8].hex() == "c2071170000005" + "89"
     parsed = unpack_packet(data)
     assert parsed == MotionPacket(7, 70000 % 65536, 5, True, 9, b"xyz")
 
@@ -38,7 +38,7 @@ def test_header_plus_crc_is_twelve_bytes_and_round_trips_modulo_field_widths():
         (pack_packet(PACKET)[:-1], "CRC32 mismatch"),
         (b"\xc1" + bytes(MAX_PACKET_BYTES), "exceeds the 4096-byte limit"),
         (_with_crc(b"\xa1" + bytes(7)), "bad magic 0xa"),
-        (_with_crc(b"\xc2" + bytes(7)), "unsupported packet version 2"),
+        (_with_crc(b"\xc1" + bytes(7)), "unsupported packet version 1"),
         (bytes([pack_packet(PACKET)[0]]) + b"\x00" + pack_packet(PACKET)[2:], "CRC32 mismatch"),
         ("not bytes", "must be bytes"),
     ],

@@ -181,6 +181,8 @@ async def test_key_frame_then_motion_reaches_the_renderer(participant: Participa
         await asyncio.sleep(0.02)
     assert rendered[0].capture_ms == 1234 and rendered[0].seq == 0
     assert participant.malformed == {protocol.MOTION: 1}
+    motion: RecordingChannel = participant.channels[protocol.MOTION]  # type: ignore[assignment]
+    assert motion.sent == [protocol.encode_ack(0)]  # the decoded frame, acknowledged
 
 
 def test_hostile_json_is_counted_and_the_call_goes_on(participant: Participant) -> None:

@@ -10,8 +10,10 @@ from server.protocol import (
     MAX_TEXT_MESSAGE_CHARS,
     ProtocolError,
     check_prompt,
+    encode_ack,
     encode_message,
     load_json,
+    parse_ack,
     parse_message,
     redact_paths,
 )
@@ -86,3 +88,17 @@ def test_load_json_reads_bounded_input_and_refuses_the_rest() -> None:
 )
 def test_paths_are_cut_to_their_last_part(text: str, said: str) -> None:
     assert redact_paths(text) == said
+
+
+def test_acknowledgements_round_trip_modulo_the_frame_number_width() -> None:
+    assert encode_ack(7) == b"\xa1\x00\x07"
+    assert parse_ack(encode_ack(65536 + 300)) == 300
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\xa1\x00", b"\xa1\x00\x07\x00", b"\xc2\x00\x07", "\xa1\x00\x07"],
+)
+def test_anything_else_is_not_an_acknowledgement(data: str | bytes) -> None:
+    with pytest.raises(ProtocolError, match="not an acknowledgement"):
+        parse_ack(data)

@@ -19,9 +19,11 @@ examples:
   cartooncodec train --data DIR --out runs/lite --resume runs/lite/checkpoint.pt --steps 200000
   torchrun --nproc_per_node 8 -m cartooncodec train --data DIR --out runs/full --preset full-256
 
-Writes to --out: checkpoint.pt (resumable), losses.csv, losses.png, samples/step-*.png
-(source | driving | reconstruction | each style). Decoded face crops are cached under
---cache-dir (default OUT/cache) so later epochs and runs skip video decoding.
+Writes to --out: checkpoint.pt (resumable), best.pt (best validation MS-SSIM; stage 2 and
+--export start from it), losses.csv, losses.png, samples/step-*.png (source | driving |
+reconstruction | each style). Validation holds out whole people (--validation-fraction).
+Decoded face crops are cached under --cache-dir (default OUT/cache) so later epochs and runs
+skip video decoding.
 """
 
 EVAL_EPILOG = """\
@@ -58,12 +60,35 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", type=Path, help="continue from this checkpoint.pt")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="start from the weights of this checkpoint that fit (any generator version)",
+    )
     parser.add_argument("--cache-dir", type=Path, help="decoded-frame cache (default OUT/cache)")
     parser.add_argument("--max-frames", type=int, help="keep at most N frames per clip")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--log-every", type=int, default=10, help="steps between CSV rows")
     parser.add_argument("--sample-every", type=int, default=500, help="steps between grids")
     parser.add_argument("--checkpoint-every", type=int, default=1000, help="steps between saves")
+    parser.add_argument(
+        "--validate-every", type=int, default=250, help="steps between validation runs"
+    )
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="share of frames held out for validation, whole people at a time (0: none)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="data loader processes")
+    parser.add_argument(
+        "--no-augment", action="store_true", help="no flip, scale/shift or colour jitter"
+    )
+    parser.add_argument(
+        "--no-adversarial",
+        action="store_true",
+        help="no discriminator (L1 + MS-SSIM only: faster, blurrier)",
+    )
     parser.add_argument("--vgg-weights", type=Path, help="torchvision vgg19 .pth: adds VGG loss")
     parser.add_argument(
         "--clip-weights",
@@ -122,12 +147,18 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_minutes=args.max_minutes,
         resume=args.resume,
+        init_from=args.init_from,
         cache_dir=args.cache_dir or args.out / "cache",
         max_frames=args.max_frames,
         device=args.device,
         log_every=args.log_every,
         sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every,
+        validate_every=args.validate_every,
+        validation_fraction=args.validation_fraction,
+        num_workers=args.workers,
+        augment=not args.no_augment,
+        adversarial=not args.no_adversarial,
         vgg_weights=args.vgg_weights,
         clip_weights=args.clip_weights,
         clip_model=args.clip_model,

@@ -25,7 +25,6 @@ import httpx
 import numpy as np
 from aiortc import (
     MediaStreamTrack,
-    RTCConfiguration,
     RTCDataChannel,
     RTCPeerConnection,
     RTCSessionDescription,
@@ -39,6 +38,7 @@ from codec import MotionEncoder, motion_schema
 from codec.keyframe import encode_keyframe, split_chunks
 from codec.packet import TIME_MODULUS, unwrap
 from server import protocol
+from server.iceservers import ice_configuration
 from server.meters import RateMeter, percentiles
 from server.renderworker import frame_key
 
@@ -71,6 +71,7 @@ class CallConfig:
     name: str = "client"
     motion_amplitude: float = 1.0
     seed: int = 0
+    ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs, see server.iceservers
 
 
 @dataclass
@@ -164,7 +165,7 @@ class CallClient:
         self.tracker = FaceTracker(self.extractor.size)
         self.source = open_source(config.input, config.fps, config.motion_amplitude, config.seed)
         self.clock = ServerClock()
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = RTCPeerConnection(ice_configuration(config.ice_servers))
         self.channels: dict[str, RTCDataChannel] = {}
         self.recorder = Mp4Recorder(config.record, config.fps) if config.record else None
         self.window = Window(f"cartooncodec {config.name}") if config.show else None

@@ -9,6 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
+from server.iceservers import add_ice_server_argument
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -83,6 +85,7 @@ def _register_call(subparsers: argparse._SubParsersAction) -> None:
         help="offer only 127.0.0.1 ICE candidates (server on this machine, started with "
         "--loopback-ice)",
     )
+    add_ice_server_argument(parser)
     parser.set_defaults(func=call)
 
 
@@ -180,6 +183,7 @@ async def _call(args: argparse.Namespace) -> int:
         record=args.record,
         show=args.show,
         read_stdin=not args.no_stdin,
+        ice_servers=tuple(args.ice_server),
     )
     client = await asyncio.to_thread(CallClient, config)
     result = await client.run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from server.iceservers import add_ice_server_argument
 from server.settings import ServerSettings
 
 
@@ -57,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="offer only 127.0.0.1 ICE candidates (clients on this machine)",
     )
+    add_ice_server_argument(parser)
     parser.set_defaults(func=serve)
 
 
@@ -81,6 +83,7 @@ def serve(args: argparse.Namespace) -> int:
         style_cache_dir=args.style_cache,
         token_ttl_s=args.token_ttl,
         loopback_ice=args.loopback_ice,
+        ice_servers=tuple(args.ice_server),
         max_rooms=args.max_rooms,
         rooms_per_client_per_minute=args.rooms_per_minute,
         api_key=args.api_key,

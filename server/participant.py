@@ -15,11 +15,12 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from codec import BitstreamError, MotionDecoder, motion_schema
 from codec.keyframe import KeyframeAssembler
 from server import protocol
+from server.iceservers import ice_configuration
 from server.keyframes import KeyframeDecodes, KeyframesBusy
 from server.meters import RateMeter
 from server.protocol import ProtocolError, redact_paths
@@ -54,7 +55,7 @@ class Participant:
         self.room_id = room_id
         self.seat = seat
         self.settings = settings
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = RTCPeerConnection(ice_configuration(settings.ice_servers))
         self.outbound = RenderedVideoTrack(on_frame_sent=self._send_frame_meta)
         self.worker = RenderWorker(renderer_factory, name=f"render-{room_id}-{seat}")
         self.worker.on_style_active = self._on_style_active

@@ -191,3 +191,30 @@ async def test_abrupt_disconnect_frees_the_seat(tmp_path: Path) -> None:
         await wait_for(clients[1].peer_left.is_set, "seat 1 to hear that seat 0 left")
         await asyncio.gather(*calls)
         await asyncio.gather(*(c.close() for c in clients))
+
+
+def test_the_configs_ice_servers_reach_the_peer_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    from client import callclient
+
+    configurations: list[RTCConfiguration] = []
+
+    def recording(configuration: RTCConfiguration) -> RTCPeerConnection:
+        configurations.append(configuration)
+        return RTCPeerConnection(configuration)
+
+    monkeypatch.setattr(callclient, "RTCPeerConnection", recording)
+    config = CallConfig(
+        server="http://127.0.0.1:9",
+        room="r",
+        token="t",
+        preset="tiny",
+        checkpoint=str(write_styled_checkpoint(tmp_path / "tiny.pt")),
+        ice_servers=("stun:stun.example.org:19302",),
+    )
+    CallClient(config)
+    assert configurations[0].iceServers is not None
+    assert [s.urls for s in configurations[0].iceServers] == ["stun:stun.example.org:19302"]

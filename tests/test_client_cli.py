@@ -58,3 +58,34 @@ def test_create_room_without_server_fails_with_a_message(
     )
     assert args.func(args) == 1
     assert "cannot create a room at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_call_passes_its_ice_servers_to_the_client(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from client import callclient
+
+    configs: list[callclient.CallConfig] = []
+
+    class Stopped(callclient.CallError):
+        pass
+
+    def record(config: callclient.CallConfig) -> None:
+        configs.append(config)
+        raise Stopped("recorded")
+
+    monkeypatch.setattr(callclient, "CallClient", record)
+    urls = ["stun:stun.example.org", "turn:u:pw@turn.example.org?transport=tcp"]
+    args = build_parser().parse_args(
+        ["call", "--room", "r", "--token", "t", "--ice-server", urls[0], "--ice-server", urls[1]]
+    )
+    assert args.func(args) == 1
+    assert configs[0].ice_servers == tuple(urls)
+    assert capsys.readouterr().err == "cartooncodec call: recorded\n"
+
+
+def test_call_refuses_a_malformed_ice_server(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["call", "--ice-server", "stun:u:secret@stun.example.org"])
+    err = capsys.readouterr().err
+    assert "a STUN server takes no credentials" in err and "secret" not in err

@@ -202,3 +202,31 @@ def test_ping_is_answered_with_the_server_clock(participant: Participant) -> Non
     (pong,) = [json.loads(m) for m in participant.channels[protocol.STATS].sent]  # type: ignore[attr-defined]
     assert pong["type"] == "pong" and pong["t"] == 42 and pong["server_ms"] >= 0
     assert participant.stats()["client_report"] == {"fps_shown": 9.5, "latency_p50_ms": 60.0}
+
+
+async def test_the_settings_ice_servers_reach_the_peer_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    from server import participant as participant_module
+
+    configurations: list[RTCConfiguration] = []
+
+    def recording(configuration: RTCConfiguration) -> RTCPeerConnection:
+        configurations.append(configuration)
+        return RTCPeerConnection(configuration)
+
+    monkeypatch.setattr(participant_module, "RTCPeerConnection", recording)
+    settings = ServerSettings(preset="tiny", ice_servers=("turn:u:pw@turn.example.org",))
+    keyframes = KeyframeDecodes(threads=1, queue=0, max_side=64)
+    p = Participant("room", 0, settings, lambda: None, keyframes)
+    await p.close()
+    keyframes.close()
+    assert configurations[0].iceServers is not None
+    [server] = configurations[0].iceServers
+    assert (server.urls, server.username, server.credential) == (
+        "turn:turn.example.org",
+        "u",
+        "pw",
+    )

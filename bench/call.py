@@ -6,7 +6,9 @@ Each sender drops a fraction P of its motion packets at random just before they 
 (the motion channel is unordered with no retransmission, so this is what a lossy network
 does to it). Reported per direction: end-to-end latency percentiles (capture at the sender to
 the rendered frame decoded at the viewer), fps sent and shown, the share of sent frames shown,
-the longest freeze between two shown frames, and the uplink kbps.
+the longest freeze between two shown frames, and the uplink kbps. A frame the server did not
+receive in time is concealed (its motion extrapolated, codec.concealment) and shown marked as
+such: `concealed` counts them, `decoded_share` and `longest_decoded_gap_ms` leave them out.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class CallRun:
     def row(self) -> dict[str, Any]:
         sent, seen = self.sent.summary(), self.seen.summary()
         times = [f.arrival_ms for f in self.seen.shown]
+        decoded = [f.arrival_ms for f in self.seen.shown if not f.concealed]
         return {
             "loss": self.loss,
             "direction": f"{self.sender} -> {self.viewer}",
@@ -80,9 +83,12 @@ class CallRun:
             "dropped": self.dropped,
             "frames_shown": seen["frames_shown"],
             "shown_share": seen["frames_shown"] / max(sent["frames_sent"], 1),
+            "concealed": seen["frames_concealed"],
+            "decoded_share": len(decoded) / max(sent["frames_sent"], 1),
             "fps_sent": sent["fps_sent"],
             "fps_shown": seen["fps_shown"],
             "longest_freeze_ms": float(np.max(np.diff(times))) if len(times) > 1 else None,
+            "longest_decoded_gap_ms": float(np.max(np.diff(decoded))) if len(decoded) > 1 else None,
             "latency_p50_ms": seen["latency_p50_ms"],
             "latency_p95_ms": seen["latency_p95_ms"],
             "latency_p99_ms": seen["latency_p99_ms"],

@@ -80,6 +80,7 @@ class ShownFrame:
     latency_ms: float
     seq: int
     prompt_id: int
+    concealed: bool = False  # the server extrapolated the motion: that packet did not arrive
 
 
 @dataclass
@@ -112,6 +113,7 @@ class CallResult:
         return {
             "frames_sent": self.frames_sent,
             "frames_shown": len(self.shown),
+            "frames_concealed": sum(f.concealed for f in self.shown),
             "fps_sent": _rate(self.frames_sent, self.sending_s),
             "fps_shown": _rate(len(self.shown), showing_s / 1000),
             "uplink_motion_kbps": self.motion_bytes * 8 / 1000 / seconds,
@@ -434,7 +436,13 @@ class CallClient:
     def _show(self, image: np.ndarray, arrival_ms: float, meta: dict[str, Any]) -> None:
         capture_ms = unwrap(meta["capture_ms"] % TIME_MODULUS, round(arrival_ms), TIME_MODULUS)
         self.shown.append(
-            ShownFrame(arrival_ms, arrival_ms - capture_ms, meta["seq"], meta["prompt_id"])
+            ShownFrame(
+                arrival_ms,
+                arrival_ms - capture_ms,
+                meta["seq"],
+                meta["prompt_id"],
+                bool(meta["concealed"]),
+            )
         )
         self.shown_meter.add()
         self.last_shown_image = image

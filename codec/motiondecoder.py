@@ -30,6 +30,7 @@ class DecodedFrame:
     prompt_id: int
     intra: bool
     features: np.ndarray  # (schema.size,) float32
+    concealed: bool = False  # made up by codec.concealment for a frame that did not arrive
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from codec import BitstreamError, MotionDecoder, motion_schema
+from codec.concealment import Concealer
 from codec.keyframe import KeyframeAssembler
 from server import protocol
 from server.iceservers import ice_configuration
@@ -30,6 +31,8 @@ from server.settings import ServerSettings
 logger = logging.getLogger(__name__)
 
 INTRA_REQUEST_INTERVAL_S = 0.25
+# A frame this many of the sender's frame intervals overdue is concealed (codec.concealment)
+CONCEAL_AFTER_INTERVALS = 1.5
 # What aiortc raises on a session description it cannot use: its parser lets through whatever
 # the line it trips on gives, and StopIteration surfaces from a coroutine as RuntimeError.
 NEGOTIATION_ERRORS = (
@@ -63,6 +66,9 @@ class Participant:
         self.worker.on_build_failed = self._on_build_failed
         self.keyframes = keyframes
         self.decoder = MotionDecoder(schema=motion_schema())
+        self.concealer = Concealer(motion_schema())
+        self.frames_concealed = 0
+        self._conceal_timer: asyncio.TimerHandle | None = None
         self.channels: dict[str, RTCDataChannel] = {}
         self.on_closed: Callable[[Participant], None] | None = None
         self.motion_in = RateMeter()
@@ -133,8 +139,28 @@ class Participant:
         if frame is not None:
             self.worker.submit(frame)
             self.send(protocol.MOTION, protocol.encode_ack(frame.seq))
+            self.concealer.decoded(frame)
+            self._arm_concealment(CONCEAL_AFTER_INTERVALS)
         if self.decoder.needs_intra:
             self._request_intra()
+
+    def _arm_concealment(self, intervals: float) -> None:
+        """Conceal the next frame unless one decodes within ``intervals`` frame intervals."""
+        if self._conceal_timer is not None:
+            self._conceal_timer.cancel()
+            self._conceal_timer = None
+        delay_s = intervals * self.concealer.interval_ms / 1000
+        if delay_s > 0 and not self._closing:
+            self._conceal_timer = asyncio.get_running_loop().call_later(delay_s, self._conceal)
+
+    def _conceal(self) -> None:
+        self._conceal_timer = None
+        frame = self.concealer.conceal()
+        if frame is None:  # the longest run concealed: the face holds still
+            return
+        self.frames_concealed += 1
+        self.worker.submit(frame)
+        self._arm_concealment(1.0)
 
     def _request_intra(self) -> None:
         now = time.monotonic()
@@ -265,6 +291,7 @@ class Participant:
                 capture_ms=meta.capture_ms,
                 prompt_id=meta.prompt_id,
                 render_ms=round(meta.render_ms, 2),
+                concealed=int(meta.concealed),
             ),
         )
 
@@ -295,6 +322,7 @@ class Participant:
             "uplink_control_kbps": round(self.control_in.kbps(), 3),
             "motion_packets": self.motion_in.total_events,
             "frames_sent_to_viewer": self.outbound.frames_sent,
+            "frames_concealed": self.frames_concealed,
             "frames_superseded": self.outbound.frames_superseded,
             "decoder": {**vars(self.decoder.stats), "dropped": dict(self.decoder.stats.dropped)},
             "malformed": dict(self.malformed),
@@ -308,6 +336,8 @@ class Participant:
         if self._closing:
             return
         self._closing = True
+        if self._conceal_timer is not None:
+            self._conceal_timer.cancel()
         logger.info("room %s seat %d closing: %s", self.room_id, self.seat, self.stats())
         current = asyncio.current_task()
         others = [t for t in self._tasks if t is not current]

@@ -61,6 +61,7 @@ _FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
         "capture_ms": (int,),
         "prompt_id": (int,),
         "render_ms": (int, float),
+        "concealed": (int,),  # 1: motion extrapolated for a frame that did not arrive
     },
     "report": {"fps_shown": (int, float), "latency_p50_ms": (int, float, type(None))},
 }

@@ -44,6 +44,7 @@ class FrameMeta:
     capture_ms: int
     prompt_id: int
     render_ms: float
+    concealed: bool = False  # motion extrapolated for a frame that did not arrive
 
 
 FrameSink = Callable[[np.ndarray, FrameMeta], None]
@@ -250,7 +251,10 @@ class RenderWorker:
                 else (0.9 * self.render_ms + 0.1 * elapsed_ms)
             )
             self.frames_rendered += 1
-            sink(image, FrameMeta(frame.seq, frame.capture_time_ms, prompt_id, elapsed_ms))
+            meta = FrameMeta(
+                frame.seq, frame.capture_time_ms, prompt_id, elapsed_ms, frame.concealed
+            )
+            sink(image, meta)
 
     def stats(self) -> dict[str, Any]:
         return {

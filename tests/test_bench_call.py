@@ -60,6 +60,12 @@ def test_call_reports_both_directions_per_loss(call_result: dict) -> None:
         assert row["uplink_motion_kbps"] > 0
     lossless, lossy = rows[0], rows[2]
     assert lossless["dropped"] == 0 and lossy["dropped"] > 0
+    # lost frames are concealed (shown, marked) and never counted as decoded
+    assert lossy["concealed"] > 0
+    assert lossy["decoded_share"] * lossy["frames_sent"] == pytest.approx(
+        lossy["frames_shown"] - lossy["concealed"]
+    )
+    assert lossy["longest_decoded_gap_ms"] >= lossy["longest_freeze_ms"]
     assert call_result["inputs"] == {"alice": "synthetic", "bob": "synthetic"}
 
 

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 from codec import MotionEncoder, motion_schema
+from codec.concealment import MAX_CONCEALED_FRAMES
 from codec.keyframe import encode_keyframe, split_chunks
 from models import Renderer
 from server import protocol
 from server.keyframes import KeyframeDecodes
 from server.participant import Participant
+from server.renderworker import FrameMeta
 from server.settings import ServerSettings
 from tests.tinycall import write_styled_checkpoint
 
@@ -160,21 +162,25 @@ async def test_a_renderer_that_cannot_be_built_ends_only_this_call() -> None:
     keyframes.close()
 
 
-async def test_key_frame_then_motion_reaches_the_renderer(participant: Participant) -> None:
-    rendered: list[Any] = []
+STILL = np.concatenate([np.zeros(20), np.tile(np.eye(2).ravel(), 10)]).astype(np.float32)
+
+
+async def rendering(participant: Participant) -> list[FrameMeta]:
+    """Send a key frame; returns the list the metadata of every rendered frame goes to."""
+    rendered: list[FrameMeta] = []
     participant.worker.sink = lambda image, meta: rendered.append(meta)
     face = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     for chunk in split_chunks(encode_keyframe(face)):
         participant._on_control(chunk)
-    for _ in range(100):
-        if participant.worker.has_reference:
-            break
-        await asyncio.sleep(0.02)
-    assert participant.worker.has_reference
+    await until(lambda: participant.worker.has_reference)
+    return rendered
+
+
+async def test_key_frame_then_motion_reaches_the_renderer(participant: Participant) -> None:
+    rendered = await rendering(participant)
     participant._on_motion(b"\x00garbage")
     encoder = MotionEncoder(schema=motion_schema())
-    still = np.concatenate([np.zeros(20), np.tile(np.eye(2).ravel(), 10)]).astype(np.float32)
-    participant._on_motion(encoder.encode(still, 1234, 0))  # keypoints at 0, identity Jacobians
+    participant._on_motion(encoder.encode(STILL, 1234, 0))  # keypoints at 0, identity Jacobians
     for _ in range(100):
         if rendered:
             break
@@ -183,6 +189,22 @@ async def test_key_frame_then_motion_reaches_the_renderer(participant: Participa
     assert participant.malformed == {protocol.MOTION: 1}
     motion: RecordingChannel = participant.channels[protocol.MOTION]  # type: ignore[assignment]
     assert motion.sent == [protocol.encode_ack(0)]  # the decoded frame, acknowledged
+
+
+async def test_overdue_frames_are_concealed_then_the_face_holds(participant: Participant) -> None:
+    rendered = await rendering(participant)
+    encoder = MotionEncoder(schema=motion_schema(), feedback=True)
+    for index in range(2):  # 40 ms apart, then the packets stop
+        participant._on_motion(encoder.encode(STILL + 0.01 * index, 1000 + 40 * index, 0))
+    await until(lambda: participant.frames_concealed == MAX_CONCEALED_FRAMES)
+    await until(lambda: rendered and rendered[-1].seq == 1 + MAX_CONCEALED_FRAMES)
+    await asyncio.sleep(0.3)  # no more after the longest run
+    assert participant.stats()["frames_concealed"] == MAX_CONCEALED_FRAMES
+    concealed = [(m.seq, m.capture_ms) for m in rendered if m.concealed]
+    assert concealed[-1] == (6, 1240) and len(rendered) <= 2 + MAX_CONCEALED_FRAMES
+    assert all(capture == 1000 + 40 * seq for seq, capture in concealed)
+    participant._on_motion(encoder.encode(STILL, 1080, 0))  # frame 2 arrives after all
+    await until(lambda: rendered[-1].seq == 2 and not rendered[-1].concealed)
 
 
 def test_hostile_json_is_counted_and_the_call_goes_on(participant: Participant) -> None:

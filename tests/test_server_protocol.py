@@ -22,7 +22,9 @@ from server.protocol import (
 def test_encoded_messages_parse_back() -> None:
     text = encode_message("prompt", id=3, text="comic")
     assert parse_message(text) == {"type": "prompt", "id": 3, "text": "comic"}
-    frame = encode_message("frame", pts=90, seq=1, capture_ms=5, prompt_id=0, render_ms=1.5)
+    frame = encode_message(
+        "frame", pts=90, seq=1, capture_ms=5, prompt_id=0, render_ms=1.5, concealed=1
+    )
     assert parse_message(frame)["render_ms"] == 1.5
 
 

@@ -3,7 +3,9 @@
 The reference is encoded once (:meth:`Renderer.set_reference`); each frame then runs only the
 dense motion network and the generator's warp-bottleneck-decoder. Styles switch by applying a
 cached :class:`StyleDelta` between two frames. A prompt that is neither a built-in style nor
-cached is adapted with CLIP on a background thread while the previous style keeps rendering.
+cached is adapted with CLIP on a background thread while the previous style keeps rendering;
+style pictures (an "image prompt", :meth:`Renderer.set_style_images`) are adapted the same way
+with the exemplar losses, which need no pretrained network.
 """
 
 from __future__ import annotations
@@ -12,31 +14,42 @@ import copy
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from models.checkpoint import LoadedModels, load_models
 from models.extractor import MotionExtractor
+from models.face_crop import FaceCropper
 from models.frames import frame_to_tensor, resolve_device, tensor_to_frame
+from models.generator import OcclusionAwareGenerator
 from models.layer_selection import (
     AdaptationCancelled,
     AdaptationConfig,
+    LossFn,
     adapt_style,
     clip_style_loss,
+    exemplar_style_loss,
     select_layers,
 )
 from models.motion_features import unpack_motion
 from models.style_delta import StyleCache, StyleDelta, StyleSwitch, weights_fingerprint
-from models.style_names import match_style, normalize_prompt
+from models.style_images import exemplar_tensor
+from models.style_names import custom_style_key, match_style, normalize_prompt
 from models.text_encoder import DEFAULT_CLIP_MODEL, ClipGuide, load_clip
 
 __all__ = ["MAX_PROMPT_CHARS", "NO_STYLE", "Renderer"]
 
 log = logging.getLogger(__name__)
+
+LossBuilder = Callable[
+    [OcclusionAwareGenerator, nn.Module, torch.Tensor, dict[str, torch.Tensor]], LossFn
+]
+"""(float32 generator copy, keypoint detector copy, 1x3xSxS reference, its keypoints) -> loss."""
 
 NO_STYLE = "none"
 MAX_PROMPT_CHARS = 200
@@ -154,6 +167,42 @@ class Renderer:
         when no CLIP is configured). A newer call cancels an older one's pending future.
         """
         key, delta = self._resolve(prompt)
+        return self._request(key, delta, lambda: (self._clip_loss(key), self.adaptation.lr))
+
+    def set_style_images(
+        self,
+        images: Sequence[np.ndarray],
+        name: str,
+        cropper: FaceCropper | None = None,
+        reuse_cached: bool = True,
+    ) -> Future[str]:
+        """Switch to the look of ``images`` (style pictures, each HxWx3 uint8 RGB); returns at
+        once, like :meth:`set_style`.
+
+        The style is cached under ``name`` (normalised), so the prompt ``name`` selects it
+        later; a name that selects a built-in style is refused (ValueError). Unless cached (or
+        ``reuse_cached`` is False), it is adapted in the background with the exemplar losses;
+        ``cropper`` cuts each picture around its face first (see
+        :func:`models.style_images.exemplar_tensor`).
+        """
+        key = custom_style_key(name)
+        if key == NO_STYLE or len(key) > MAX_PROMPT_CHARS:
+            raise ValueError(f"style name {name!r} must be 1 to {MAX_PROMPT_CHARS} characters")
+        if not images:
+            raise ValueError("no style pictures given")
+        delta = self._style_cache().get(key) if reuse_cached else None
+        pictures = list(images)
+        return self._request(
+            key,
+            delta,
+            lambda: (self._exemplar_loss(pictures, cropper), self.adaptation.image_lr),
+        )
+
+    def _request(
+        self, key: str, delta: StyleDelta | None, loss: Callable[[], tuple[LossBuilder, float]]
+    ) -> Future[str]:
+        """Activate ``delta`` (or no style) soon, or adapt ``key`` with the loss and learning
+        rate ``loss()`` gives (called on the adaptation thread)."""
         future: Future[str] = Future()
         with self._style_lock:
             self._generation += 1
@@ -164,7 +213,7 @@ class Renderer:
         if delta is not None or key == NO_STYLE:
             self._swapper.submit(self._activate, generation, key, delta, future)
         else:
-            self._adapter.submit(self._adapt_then_activate, generation, key, future)
+            self._adapter.submit(self._adapt_then_activate, generation, key, loss, future)
         return future
 
     def __enter__(self) -> Renderer:
@@ -239,9 +288,15 @@ class Renderer:
                 self._features_by_style[key] = self.generator.encode_source(self._source)
         return self._features_by_style[key]
 
-    def _adapt_then_activate(self, generation: int, key: str, future: Future[str]) -> None:
+    def _adapt_then_activate(
+        self,
+        generation: int,
+        key: str,
+        loss: Callable[[], tuple[LossBuilder, float]],
+        future: Future[str],
+    ) -> None:
         try:
-            delta = self._adapt(key, lambda: generation != self._generation)
+            delta = self._adapt(key, lambda: generation != self._generation, *loss())
         except AdaptationCancelled:
             log.info("adaptation of %r stopped: a newer style was asked for", key)
             return
@@ -254,9 +309,10 @@ class Renderer:
         self._style_cache().put(key, delta)
         self._activate(generation, key, delta, future)
 
-    def _adapt(self, prompt: str, should_stop: Callable[[], bool]) -> StyleDelta:
+    def _adapt(
+        self, prompt: str, should_stop: Callable[[], bool], loss: LossBuilder, lr: float
+    ) -> StyleDelta:
         """Layer selection and adaptation of a float32 copy of the unstyled generator."""
-        clip = self._load_clip()
         with self._render_lock:
             active = self._switch.active
             self._switch.apply(None)
@@ -271,13 +327,28 @@ class Renderer:
         with torch.no_grad():
             kp_source = kp_detector(source)
         config = self.adaptation
-        loss_fn = clip_style_loss(generator, clip, prompt, source, kp_source, config.neutral_prompt)
+        loss_fn = loss(generator, kp_detector, source, kp_source)
         layers = select_layers(
             generator, loss_fn, config.top_k, config.probe_steps, should_stop=should_stop
         )
         log.info("style %r: adapting layers %s", prompt, layers)
         return adapt_style(
-            generator, loss_fn, layers, config.steps, config.lr, prompt, should_stop=should_stop
+            generator, loss_fn, layers, config.steps, lr, prompt, should_stop=should_stop
+        )
+
+    def _clip_loss(self, prompt: str) -> LossBuilder:
+        """The CLIP directional loss toward ``prompt`` (loads CLIP on first use)."""
+        clip = self._load_clip()
+        neutral = self.adaptation.neutral_prompt
+        return lambda generator, _detector, source, kp_source: clip_style_loss(
+            generator, clip, prompt, source, kp_source, neutral
+        )
+
+    def _exemplar_loss(self, images: list[np.ndarray], cropper: FaceCropper | None) -> LossBuilder:
+        """The exemplar losses toward ``images`` (cropped here, on the adaptation thread)."""
+        exemplars = exemplar_tensor(images, self.size, cropper).to(self.device)
+        return lambda generator, detector, source, kp_source: exemplar_style_loss(
+            generator, detector, exemplars, source, kp_source
         )
 
     def _load_clip(self) -> ClipGuide:

@@ -10,7 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["BUILTIN_STYLE_NAMES", "StyleName", "match_style", "normalize_prompt"]
+__all__ = [
+    "BUILTIN_STYLE_NAMES",
+    "StyleName",
+    "custom_style_key",
+    "match_style",
+    "normalize_prompt",
+]
 
 
 @dataclass(frozen=True)
@@ -22,11 +28,32 @@ class StyleName:
     keywords: tuple[str, ...]
 
 
+# Order matters on keyword ties (the earlier style wins): the research's five styles first.
 BUILTIN_STYLE_NAMES: tuple[StyleName, ...] = (
+    StyleName(
+        "disney-princess",
+        "a Disney princess cartoon with big eyes, smooth skin and warm colours",
+        ("disney-princess", "disney princess", "disney", "princess", "fairy tale", "fairytale"),
+    ),
+    StyleName(
+        "pixar",
+        "a Pixar-style 3D animation character with soft shading",
+        ("pixar", "3d", "3d animation", "3d cartoon", "cgi", "dreamworks", "animated movie"),
+    ),
     StyleName(
         "sketch",
         "a grey pencil sketch on white paper",
         ("sketch", "pencil", "graphite", "charcoal", "drawing", "drawn"),
+    ),
+    StyleName(
+        "zombie",
+        "a pale green rotting zombie face with dark eye sockets",
+        ("zombie", "undead", "walking dead", "ghoul", "corpse", "horror", "halloween"),
+    ),
+    StyleName(
+        "anime-painting",
+        "an anime painting with clean lines and painted shading",
+        ("anime-painting", "anime painting", "anime", "manga painting", "japanese animation"),
     ),
     StyleName(
         "cel",
@@ -77,3 +104,17 @@ def match_style(prompt: str, available: tuple[str, ...] | list[str] | None = Non
         if hits > best_hits:
             best, best_hits = style.name, hits
     return best
+
+
+def custom_style_key(name: str) -> str:
+    """The cache key of a user's own style ``name``; ValueError when it is empty or selects a
+    built-in style (a prompt would then never reach it)."""
+    key = normalize_prompt(name)
+    if not key:
+        raise ValueError("a style name must not be empty")
+    builtin = match_style(key)
+    if builtin is not None:
+        raise ValueError(
+            f"style name {name!r} selects the built-in style {builtin!r}; choose another name"
+        )
+    return key

@@ -6,12 +6,22 @@ from models.generator import OcclusionAwareGenerator, style_layer_names
 from models.keypoint_detector import KPDetector
 from models.layer_selection import (
     AdaptationCancelled,
+    ExemplarWeights,
     adapt_style,
     clip_style_loss,
+    colour_distribution_loss,
+    colour_quantiles,
     directional_loss,
+    exemplar_style_loss,
+    feature_statistics,
+    feature_statistics_loss,
+    gram_matrix,
+    low_frequency_loss,
     score_layers,
     select_layers,
+    structure_loss,
 )
+from models.style_delta import StyleDelta
 from models.text_encoder import ClipGuide, tiny_clip
 from tests.models_helpers import single_thread  # noqa: F401
 
@@ -121,3 +131,89 @@ def test_adaptation_stops_when_asked_and_leaves_the_generator_unchanged(
         adapt_style(generator, loss_fn, ["final"], steps=10, lr=0.1, should_stop=stop_after_three)
     assert len(calls) == 4
     assert all(torch.equal(before[k], v) for k, v in _snapshot(generator).items())
+
+
+def _exemplars(count: int = 3, size: int = 32) -> torch.Tensor:
+    """Nx3xSxS style pictures unlike the random source: saturated red-orange stripes."""
+    stripes = (torch.arange(size) // 4 % 2).float().view(1, 1, 1, size)
+    red = torch.tensor([0.9, 0.3, 0.1]).view(1, 3, 1, 1)
+    return (red * (0.6 + 0.4 * stripes)).expand(count, 3, size, size).contiguous()
+
+
+def test_structure_loss_is_the_mean_keypoint_distance() -> None:
+    kp = torch.rand(2, 10, 2)
+    assert float(structure_loss(kp, kp)) == 0.0
+    assert float(structure_loss(kp + 0.1, kp)) == pytest.approx(0.1, abs=1e-6)
+
+
+def test_gram_matrix_and_feature_statistics_are_zero_on_their_own_targets() -> None:
+    features = [torch.rand(2, 4, 8, 8), torch.rand(2, 6, 4, 4)]
+    assert gram_matrix(features[0]).shape == (2, 4, 4)
+    ones = torch.ones(1, 2, 3, 3)
+    assert gram_matrix(ones)[0].flatten().tolist() == pytest.approx([0.5] * 4)
+    mean, gram = feature_statistics_loss(features, feature_statistics(features))
+    assert float(mean) == 0.0 and float(gram) == 0.0
+    mean, gram = feature_statistics_loss([f * 2 for f in features], feature_statistics(features))
+    assert float(mean) == pytest.approx(1.0) and float(gram) == pytest.approx(9.0)
+
+
+def test_colour_distribution_loss_compares_palettes_not_layouts() -> None:
+    projections = torch.eye(3)
+    images = torch.rand(1, 3, 8, 8)
+    shuffled = images.flatten(2)[..., torch.randperm(64)].view(1, 3, 8, 8)
+    target = colour_quantiles(images, projections)
+    assert float(colour_distribution_loss(shuffled, target, projections)) == pytest.approx(0.0)
+    brighter = colour_distribution_loss((images + 0.1).clamp(0, 1), target, projections)
+    assert 0.05 < float(brighter) <= 0.1 + 1e-6
+
+
+def test_low_frequency_loss_ignores_palette_but_sees_the_layout() -> None:
+    ramp = torch.linspace(0, 1, 32)
+    plain = torch.stack(
+        [ramp.view(1, 32) * ramp.view(32, 1), ramp.expand(32, 32), 1 - ramp.expand(32, 32)]
+    ).unsqueeze(0)
+    assert float(low_frequency_loss(plain * 0.5 + 0.2, plain)) == pytest.approx(0.0, abs=1e-2)
+    assert float(low_frequency_loss(plain.flip(-1), plain)) > 0.3
+
+
+def _adapt_to_exemplars(weights: ExemplarWeights) -> tuple[dict, dict, float, StyleDelta]:
+    """(terms before, terms after, max |delta|, delta) of 20 steps on the tiny preset."""
+    config = get_preset("tiny")
+    generator, detector = OcclusionAwareGenerator(config).eval(), KPDetector(config).eval()
+    source = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        kp = detector(source)
+    terms: dict[str, float] = {}
+    loss_fn = exemplar_style_loss(
+        generator, detector, _exemplars(), source, kp, weights=weights, terms=terms
+    )
+    with torch.no_grad():
+        loss_fn()
+    before = dict(terms)
+    layers = select_layers(generator, loss_fn, top_k=3, probe_steps=2)
+    delta = adapt_style(generator, loss_fn, layers, steps=20, lr=0.01, prompt="stripes")
+    with delta.applied(generator), torch.no_grad():
+        loss_fn()
+    bound = max(float(t.abs().max()) for t in delta.deltas.values())
+    return before, dict(terms), bound, delta
+
+
+def test_exemplar_adaptation_lowers_the_style_terms_with_a_bounded_delta() -> None:
+    before, after, bound, delta = _adapt_to_exemplars(
+        ExemplarWeights(structure=0.0, low_frequency=0.0)
+    )
+    assert before["structure"] == 0.0 and before["low_frequency"] == 0.0
+    assert after["colour"] < 0.6 * before["colour"], (before, after)
+    assert after["feature_mean"] < 0.5 * before["feature_mean"], (before, after)
+    assert after["feature_gram"] < 0.5 * before["feature_gram"], (before, after)
+    assert bound <= 20 * 0.01 * 1.01  # Adam moves a weight at most ~lr per step
+    assert delta.layers and set(delta.deltas)
+
+
+def test_exemplar_adaptation_keeps_the_keypoint_structure() -> None:
+    _, free, _, _ = _adapt_to_exemplars(ExemplarWeights(structure=0.0, low_frequency=0.0))
+    before, held, _, _ = _adapt_to_exemplars(ExemplarWeights())
+    # Keypoints of the styled render stay within 0.5 px (at 32 px) of the unstyled render's.
+    assert held["structure"] * 32 / 2 < 0.5, held
+    assert held["structure"] < 0.5 * free["structure"], (free, held)
+    assert held["colour"] < before["colour"], (before, held)

@@ -215,3 +215,62 @@ def test_renderers_sharing_a_cache_adapt_a_prompt_once(checkpoint: Path) -> None
         first.set_style("a neon oil painting").result(timeout=60)
     with Renderer(preset="tiny", checkpoint=checkpoint, device="cpu", style_cache=cache) as second:
         assert second.known_style("A neon oil painting") is cache.get("a neon oil painting")
+
+
+def _stripes(count: int = 2) -> list[np.ndarray]:
+    """Style pictures: orange stripes, unlike the face-like reference."""
+    picture = np.zeros((48, 48, 3), np.uint8)
+    picture[:, ::4] = (240, 120, 20)
+    picture[:, 1::4] = (200, 60, 10)
+    return [picture] * count
+
+
+def test_style_pictures_adapt_without_clip_and_are_cached_by_name(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    with Renderer(
+        preset="tiny", checkpoint=checkpoint, device="cpu", style_cache_dir=tmp_path / "styles"
+    ) as renderer:
+        renderer.adaptation = AdaptationConfig(steps=5, probe_steps=1)
+        renderer.set_reference(face_like_frame(32))
+        features = _features(renderer)
+        plain = renderer.render(features)
+        assert renderer.set_style_images(_stripes(), "My  Stripes").result(60) == "my stripes"
+        styled = renderer.render(features)
+        delta = renderer.known_style("my stripes")
+    assert not np.array_equal(plain, styled)
+    assert delta is not None and len(delta.layers) == AdaptationConfig().top_k
+    # Bounded: Adam moves a weight by at most about lr per step.
+    assert max(float(t.abs().max()) for t in delta.deltas.values()) <= 5 * 1e-3 * 1.01
+    with Renderer(
+        preset="tiny", checkpoint=checkpoint, device="cpu", style_cache_dir=tmp_path / "styles"
+    ) as again:
+        again.set_reference(face_like_frame(32))
+        assert again.set_style("my stripes").result(timeout=10) == "my stripes"
+        assert np.array_equal(styled, again.render(features))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Pencil sketch", "selects the built-in style 'sketch'; choose another name"),
+        ("zombie", "selects the built-in style 'zombie'"),
+        ("  ", "must not be empty"),
+        ("none", "must be 1 to 200 characters"),
+    ],
+)
+def test_style_picture_names_of_builtin_styles_are_refused(
+    renderer: Renderer, name: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        renderer.set_style_images(_stripes(), name)
+
+
+def test_a_failed_picture_adaptation_reaches_the_caller_and_the_renderer_keeps_going(
+    renderer: Renderer,
+) -> None:
+    future = renderer.set_style_images([np.zeros((4, 4), np.uint8)], "broken")
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        future.result(timeout=30)
+    assert renderer.render(_features(renderer)).shape == (32, 32, 3)
+    assert renderer.set_style("sketch").result(timeout=10) == "sketch"

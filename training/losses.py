@@ -8,8 +8,8 @@ Images are ``Bx3xHxW`` floats in [0, 1]; keypoints ``BxKx2`` in [-1, 1] (x, y, a
   random affine + thin-plate-spline warp of the frame (kornia solves and applies the TPS);
 * :class:`VGGPerceptualLoss`: optional, from a local torchvision VGG19 weights file only;
 * :func:`clip_global_loss`: the output as a whole should match the prompt in CLIP space (the
-  directional loss is :func:`models.layer_selection.directional_loss`);
-* :func:`structure_loss`: keypoints of a stylised output must match the driving frame's.
+  directional loss is :func:`models.layer_selection.directional_loss`, the keypoint
+  structure loss :func:`models.layer_selection.structure_loss`: the receiver adapts with them).
 """
 
 from __future__ import annotations
@@ -138,11 +138,6 @@ def equivariance_losses(
     product = torch.linalg.inv(jacobians) @ mapped
     eye = torch.eye(2, dtype=product.dtype, device=product.device)
     return value_loss, (product - eye).abs().mean()
-
-
-def structure_loss(styled_kp: torch.Tensor, driving_kp: torch.Tensor) -> torch.Tensor:
-    """Motion survives stylisation: keypoints found on the stylised output match the driving's."""
-    return F.l1_loss(styled_kp, driving_kp)
 
 
 class VGGPerceptualLoss(nn.Module):

@@ -1,3 +1,7 @@
+from pathlib import Path
+
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +15,7 @@ from training.stage2 import (
     stylize_batch,
     train_style,
 )
+from training.styles import EXEMPLAR_STYLES
 
 
 @pytest.fixture()
@@ -71,3 +76,38 @@ def test_unknown_style_is_refused(setup) -> None:  # type: ignore[no-untyped-def
     generator, kp_detector, batches = setup
     with pytest.raises(ValueError, match="unknown built-in style 'oil'"):
         train_style("oil", generator, kp_detector, batches, 1, 1, 1, 0.01)
+
+
+def _write_exemplars(directory: Path, name: str) -> None:
+    """The style's pictures as orange stripes (no faces: centre crops)."""
+    picture = np.zeros((48, 64, 3), np.uint8)
+    picture[:, ::4] = (20, 120, 240)  # BGR orange
+    for file in EXEMPLAR_STYLES[name]:
+        cv2.imwrite(str(directory / file), picture)
+
+
+def test_an_exemplar_style_trains_from_its_pictures(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    generator, kp_detector, _ = setup
+    images = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 32, 32), 5, 1, 2)
+    batches = make_style_batches([(images[:2], images[2:])], "pixar", kp_detector, generator)
+    assert batches[0].target is None
+    _write_exemplars(tmp_path, "pixar")
+    delta, terms = train_style(
+        "pixar", generator, kp_detector, batches, 2, 1, 3, 1e-3, style_data=tmp_path
+    )
+    assert delta.prompt == "pixar" and len(delta.layers) == 2
+    assert {"feature_mean", "feature_gram", "colour", "structure", "low_frequency"} == set(terms)
+    assert max(float(t.abs().max()) for t in delta.deltas.values()) <= 3 * 1e-3 * 1.01
+
+
+def test_an_exemplar_style_without_its_pictures_is_refused(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    generator, kp_detector, _ = setup
+    images = torch.rand(2, 3, 32, 32)
+    batches = make_style_batches([(images, images)], "zombie", kp_detector, generator)
+    assert batches[0].target is not None  # zombie is a classical recipe
+    with pytest.raises(ValueError, match="give their folder"):
+        train_style("pixar", generator, kp_detector, batches, 1, 1, 1, 1e-3)
+    with pytest.raises(ValueError, match="lacks anitalker__aiface7.png"):
+        train_style(
+            "anime-painting", generator, kp_detector, batches, 1, 1, 1, 1e-3, style_data=tmp_path
+        )

@@ -1,10 +1,21 @@
 import itertools
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from tests.face_clip import portrait
-from training.styles import BUILTIN_STYLES, match_style, stylize
+from training.styles import (
+    BUILTIN_STYLES,
+    CLASSICAL_STYLES,
+    EXEMPLAR_STYLES,
+    load_exemplars,
+    match_style,
+    stylize,
+)
+
+STYLE_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "styles"
 
 
 @pytest.fixture(scope="module")
@@ -12,12 +23,14 @@ def face() -> np.ndarray:
     return np.ascontiguousarray(portrait()[100:356, 130:386])
 
 
-def test_at_least_five_named_styles_with_descriptions() -> None:
-    assert {"sketch", "cel", "comic", "watercolor", "pop-art"} <= set(BUILTIN_STYLES)
+def test_every_builtin_style_has_a_recipe_or_exemplars() -> None:
+    assert set(CLASSICAL_STYLES) | set(EXEMPLAR_STYLES) == set(BUILTIN_STYLES)
+    assert not set(CLASSICAL_STYLES) & set(EXEMPLAR_STYLES)
+    assert {"disney-princess", "pixar", "zombie", "anime-painting"} <= set(BUILTIN_STYLES)
     assert all(style.description and style.keywords for style in BUILTIN_STYLES.values())
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN_STYLES))
+@pytest.mark.parametrize("name", sorted(CLASSICAL_STYLES))
 def test_style_keeps_shape_changes_the_image_and_is_deterministic(
     face: np.ndarray, name: str
 ) -> None:
@@ -28,7 +41,7 @@ def test_style_keeps_shape_changes_the_image_and_is_deterministic(
 
 
 def test_styles_differ_from_each_other(face: np.ndarray) -> None:
-    outputs = {name: stylize(face, name).astype(int) for name in BUILTIN_STYLES}
+    outputs = {name: stylize(face, name).astype(int) for name in CLASSICAL_STYLES}
     for a, b in itertools.combinations(outputs, 2):
         assert np.abs(outputs[a] - outputs[b]).mean() > 5, (a, b)
 
@@ -50,3 +63,38 @@ def test_bad_input_is_refused(face: np.ndarray) -> None:
         stylize(face, "oil")
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         stylize(face.astype(np.float32), "cel")
+    with pytest.raises(ValueError, match="'pixar' has no classical recipe"):
+        stylize(face, "pixar")
+
+
+def test_zombie_is_pale_and_green(face: np.ndarray) -> None:
+    out = stylize(face, "zombie").reshape(-1, 3).astype(float)
+    hsv = cv2.cvtColor(face, cv2.COLOR_RGB2HSV)
+    assert out[:, 1].mean() > out[:, 0].mean() and out[:, 1].mean() > out[:, 2].mean()
+    saturation = cv2.cvtColor(stylize(face, "zombie"), cv2.COLOR_RGB2HSV)[..., 1].mean()
+    assert saturation < hsv[..., 1].mean()
+
+
+def test_exemplar_styles_need_their_folder_and_every_picture(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="learned from pictures: give their folder"):
+        load_exemplars("pixar", None, 32)
+    with pytest.raises(ValueError, match="lacks echomimic__a.png"):
+        load_exemplars("pixar", tmp_path, 32)
+    with pytest.raises(ValueError, match="'sketch' is not an exemplar style"):
+        load_exemplars("sketch", tmp_path, 32)
+
+
+def test_exemplar_styles_load_from_a_folder(tmp_path: Path) -> None:
+    for index, file in enumerate(EXEMPLAR_STYLES["pixar"]):
+        colour = np.full((40, 60, 3), 40 * index, np.uint8)
+        cv2.imwrite(str(tmp_path / file), colour)
+    exemplars = load_exemplars("pixar", tmp_path, 32)
+    assert exemplars.shape == (len(EXEMPLAR_STYLES["pixar"]), 3, 32, 32)
+    assert float(exemplars[1].mean()) == pytest.approx(40 / 255, abs=1e-3)
+
+
+@pytest.mark.skipif(not STYLE_DATA.is_dir(), reason="../shared/data/styles is not on this machine")
+def test_the_exemplar_sets_exist_in_the_shared_styles_folder() -> None:
+    for name, files in EXEMPLAR_STYLES.items():
+        missing = [file for file in files if not (STYLE_DATA / file).is_file()]
+        assert not missing, (name, missing)

@@ -1,10 +1,14 @@
 """Stage 2: domain adaptation of the trained generator toward each built-in style.
 
-For a style, the loss mixes
+For a classical style, the loss mixes
 * image-image: the rendered driving frame should look like ``stylize(driving frame)``,
 * structure preservation: keypoints detected on the stylised output match the driving frame's
   (so the motion the receiver gets still moves the stylised face),
 * CLIP directional and global losses toward the style's description when CLIP weights exist.
+An exemplar style (``pixar``...) is learned from its pictures in the styles folder instead,
+with the receiver's own exemplar loss (:func:`models.layer_selection.exemplar_style_loss`:
+encoder feature statistics and colours of the pictures, keypoint structure and coarse layout
+of the unstyled render) on the batches' reference frames.
 The models' text-guided adaptive layer selection picks the generator layers this loss moves
 most and adapts only them; the result is a small :class:`StyleDelta` per style, stored in the
 checkpoint's ``styles``. Networks stay in eval mode: BatchNorm statistics are not part of a
@@ -17,18 +21,30 @@ import itertools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from models.layer_selection import NEUTRAL_PROMPT, directional_loss
+from models.face_crop import FaceCropper
+from models.generator import OcclusionAwareGenerator
+from models.layer_selection import (
+    NEUTRAL_PROMPT,
+    LossFn,
+    directional_loss,
+    exemplar_style_loss,
+    structure_loss,
+)
 from models.style_delta import StyleDelta
 from models.text_encoder import ClipGuide
-from training.losses import clip_global_loss, ms_ssim_loss, multiscale_l1, structure_loss
-from training.styles import BUILTIN_STYLES, stylize
+from training.losses import clip_global_loss, ms_ssim_loss, multiscale_l1
+from training.styles import BUILTIN_STYLES, CLASSICAL_STYLES, load_exemplars, stylize
 
 log = logging.getLogger(__name__)
+
+EXEMPLAR_SOURCES = 8
+"""Reference frames an exemplar style is adapted on (taken from the style batches)."""
 
 
 @dataclass(frozen=True)
@@ -58,13 +74,13 @@ class ClipTarget:
 class StyleBatch:
     """Fixed inputs of one adaptation step, computed once with the unstyled generator.
 
-    source, driving, target (stylised driving), plain (unstyled reconstruction): Bx3xHxW;
-    kp_source, kp_driving: keypoint dicts as the detector returns them.
+    source, driving, target (stylised driving; None for an exemplar style), plain (unstyled
+    reconstruction): Bx3xHxW; kp_source, kp_driving: keypoint dicts as the detector returns them.
     """
 
     source: torch.Tensor
     driving: torch.Tensor
-    target: torch.Tensor
+    target: torch.Tensor | None
     plain: torch.Tensor
     kp_source: dict[str, torch.Tensor]
     kp_driving: dict[str, torch.Tensor]
@@ -89,9 +105,8 @@ def make_style_batches(
     for source, driving in pairs:
         kp_source, kp_driving = kp_detector(source), kp_detector(driving)
         plain = generator(source, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
-        batches.append(
-            StyleBatch(source, driving, stylize_batch(driving, name), plain, kp_source, kp_driving)
-        )
+        target = stylize_batch(driving, name) if name in CLASSICAL_STYLES else None
+        batches.append(StyleBatch(source, driving, target, plain, kp_source, kp_driving))
     return batches
 
 
@@ -111,6 +126,8 @@ def style_loss(
 
     def loss_fn() -> torch.Tensor:
         batch = next(cycle)
+        if batch.target is None:
+            raise ValueError("an exemplar style has no image target: use exemplar_loss")
         output = generator(batch.source, kp_driving=batch.kp_driving, kp_source=batch.kp_source)[
             "prediction"
         ]
@@ -137,9 +154,33 @@ def style_loss(
     return loss_fn
 
 
+def exemplar_loss(
+    name: str,
+    generator: OcclusionAwareGenerator,
+    kp_detector: nn.Module,
+    batches: list[StyleBatch],
+    style_data: Path | None,
+    terms: dict[str, float] | None = None,
+) -> LossFn:
+    """The ``loss_fn`` of exemplar style ``name``: its pictures from ``style_data``, rendered
+    from up to :data:`EXEMPLAR_SOURCES` of the batches' reference frames."""
+    sources = torch.cat([batch.source for batch in batches])[:EXEMPLAR_SOURCES]
+    exemplars = load_exemplars(name, style_data, sources.shape[-1], FaceCropper())
+    with torch.no_grad():
+        kp_source = kp_detector(sources)
+    return exemplar_style_loss(
+        generator,
+        kp_detector,
+        exemplars.to(sources.device),
+        sources,
+        kp_source,
+        terms=terms,
+    )
+
+
 def train_style(
     name: str,
-    generator: nn.Module,
+    generator: OcclusionAwareGenerator,
     kp_detector: nn.Module,
     batches: list[StyleBatch],
     top_k: int,
@@ -148,10 +189,13 @@ def train_style(
     lr: float,
     weights: Stage2Weights | None = None,
     clip: ClipTarget | None = None,
+    style_data: Path | None = None,
 ) -> tuple[StyleDelta, dict[str, float]]:
     """Adapt the generator's most relevant layers to style ``name``; generator left unchanged.
 
-    Returns the delta and the last value of each loss term.
+    Classical styles follow their image targets; exemplar styles their pictures in
+    ``style_data`` (CLIP, when given, guides classical styles only). Returns the delta and
+    the last value of each loss term.
     """
     from models.layer_selection import adapt_style, select_layers
 
@@ -160,7 +204,12 @@ def train_style(
     generator.eval()
     kp_detector.eval().requires_grad_(False)
     terms: dict[str, float] = {}
-    loss_fn = style_loss(generator, kp_detector, batches, weights or Stage2Weights(), clip, terms)
+    if name in CLASSICAL_STYLES:
+        loss_fn = style_loss(
+            generator, kp_detector, batches, weights or Stage2Weights(), clip, terms
+        )
+    else:
+        loss_fn = exemplar_loss(name, generator, kp_detector, batches, style_data, terms)
     layers = select_layers(generator, loss_fn, top_k=top_k, probe_steps=probe_steps)
     log.info("style %s: adapting layers %s", name, ", ".join(layers))
     delta = adapt_style(generator, loss_fn, layers, steps=steps, lr=lr)

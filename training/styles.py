@@ -1,21 +1,37 @@
-"""Built-in classical stylisations: the image targets of stage-2 domain adaptation.
+"""Built-in styles' targets for stage-2 domain adaptation: classical recipes and exemplar sets.
 
-Each style turns an RGB uint8 frame into a stylised RGB uint8 frame with OpenCV only, so
-prompts such as "pencil sketch" work without CLIP weights. Names, descriptions and prompt
-keywords live in :mod:`models.style_names` (shared with the receiver); this module adds the
-image operations. All operations are deterministic.
+A classical style (:data:`CLASSICAL_STYLES`) turns an RGB uint8 frame into a stylised RGB uint8
+frame with OpenCV only (deterministic), so prompts such as "pencil sketch" work without CLIP
+weights. An exemplar style (:data:`EXEMPLAR_STYLES`) is learned from a few style pictures in a
+styles folder given at training time (``--style-data``), chosen by looking at them: the
+stylised portraits of ``../shared/data/styles`` in this project. Names, descriptions and prompt
+keywords live in :mod:`models.style_names` (shared with the receiver).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
+from models.face_crop import FaceCropper
+from models.style_images import exemplar_tensor, read_style_image
 from models.style_names import BUILTIN_STYLE_NAMES, StyleName, match_style
 
-__all__ = ["BUILTIN_STYLES", "match_style", "stylize"]
+__all__ = [
+    "BUILTIN_STYLES",
+    "CLASSICAL_STYLES",
+    "EXEMPLAR_STYLES",
+    "load_exemplars",
+    "match_style",
+    "stylize",
+]
+
+log = logging.getLogger(__name__)
 
 
 def _sketch(image: np.ndarray) -> np.ndarray:
@@ -72,19 +88,72 @@ def _pop_art(image: np.ndarray) -> np.ndarray:
     return cv2.bitwise_and(poster, poster, mask=_edge_mask(image, block=9, offset=8))
 
 
+def _zombie(image: np.ndarray) -> np.ndarray:
+    """Pale, green-grey rotting skin: desaturated, tinted, contrasty, with dark sockets
+    (local shadows deepened), blotches (a fixed noise pattern) and darkened outlines."""
+    smooth = cv2.bilateralFilter(image, 7, 40, 40).astype(np.float32) / 255
+    grey = smooth @ np.array([0.299, 0.587, 0.114], np.float32)
+    shadow = np.clip(1.0 - grey / cv2.GaussianBlur(grey, (0, 0), 6).clip(1e-3), 0, 1)
+    luma = np.clip((grey - 0.5) * 1.4 + 0.5 - 0.9 * shadow, 0, 1)
+    height, width = grey.shape
+    blotches = cv2.resize(
+        np.random.default_rng(7).random((max(2, height // 16), max(2, width // 16))),
+        (width, height),
+        interpolation=cv2.INTER_CUBIC,
+    ).astype(np.float32)
+    luma = luma * (0.8 + 0.25 * blotches)
+    tint = np.array([0.72, 0.86, 0.62], np.float32)  # sickly green-grey skin
+    rgb = 0.85 * luma[..., None] * tint + 0.15 * smooth * luma[..., None]
+    out = (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    return cv2.bitwise_and(out, out, mask=_edge_mask(image, block=9, offset=6))
+
+
 _OPERATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sketch": _sketch,
+    "zombie": _zombie,
     "cel": _cel,
     "comic": _comic,
     "watercolor": _watercolor,
     "pop-art": _pop_art,
 }
 
+# File names in the styles folder (``--style-data``), picked by looking at the pictures.
+EXEMPLAR_STYLES: dict[str, tuple[str, ...]] = {
+    # Big-eyed, smooth-skinned, warm-coloured cartoon girls and a 2D Disney hero.
+    "disney-princess": (
+        "anitalker__cartoon_girl.png",
+        "fomm__doll-01.png",
+        "joyvasa__joyvasa_004.png",
+        "fomm__cartoon-04.jpg",
+    ),
+    # 3D animation: two 3D cartoon boys, Woody, Buzz and a 3D caricature.
+    "pixar": (
+        "echomimic__a.png",
+        "liveportrait__s7.jpg",
+        "fomm__doll-08.png",
+        "fomm__doll-05.png",
+        "liveportrait__k1.png",
+    ),
+    # Painted anime faces: clean lines, big eyes, soft painted shading.
+    "anime-painting": (
+        "anitalker__aiface7.png",
+        "anitalker__aiface8.png",
+        "musetalk__yongen.jpeg",
+        "sadtalker__full3.png",
+        "sadtalker__art_7.png",
+        "sadtalker__art_18.png",
+    ),
+}
+
+CLASSICAL_STYLES: tuple[str, ...] = tuple(_OPERATIONS)
+
 BUILTIN_STYLES: dict[str, StyleName] = {style.name: style for style in BUILTIN_STYLE_NAMES}
 
 
 def stylize(image: np.ndarray, name: str) -> np.ndarray:
     """``image`` (HxWx3 uint8 RGB) rendered in built-in style ``name``; same shape and dtype."""
+    if name in EXEMPLAR_STYLES:
+        raise ValueError(f"style {name!r} has no classical recipe: it is learned from pictures")
     if name not in _OPERATIONS:
         raise ValueError(f"unknown built-in style {name!r}; available: {', '.join(_OPERATIONS)}")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -92,3 +161,24 @@ def stylize(image: np.ndarray, name: str) -> np.ndarray:
             f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}"
         )
     return np.ascontiguousarray(_OPERATIONS[name](np.ascontiguousarray(image)))
+
+
+def load_exemplars(
+    name: str, directory: Path | None, size: int, cropper: FaceCropper | None = None
+) -> torch.Tensor:
+    """Exemplar style ``name``'s pictures from ``directory`` as Nx3x``size``x``size`` in [0, 1]
+    (face crops with ``cropper``); ValueError naming what is missing."""
+    if name not in EXEMPLAR_STYLES:
+        raise ValueError(
+            f"{name!r} is not an exemplar style; those are {', '.join(EXEMPLAR_STYLES)}"
+        )
+    if directory is None:
+        raise ValueError(
+            f"style {name!r} is learned from pictures: give their folder (--style-data)"
+        )
+    paths = [directory / file for file in EXEMPLAR_STYLES[name]]
+    missing = [path.name for path in paths if not path.is_file()]
+    if missing:
+        raise ValueError(f"style {name!r}: {directory} lacks {', '.join(missing)}")
+    images = [read_style_image(path) for path in paths]
+    return exemplar_tensor(images, size, cropper, names=[str(path) for path in paths])

@@ -81,6 +81,7 @@ class TrainOptions:
     style_lr: float = 1e-3
     style_batches: int = 6
     style_minutes: float | None = None
+    style_data: Path | None = None  # folder of the exemplar styles' pictures
     export: Path | None = None
     weights: Stage1Weights = field(default_factory=Stage1Weights)
 
@@ -511,6 +512,7 @@ class Trainer:
                 clip=ClipTarget.for_prompt(guide, BUILTIN_STYLES[name].description)
                 if guide is not None
                 else None,
+                style_data=options.style_data,
             )
             self.models.styles[name] = delta
             self.loss_log.write(self.step, f"style:{name}", time.monotonic() - started, terms)

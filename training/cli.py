@@ -11,13 +11,16 @@ from codec.keyframe import DEFAULT_QUALITY
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STYLES = ("sketch", "cel", "comic", "watercolor", "pop-art")
+DEFAULT_STYLES = ("sketch", "zombie", "cel", "comic", "watercolor", "pop-art")
 
 TRAIN_EPILOG = """\
 examples:
   cartooncodec train --data ../shared/data/train --out runs/lite --preset lite-128 --max-minutes 40
   cartooncodec train --data DIR --out runs/lite --resume runs/lite/checkpoint.pt --steps 200000
   torchrun --nproc_per_node 8 -m cartooncodec train --data DIR --out runs/full --preset full-256
+  cartooncodec train --data DIR --out runs/styled --resume runs/lite/best.pt --steps STEP \
+      --styles disney-princess,pixar,sketch,zombie,anime-painting,cel,comic,watercolor,pop-art \
+      --style-data ../shared/data/styles   (stage 2 only: STEP = the checkpoint's step)
 
 Writes to --out: checkpoint.pt (resumable), best.pt (best validation MS-SSIM; stage 2 and
 --export start from it), losses.csv, losses.png, samples/step-*.png (source | driving |
@@ -104,6 +107,11 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--style-steps", type=int, default=100, help="adaptation steps per style")
     parser.add_argument("--style-top-k", type=int, default=4, help="layers adapted per style")
     parser.add_argument("--style-minutes", type=float, help="time budget for all of stage 2")
+    parser.add_argument(
+        "--style-data",
+        type=Path,
+        help="folder of the exemplar styles' pictures (disney-princess, pixar, anime-painting)",
+    )
     parser.add_argument("--export", type=Path, help="also write a float16 inference checkpoint")
     parser.set_defaults(func=_train)
 
@@ -134,9 +142,17 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from models.checkpoint import CheckpointError
+    from training.styles import EXEMPLAR_STYLES
     from training.trainer import TrainingDivergedError, TrainOptions, run
 
     styles = tuple(name.strip() for name in args.styles.split(",") if name.strip())
+    needs_pictures = [name for name in styles if name in EXEMPLAR_STYLES]
+    if needs_pictures and args.style_data is None:
+        sys.stderr.write(
+            f"cartooncodec train: {', '.join(needs_pictures)} are learned from pictures: "
+            "give their folder with --style-data\n"
+        )
+        return 1
     options = TrainOptions(
         data=args.data,
         out=args.out,
@@ -166,6 +182,7 @@ def _train(args: argparse.Namespace) -> int:
         style_steps=args.style_steps,
         style_top_k=args.style_top_k,
         style_minutes=args.style_minutes,
+        style_data=args.style_data,
         export=args.export,
     )
     try:

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "client.cli",  # demo, call
     "server.cli",  # serve
     "codec.cli",  # encode, decode
+    "models.cli",  # style add
     "training.cli",  # train, eval
     "bench.cli",  # bench ...
 )

@@ -6,12 +6,13 @@ Four attacks, each bounded by its count and by --seconds (whichever comes first)
   types, cut and padded bodies; SDP: lines dropped, repeated, cut or garbled) against the real
   app (ASGI, server exceptions become HTTP 500 instead of propagating). Counts HTTP 500s and
   stranded seats: rooms whose refused join still holds a reservation or a participant.
-- packets: motion packets with bytes flipped, cut or replaced and their CRC32 recomputed, through
-  the real MotionDecoder. Counts exceptions other than BitstreamError (a range-coder panic is
-  a BaseException, so those are counted too).
+- packets: motion packets with bytes flipped, cut or replaced (they carry no CRC: DTLS and SCTP
+  guard them on the live path), through the real MotionDecoder. Counts exceptions other than
+  BitstreamError (a range-coder panic is a BaseException, so those are counted too).
 - ccv: .ccv containers with their header replaced by crafted JSON (nesting, huge integers,
-  unknown or path-like presets, wrong types) or bytes flipped (header CRC recomputed), parsed
-  and their packets decoded. Counts exceptions other than BitstreamError.
+  unknown or path-like presets, wrong types), bytes flipped (header CRC recomputed), or one
+  packet mutated (its record CRC recomputed), parsed and their packets decoded. Counts
+  exceptions other than BitstreamError.
 - churn: dead-end joins (a valid offer, a client that never connects) and room creations, with
   the process's RSS before and after, and the rooms left once their tokens have expired.
 
@@ -38,8 +39,9 @@ import numpy as np
 
 from bench.report import Table, add_bench_parser, publish
 from codec import BitstreamError, MotionDecoder, MotionEncoder, motion_schema
+from codec.container import MAGIC as CCV_MAGIC
+from codec.container import VERSION as CCV_VERSION
 from codec.container import CcvFile, from_bytes, to_bytes
-from codec.packet import CRC
 
 DEFAULTS = {"requests": 1000, "packets": 100_000, "ccv": 2000, "joins": 1000, "rooms": 20_000}
 TOKEN_TTL_S = 2.0  # rooms of the churn attack expire this soon after creation
@@ -128,12 +130,6 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(raw)
 
 
-def mutated_packet(packet: bytes, rng: random.Random) -> bytes:
-    """The packet mutated before its CRC32, which is then recomputed so the decoder reads it."""
-    body = _mutate(packet[: -CRC.size], rng)
-    return body + CRC.pack(zlib.crc32(body))
-
-
 def attack_packets(count: int, seconds: float, rng: random.Random) -> list[dict[str, Any]]:
     streams = [_stream(rng) for _ in range(4)]
     seen: Counter[str] = Counter()
@@ -143,10 +139,10 @@ def attack_packets(count: int, seconds: float, rng: random.Random) -> list[dict[
         stream = rng.choice(streams)
         for packet in stream[: rng.randint(1, 12)]:  # some good packets: a decoder with state
             _foreign(seen, decoder.decode, packet)
-        _foreign(seen, decoder.decode, mutated_packet(rng.choice(stream), rng))
+        _foreign(seen, decoder.decode, _mutate(rng.choice(stream), rng))
         sent += 1
     foreign = sum(n for name, n in seen.items() if name != "BitstreamError")
-    return [_row("motion packets (CRC recomputed)", sent, "exceptions not BitstreamError", foreign)]
+    return [_row("motion packets (mutated)", sent, "exceptions not BitstreamError", foreign)]
 
 
 def _crafted_header(rng: random.Random) -> Any:
@@ -177,7 +173,8 @@ def _crafted_header(rng: random.Random) -> Any:
 
 def _with_header(text: str, keyframe: bytes = b"") -> bytes:
     raw = text.encode("utf-8", "surrogatepass")
-    head = b"CCV1\x01" + struct.pack(">I", len(raw)) + raw + struct.pack(">I", len(keyframe))
+    head = CCV_MAGIC + bytes([CCV_VERSION]) + struct.pack(">I", len(raw)) + raw
+    head += struct.pack(">I", len(keyframe))
     head += keyframe
     return head + struct.pack(">I", zlib.crc32(head))
 
@@ -190,13 +187,20 @@ def _parse_and_decode(data: bytes) -> None:
 
 
 def attack_ccv(count: int, seconds: float, rng: random.Random) -> list[dict[str, Any]]:
-    valid = to_bytes(CcvFile(motion_schema(), 25.0, b"CK", _stream(rng, 20), "sketch", "tiny"))
+    ccv = CcvFile(motion_schema(), 25.0, b"CK", _stream(rng, 20), "sketch", "tiny")
+    valid = to_bytes(ccv)
     header_end = 9 + struct.unpack(">I", valid[5:9])[0] + 4 + 2  # up to the header CRC
     seen: Counter[str] = Counter()
     deadline, sent = time.monotonic() + seconds, 0
     while sent < count and time.monotonic() < deadline:
-        if rng.random() < 0.5:
+        roll = rng.random()
+        if roll < 0.4:
             data = _with_header(_crafted_header(rng))
+        elif roll < 0.7:  # one packet mutated, its record's CRC recomputed so it is decoded
+            packets = list(ccv.packets)
+            index = rng.randrange(len(packets))
+            packets[index] = _mutate(packets[index], rng) or b"\x00"
+            data = to_bytes(CcvFile(**{**vars(ccv), "packets": packets}))
         else:  # a flipped byte anywhere, the header CRC recomputed so the header is read
             data = _mutate(valid, rng)
             if len(data) >= header_end + 4:

@@ -5,16 +5,17 @@ Layout (integers big-endian):
 | field        | size | meaning                                                          |
 |--------------|------|------------------------------------------------------------------|
 | magic        | 4    | b"CCV1"                                                          |
-| version      | 1    | container version (1)                                            |
+| version      | 1    | container version (2)                                            |
 | header len   | 4    | length of the JSON header, at most 64 KiB                        |
 | header       | n    | UTF-8 JSON: schema, fps, prompt, preset (a models.config preset  |
 |              |      | name or null), packets (count)                                   |
 | keyframe len | 4    | length of the key frame, at most 16 MiB                          |
 | keyframe     | m    | ``codec.keyframe`` bytes (the receiver's reference picture)      |
 | CRC32        | 4    | CRC32 of everything above                                        |
-| packets      | ...  | ``packets`` records of u16 length + motion packet (own CRC each) |
+| packets      | ...  | ``packets`` records: u16 length, motion packet, CRC32 of both    |
 
-The file must end exactly after the last packet.
+The file must end exactly after the last packet. Motion packets carry no CRC of their own (on
+the live path DTLS and SCTP guard them), so the file keeps one per packet.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from codec.schema import FeatureSchema
 from models.config import PRESETS
 
 MAGIC = b"CCV1"
-VERSION = 1
+VERSION = 2
 MAX_HEADER_BYTES = 1 << 16
 MAX_KEYFRAME_BYTES = 1 << 24
 MAX_PROMPT_CHARS = 1000
@@ -70,7 +71,8 @@ def to_bytes(ccv: CcvFile) -> bytes:
     for packet in ccv.packets:
         if not 0 < len(packet) <= MAX_PACKET_BYTES:
             raise ValueError(f"packet of {len(packet)} bytes cannot be stored")
-        records.append(_U16.pack(len(packet)) + packet)
+        record = _U16.pack(len(packet)) + packet
+        records.append(record + _U32.pack(zlib.crc32(record)))
     return head + _U32.pack(zlib.crc32(head)) + b"".join(records)
 
 
@@ -89,10 +91,7 @@ def from_bytes(data: bytes) -> CcvFile:
     if _U32.unpack(reader.take(4, "header CRC32"))[0] != zlib.crc32(data[:head_end]):
         raise BitstreamError(".ccv header CRC32 mismatch: the file is corrupted")
     header = _parse_header(header_bytes)
-    packets = [
-        reader.take(reader.length(_U16, MAX_PACKET_BYTES, "packet"), "packet")
-        for _ in range(header["packets"])
-    ]
+    packets = [_packet_record(reader, index) for index in range(header["packets"])]
     if reader.offset != len(data):
         raise BitstreamError(f".ccv file has {len(data) - reader.offset} unexpected trailing bytes")
     return CcvFile(
@@ -103,6 +102,15 @@ def from_bytes(data: bytes) -> CcvFile:
         prompt=header["prompt"],
         preset=header["preset"],
     )
+
+
+def _packet_record(reader: _Reader, index: int) -> bytes:
+    start = reader.offset
+    packet = reader.take(reader.length(_U16, MAX_PACKET_BYTES, "packet"), "packet")
+    crc = _U32.unpack(reader.take(4, "packet CRC32"))[0]
+    if crc != zlib.crc32(reader.data[start : reader.offset - 4]):
+        raise BitstreamError(f".ccv packet {index} CRC32 mismatch: the file is corrupted")
+    return packet
 
 
 def write_container(path: str | Path, ccv: CcvFile) -> None:

@@ -22,7 +22,7 @@ class MotionEncoder:
     ``feedback`` each is predicted from the newest frame the receiver acknowledged
     (``acknowledge``) in the last REFERENCE_WINDOW frames, else from the last intra: a lost
     packet costs that frame only. ``capture_time_ms`` should be milliseconds since the stream
-    started: the packet carries it modulo 2**24 and the decoder unwraps it.
+    started: the packet carries it modulo 2**16 and the decoder unwraps it.
     """
 
     def __init__(
@@ -65,7 +65,7 @@ class MotionEncoder:
         self._intra_requested = True
 
     def acknowledge(self, seq: int) -> bool:
-        """The receiver decoded frame ``seq`` (its number mod 2**16, as the packet carried it).
+        """The receiver decoded frame ``seq`` (its number mod 2**8, as the packet carried it).
 
         Returns whether later frames now predict from it; False for frames no longer held
         (older than REFERENCE_WINDOW frames, or than a requested intra) or older than the

@@ -3,8 +3,8 @@
 Three channels per peer connection, all opened by the client:
 
 - ``motion`` (unordered, no retransmits): binary motion packets from ``codec.MotionEncoder``
-  client → server; acknowledgements server → client (``encode_ack``: 3 bytes, the number of
-  the newest decoded frame mod 2**16), so the sender predicts from a frame the receiver holds
+  client → server; acknowledgements server → client (``encode_ack``: 2 bytes, the number of
+  the newest decoded frame mod 2**8), so the sender predicts from a frame the receiver holds
   and a lost packet costs that frame only. A lost acknowledgement is superseded by the next.
 - ``control`` (reliable, ordered): JSON text messages, and binary key frame chunks
   (``codec.keyframe.split_chunks``) client → server.
@@ -37,7 +37,7 @@ MAX_TEXT_MESSAGE_CHARS = 4096
 MAX_JSON_DEPTH = 8  # every message and signalling body is at most 2 levels deep
 MAX_JSON_INT_DIGITS = 20  # int64 range; Python refuses over 4,300 digits with a bare ValueError
 CAPABILITIES = ("motion-v2", "ack-v1", "keyframe-v1", "prompt-v1", "frame-meta-v1")
-ACK = struct.Struct(">BH")  # marker, frame number mod 2**16
+ACK = struct.Struct(">BB")  # marker, frame number mod 2**8 (codec.packet.SEQ_MODULUS)
 ACK_MARKER = 0xA1  # a motion packet's first byte is 0xC_
 
 # an absolute path of two or more parts ("UDP/TLS/RTP" and "POST /rooms" are not)
@@ -97,12 +97,12 @@ def parse_message(text: str | bytes) -> dict[str, Any]:
 
 
 def encode_ack(seq: int) -> bytes:
-    """Acknowledge decoded frame ``seq`` (reduced mod 2**16, as motion packets carry it)."""
+    """Acknowledge decoded frame ``seq`` (reduced mod SEQ_MODULUS, as motion packets carry it)."""
     return ACK.pack(ACK_MARKER, seq % SEQ_MODULUS)
 
 
 def parse_ack(data: str | bytes) -> int:
-    """The frame number (0..65535) an acknowledgement names; ProtocolError if it is not one."""
+    """The frame number (0..255) an acknowledgement names; ProtocolError if it is not one."""
     if not isinstance(data, bytes) or len(data) != ACK.size or data[0] != ACK_MARKER:
         raise ProtocolError(f"not an acknowledgement: {_excerpt(data)}")
     return int(ACK.unpack(data)[1])

@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 
-from bench.attack import attack, mutated_packet
+from bench.attack import attack
 from cartooncodec.cli import main
-from codec.packet import unpack_packet
 
 pytestmark = pytest.mark.timeout(120)
 
 TINY = ["--requests", "12", "--packets", "300", "--ccv", "60", "--joins", "3", "--rooms", "20"]
 
 
-def test_mutated_packets_carry_a_valid_crc() -> None:
-    rng = random.Random(1)
-    packet = bytes(range(40))
-    for _ in range(50):
-        try:
-            unpack_packet(mutated_packet(packet, rng))
-        except ValueError as exc:
-            assert "CRC32" not in str(exc)
-
-
 def test_a_tiny_attack_finds_nothing(tmp_path: Path) -> None:
     assert main(["bench", "attack", *TINY, "--seconds", "20", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "attack.json").read_text())["tables"]["figures"]["rows"]
     figures = {(r["attack"], r["measure"]): (r["count"], r["value"]) for r in rows}
-    assert figures[("motion packets (CRC recomputed)", "exceptions not BitstreamError")] == (300, 0)
+    assert figures[("motion packets (mutated)", "exceptions not BitstreamError")] == (300, 0)
     assert figures[(".ccv files (crafted)", "exceptions not BitstreamError")] == (60, 0)
     assert figures[("signalling requests (mutated)", "HTTP 500")] == (12, 0)
     assert figures[("signalling requests (mutated)", "stranded seats")] == (12, 0)

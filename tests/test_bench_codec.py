@@ -11,7 +11,7 @@ from tests.codec_samples import synthetic_motion
 def test_code_features_reports_rates_timings_and_half_step_error():
     row = bench_codec.code_features("clip", "npy", synthetic_motion(50), target_kbps=None)
     assert row["frames"] == 50
-    assert row["header_kbps"] == pytest.approx(12 * 8 * 25 / 1000)
+    assert row["header_kbps"] == pytest.approx(6 * 8 * 25 / 1000)
     assert row["total_kbps"] == pytest.approx(row["payload_kbps"] + row["header_kbps"])
     assert row["bytes_per_packet"] == pytest.approx(row["total_kbps"] * 1000 / 8 / 25)
     assert 0 < row["kp_err_mean_px"] <= row["kp_err_max_px"] <= 1.0 + 1e-6

@@ -86,7 +86,7 @@ def test_encode_then_decode_round_trip(tmp_path, fake_models, capsys):
     for key in ("frames", "payload_bytes", "header_bytes", "payload_kbps", "total_kbps"):
         assert key in stats
     assert stats["frames"] == 12 and stats["fps"] == 25.0 and stats["keyframe_bytes"] > 0
-    assert stats["header_bytes"] == 12 * 12
+    assert stats["header_bytes"] == 6 * 12
     assert stats["keypoint_error_px_max"] <= 256 / 128 / 2 + 1e-6
 
     stored = read_container(ccv)
@@ -111,7 +111,7 @@ def test_encode_then_decode_round_trip(tmp_path, fake_models, capsys):
 
 def test_decode_refuses_a_corrupt_file(tmp_path, fake_models, caplog):
     bad = tmp_path / "bad.ccv"
-    bad.write_bytes(b"CCV1\x01garbage")
+    bad.write_bytes(b"CCV1\x02garbage")
     assert _run(["decode", str(bad), "-o", str(tmp_path / "x.npy")]) == 1
     assert "header length 1734439522 exceeds" in caplog.text
 

@@ -32,7 +32,7 @@ def _with_header(header: dict) -> bytes:
     import zlib
 
     text = json.dumps(header).encode()
-    head = b"CCV1\x01" + struct.pack(">I", len(text)) + text + struct.pack(">I", 0)
+    head = b"CCV1\x02" + struct.pack(">I", len(text)) + text + struct.pack(">I", 0)
     return head + struct.pack(">I", zlib.crc32(head))
 
 
@@ -50,9 +50,11 @@ GOOD_HEADER = {
     [
         (b"", "truncated while reading the magic"),
         (b"RIFF" + DATA[4:], "not a .ccv file"),
-        (DATA[:4] + b"\x02" + DATA[5:], "unsupported .ccv version 2"),
+        (DATA[:4] + b"\x01" + DATA[5:], "unsupported .ccv version 1"),
         (DATA[:5] + b"\xff\xff\xff\xff" + DATA[9:], "header length 4294967295 exceeds"),
-        (DATA[:-1], "truncated while reading the packet"),
+        (DATA[:-1], "truncated while reading the packet CRC32"),
+        (DATA[:-5], "truncated while reading the packet"),
+        (DATA[:-6] + bytes([DATA[-6] ^ 1]) + DATA[-5:], ".ccv packet 11 CRC32 mismatch"),
         (DATA + b"\x00", "1 unexpected trailing bytes"),
         (DATA[:20] + bytes([DATA[20] ^ 4]) + DATA[21:], "CRC32 mismatch"),
         (_with_header({**GOOD_HEADER, "fps": -1}), "fps -1"),
@@ -76,7 +78,7 @@ def test_corrupt_containers_are_refused_with_a_reason(data, message):
 def test_header_with_a_valid_crc_but_no_json_is_refused():
     import zlib
 
-    head = b"CCV1\x01" + struct.pack(">I", 3) + b"{{{" + struct.pack(">I", 0)
+    head = b"CCV1\x02" + struct.pack(">I", 3) + b"{{{" + struct.pack(">I", 0)
     with pytest.raises(BitstreamError, match="header is not JSON: Expecting property name"):
         from_bytes(head + struct.pack(">I", zlib.crc32(head)))
 
@@ -96,7 +98,7 @@ def test_fuzz_mutated_containers_parse_or_raise_bitstream_error(position, value,
 def _with_raw_header(text: bytes) -> bytes:
     import zlib
 
-    head = b"CCV1\x01" + struct.pack(">I", len(text)) + text + struct.pack(">I", 0)
+    head = b"CCV1\x02" + struct.pack(">I", len(text)) + text + struct.pack(">I", 0)
     return head + struct.pack(">I", zlib.crc32(head))
 
 

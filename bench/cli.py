@@ -8,6 +8,7 @@ import importlib
 BENCH_MODULES: tuple[str, ...] = (
     "bench.rd",
     "bench.style",
+    "bench.stylesheet",
     "bench.codec",
     "bench.call",
     "bench.speed",

@@ -43,7 +43,7 @@ from training.styles import BUILTIN_STYLES, CLASSICAL_STYLES, load_exemplars, st
 
 log = logging.getLogger(__name__)
 
-EXEMPLAR_SOURCES = 8
+EXEMPLAR_SOURCES = 4
 """Reference frames an exemplar style is adapted on (taken from the style batches)."""
 
 

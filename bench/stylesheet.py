@@ -1,0 +1,160 @@
+"""`cartooncodec bench stylesheet`: every style of a checkpoint on a few faces, in one PNG.
+
+Rows: the real frames, the unstyled render, then one row per style of the checkpoint. Columns:
+for each clip, its first frame rendered at zero motion ("still") and the frame of the clip
+whose keypoints moved most from it ("moving"); then, beside each row, what the style was
+learned from: the exemplar pictures of an exemplar style (``--style-data``), the classical
+recipe applied to the first face for a classical one. The table gives, per style, the mean
+keypoint distance between the styled and the unstyled render (pixels at the model's size):
+whether motion survives the style.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from bench.report import Table, add_bench_parser, add_model_arguments, publish
+
+if TYPE_CHECKING:
+    import torch
+
+    from models.checkpoint import LoadedModels
+
+log = logging.getLogger(__name__)
+
+EXEMPLARS_BESIDE = 3  # pictures shown beside a row
+LABEL_WIDTH = 120  # pixels of the row-name column
+
+
+@dataclass(frozen=True)
+class Face:
+    """One clip's frames: ``source`` and ``driving``, each size x size x 3 uint8 RGB."""
+
+    name: str
+    source: np.ndarray
+    driving: np.ndarray
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_bench_parser(
+        subparsers, "stylesheet", "every style on a few faces, still and moving (one PNG)", __doc__
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--clips", type=Path, required=True, help="folder of face videos")
+    parser.add_argument("--faces", type=int, default=3, help="clips shown (default 3)")
+    parser.add_argument("--style-data", type=Path, help="folder of the exemplar styles' pictures")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench.clips import load_bench_clips
+    from models.checkpoint import load_models
+
+    models = load_models(args.preset, args.checkpoint, torch.device("cpu"))
+    size = models.config.image_size
+    clips = load_bench_clips(args.clips, size, max_frames=50)[: args.faces]
+    faces = [_face(models, name, frames) for name, frames in clips]
+    beside = exemplars_beside(list(models.styles), faces[0].source, size, args.style_data)
+    sheet, distances = style_sheet(models, faces, beside)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "stylesheet.png"
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    table = Table(
+        "structure",
+        f"Keypoint distance, styled vs unstyled render (px at {size}), mean over faces",
+        ("style", "keypoint_px"),
+    )
+    for name, value in distances.items():
+        table.add(style=name, keypoint_px=value)
+    publish(args.out, "stylesheet", [table], args, plots=[path])
+    return 0
+
+
+def _face(models: LoadedModels, name: str, frames: np.ndarray) -> Face:
+    """The clip's first frame and the frame whose keypoints moved most from it."""
+    import torch
+
+    tensors = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)
+    with torch.no_grad():
+        keypoints = models.kp_detector.eval()(tensors)["value"]
+    moved = (keypoints - keypoints[:1]).norm(dim=-1).mean(dim=-1)
+    return Face(name, frames[0], frames[int(moved.argmax())])
+
+
+def exemplars_beside(
+    styles: Sequence[str], first_face: np.ndarray, size: int, style_data: Path | None
+) -> dict[str, list[np.ndarray]]:
+    """Per style, up to :data:`EXEMPLARS_BESIDE` size x size x 3 pictures of its target."""
+    from training.styles import CLASSICAL_STYLES, EXEMPLAR_STYLES, load_exemplars, stylize
+
+    beside: dict[str, list[np.ndarray]] = {}
+    for name in styles:
+        if name in CLASSICAL_STYLES:
+            beside[name] = [stylize(first_face, name)]
+        elif name in EXEMPLAR_STYLES and style_data is not None:
+            pictures = load_exemplars(name, style_data, size)[:EXEMPLARS_BESIDE]
+            beside[name] = list((pictures.permute(0, 2, 3, 1) * 255).round().byte().numpy().copy())
+        else:
+            beside[name] = []
+    return beside
+
+
+def style_sheet(
+    models: LoadedModels, faces: Sequence[Face], beside: Mapping[str, list[np.ndarray]]
+) -> tuple[np.ndarray, dict[str, float]]:
+    """(sheet: HxWx3 uint8 RGB, mean keypoint distance in pixels per style) for ``faces``."""
+    import torch
+
+    generator, detector = models.generator.eval(), models.kp_detector.eval()
+    size = models.config.image_size
+    sources = _batch([face.source for face in faces for _ in (0, 1)])
+    drivings = _batch([frame for face in faces for frame in (face.source, face.driving)])
+    with torch.no_grad():
+        kp_source, kp_driving = detector(sources), detector(drivings)
+        plain = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
+        plain_kp = detector(plain)["value"]
+    rows = [_row("frames", _frames(drivings), []), _row("none", _frames(plain), [])]
+    distances: dict[str, float] = {}
+    for name, delta in models.styles.items():
+        with torch.no_grad(), delta.applied(generator):
+            styled = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
+            moved = (detector(styled)["value"] - plain_kp).norm(dim=-1).mean()
+        distances[name] = float(moved) * size / 2
+        rows.append(_row(name, _frames(styled), beside.get(name, [])))
+    width = max(row.shape[1] for row in rows)
+    padded = [
+        np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255)
+        for row in rows
+    ]
+    return np.vstack(padded), distances
+
+
+def _batch(frames: Sequence[np.ndarray]) -> torch.Tensor:
+    """N frames (size x size x 3 uint8) -> Nx3xSxS floats in [0, 1]."""
+    import torch
+
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255)
+
+
+def _frames(images: torch.Tensor) -> list[np.ndarray]:
+    return list((images.clamp(0, 1).permute(0, 2, 3, 1) * 255).round().byte().numpy())
+
+
+def _row(name: str, cells: Sequence[np.ndarray], beside: Sequence[np.ndarray]) -> np.ndarray:
+    """Label | cells | gap | pictures beside, as one strip of height size."""
+    size = cells[0].shape[0]
+    label = np.full((size, LABEL_WIDTH, 3), 255, np.uint8)
+    cv2.putText(label, name, (4, size // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
+    gap = np.full((size, size // 4, 3), 255, np.uint8)
+    resized = [cv2.resize(p, (size, size), interpolation=cv2.INTER_AREA) for p in beside]
+    return np.hstack([label, *cells, gap, *resized])

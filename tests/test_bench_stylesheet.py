@@ -1,0 +1,66 @@
+"""bench stylesheet on the tiny preset: one PNG of every style, and the structure table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from bench.stylesheet import LABEL_WIDTH
+from models.checkpoint import build_models, save_checkpoint
+from models.config import get_preset
+from models.style_delta import StyleDelta
+from tests.bench_clip import run_bench
+from tests.face_clip import write_face_video
+from training.styles import EXEMPLAR_STYLES
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("sheet")
+    torch.manual_seed(0)
+    models = build_models(get_preset("tiny"))
+    weight = models.generator.final.weight
+    styles = {
+        name: StyleDelta(name, ("final",), {"final.weight": 0.3 * torch.randn_like(weight)})
+        for name in ("sketch", "pixar", "mine")
+    }
+    checkpoint = save_checkpoint(folder / "tiny.pt", models, styles=styles)
+    clips = folder / "clips"
+    clips.mkdir()
+    for index in range(2):
+        write_face_video(clips / f"talk{index}.mp4", frames=6)
+    pictures = folder / "styles"
+    pictures.mkdir()
+    for file in EXEMPLAR_STYLES["pixar"]:
+        cv2.imwrite(str(pictures / file), np.full((40, 40, 3), (20, 120, 240), np.uint8))
+    out = folder / "out"
+    argv = ["bench", "stylesheet", "--preset", "tiny", "--checkpoint", str(checkpoint)]
+    argv += ["--clips", str(clips), "--style-data", str(pictures), "--out", str(out)]
+    assert run_bench(argv) == 0
+    return out, json.loads((out / "stylesheet.json").read_text())
+
+
+def test_the_sheet_has_a_row_per_style_and_two_columns_per_face(
+    result: tuple[Path, dict],
+) -> None:
+    out, _ = result
+    sheet = cv2.imread(str(out / "stylesheet.png"))
+    size = 32
+    rows = 2 + 3  # frames, none, three styles
+    assert sheet.shape[0] == rows * size
+    # label | 2 faces x (still, moving) | gap | up to 3 pictures beside (pixar's)
+    assert sheet.shape[1] == LABEL_WIDTH + 4 * size + size // 4 + 3 * size
+
+
+def test_the_structure_table_gives_a_keypoint_distance_per_style(
+    result: tuple[Path, dict],
+) -> None:
+    _, report = result
+    rows = report["tables"]["structure"]["rows"]
+    assert [row["style"] for row in rows] == ["sketch", "pixar", "mine"]
+    assert all(row["keypoint_px"] >= 0 for row in rows)

@@ -204,16 +204,7 @@ def clip_style_loss(
     never touch) and the unstylised embeddings are computed once, here.
     """
     text_direction = clip.encode_text(prompt) - clip.encode_text(neutral_prompt)
-    generator_rng = torch.Generator().manual_seed(seed)
-    shift = (torch.rand(kp_source["value"].shape, generator=generator_rng) * 2 - 1) * jitter
-    kp_repeated = {
-        key: value.repeat(2, *([1] * (value.dim() - 1))) for key, value in kp_source.items()
-    }
-    kp_driving = dict(kp_repeated)
-    kp_driving["value"] = torch.cat(
-        [kp_source["value"], kp_source["value"] + shift.to(source_image)]
-    )
-    sources = source_image.repeat(2, 1, 1, 1)
+    sources, kp_repeated, kp_driving = _still_and_shifted(source_image, kp_source, jitter, seed)
     with torch.no_grad():
         motion = generator.dense_motion_network(sources, kp_driving, kp_repeated)
         unstylised = clip.encode_image(generator.decode(generator.encode_source(sources), motion))
@@ -335,16 +326,7 @@ def exemplar_style_loss(
     frozen = copy.deepcopy(generator).eval().requires_grad_(False)
     detector = copy.deepcopy(kp_detector).eval().requires_grad_(False)
     count = source_image.shape[0]
-    generator_rng = torch.Generator().manual_seed(seed)
-    shift = (torch.rand(kp_source["value"].shape, generator=generator_rng) * 2 - 1) * jitter
-    kp_repeated = {
-        key: value.repeat(2, *([1] * (value.dim() - 1))) for key, value in kp_source.items()
-    }
-    kp_driving = dict(kp_repeated)
-    kp_driving["value"] = torch.cat(
-        [kp_source["value"], kp_source["value"] + shift.to(source_image)]
-    )
-    sources = source_image.repeat(2, 1, 1, 1)
+    sources, kp_repeated, kp_driving = _still_and_shifted(source_image, kp_source, jitter, seed)
     projections = _colour_projections()
     with torch.no_grad():
         motion = generator.dense_motion_network(sources, kp_driving, kp_repeated)
@@ -369,6 +351,23 @@ def exemplar_style_loss(
         return torch.stack([factors[key] * value for key, value in values.items()]).sum()
 
     return loss
+
+
+def _still_and_shifted(
+    source_image: torch.Tensor, kp_source: dict[str, torch.Tensor], jitter: float, seed: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The B sources twice (2Bx3xHxW), their keypoints twice, and driving keypoints: the
+    sources' own (zero motion), then shifted by a seeded uniform head shift of up to ``jitter``."""
+    generator_rng = torch.Generator().manual_seed(seed)
+    shift = (torch.rand(kp_source["value"].shape, generator=generator_rng) * 2 - 1) * jitter
+    kp_repeated = {
+        key: value.repeat(2, *([1] * (value.dim() - 1))) for key, value in kp_source.items()
+    }
+    kp_driving = dict(kp_repeated)
+    kp_driving["value"] = torch.cat(
+        [kp_source["value"], kp_source["value"] + shift.to(source_image)]
+    )
+    return source_image.repeat(2, 1, 1, 1), kp_repeated, kp_driving
 
 
 def _candidate_layers(generator: nn.Module) -> list[str]:

@@ -16,7 +16,7 @@ from codec.keyframe import split_chunks
 from server import protocol
 from server.app import running_server
 from server.settings import ServerSettings
-from tests.tinycall import make_offer, write_styled_checkpoint
+from tests.tinycall import make_offer, recorded_configurations, write_styled_checkpoint
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -196,17 +196,9 @@ async def test_abrupt_disconnect_frees_the_seat(tmp_path: Path) -> None:
 def test_the_configs_ice_servers_reach_the_peer_connection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aiortc import RTCConfiguration, RTCPeerConnection
-
     from client import callclient
 
-    configurations: list[RTCConfiguration] = []
-
-    def recording(configuration: RTCConfiguration) -> RTCPeerConnection:
-        configurations.append(configuration)
-        return RTCPeerConnection(configuration)
-
-    monkeypatch.setattr(callclient, "RTCPeerConnection", recording)
+    configurations = recorded_configurations(monkeypatch, callclient)
     config = CallConfig(
         server="http://127.0.0.1:9",
         room="r",

@@ -20,7 +20,7 @@ from server.keyframes import KeyframeDecodes
 from server.participant import Participant
 from server.renderworker import FrameMeta
 from server.settings import ServerSettings
-from tests.tinycall import write_styled_checkpoint
+from tests.tinycall import recorded_configurations, write_styled_checkpoint
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -229,17 +229,9 @@ def test_ping_is_answered_with_the_server_clock(participant: Participant) -> Non
 async def test_the_settings_ice_servers_reach_the_peer_connection(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from aiortc import RTCConfiguration, RTCPeerConnection
-
     from server import participant as participant_module
 
-    configurations: list[RTCConfiguration] = []
-
-    def recording(configuration: RTCConfiguration) -> RTCPeerConnection:
-        configurations.append(configuration)
-        return RTCPeerConnection(configuration)
-
-    monkeypatch.setattr(participant_module, "RTCPeerConnection", recording)
+    configurations = recorded_configurations(monkeypatch, participant_module)
     settings = ServerSettings(preset="tiny", ice_servers=("turn:u:pw@turn.example.org",))
     keyframes = KeyframeDecodes(threads=1, queue=0, max_side=64)
     p = Participant("room", 0, settings, lambda: None, keyframes)

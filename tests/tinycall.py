@@ -1,12 +1,14 @@
-"""Shared set-up for the call tests: a tiny checkpoint whose built-in styles visibly differ, and
-SDP offers of a real aiortc peer."""
+"""Shared set-up for the call tests: a tiny checkpoint whose built-in styles visibly differ,
+SDP offers of a real aiortc peer, and the configurations peer connections are built with."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
+import pytest
 import torch
-from aiortc import RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from models.checkpoint import build_models, save_checkpoint
 from models.config import get_preset
@@ -38,3 +40,17 @@ async def make_offer(data_channel: bool = True) -> str:
     sdp = pc.localDescription.sdp
     await pc.close()
     return sdp
+
+
+def recorded_configurations(
+    monkeypatch: pytest.MonkeyPatch, module: ModuleType
+) -> list[RTCConfiguration]:
+    """The configurations ``module`` builds its RTCPeerConnections with, from now on."""
+    configurations: list[RTCConfiguration] = []
+
+    def recording(configuration: RTCConfiguration) -> RTCPeerConnection:
+        configurations.append(configuration)
+        return RTCPeerConnection(configuration)
+
+    monkeypatch.setattr(module, "RTCPeerConnection", recording)
+    return configurations

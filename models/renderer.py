@@ -90,6 +90,13 @@ class Renderer:
         self.generator = self.models.generator.eval()
         on_cuda = self.device.type == "cuda"
         self.dtype = torch.float16 if (on_cuda if half is None else half) else torch.float32
+        # The cache's key of these weights, taken now: in float32 and unstyled, so that a style
+        # cached by a CPU float32 process (`cartooncodec style add`) fits a float16 server.
+        self._namespace = (
+            weights_fingerprint(self.generator)
+            if style_cache_dir is not None and style_cache is None
+            else ""
+        )
         self._optimise_for_device(on_cuda if channels_last is None else channels_last, compile)
         self._builtin = dict(self.models.styles)
         self._switch = StyleSwitch(self.generator)
@@ -260,8 +267,7 @@ class Renderer:
 
     def _style_cache(self) -> StyleCache:
         if self._cache is None:
-            namespace = weights_fingerprint(self.generator) if self._cache_dir else ""
-            self._cache = StyleCache(self._cache_dir, namespace)
+            self._cache = StyleCache(self._cache_dir, self._namespace)
         return self._cache
 
     def _activate(

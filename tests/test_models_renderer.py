@@ -274,3 +274,17 @@ def test_a_failed_picture_adaptation_reaches_the_caller_and_the_renderer_keeps_g
         future.result(timeout=30)
     assert renderer.render(_features(renderer)).shape == (32, 32, 3)
     assert renderer.set_style("sketch").result(timeout=10) == "sketch"
+
+
+def test_a_cached_style_is_found_in_half_precision_and_after_a_builtin_style(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "styles"
+    with Renderer("tiny", checkpoint, "cpu", style_cache_dir=cache) as first:
+        first.adaptation = AdaptationConfig(steps=1, probe_steps=1)
+        first.set_reference(face_like_frame(32))
+        first.set_style_images(_stripes(), "stripes").result(timeout=60)
+    with Renderer("tiny", checkpoint, "cpu", style_cache_dir=cache, half=True) as second:
+        second.set_reference(face_like_frame(32))
+        assert second.set_style("sketch").result(timeout=10) == "sketch"
+        assert second.known_style("stripes") is not None

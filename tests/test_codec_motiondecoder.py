@@ -132,6 +132,22 @@ def test_with_feedback_a_lost_periodic_intra_costs_only_itself():
     assert decoder.stats.decoded == 19
 
 
+def test_an_acknowledgement_of_a_frame_never_decoded_costs_one_intra_request():
+    encoder, decoder = MotionEncoder(intra_period=1000, feedback=True), MotionDecoder()
+    vectors = synthetic_motion(8, seed=10)
+    decoder.decode(encoder.encode(vectors[0], 0))
+    encoder.encode(vectors[1], 40)  # lost, yet acknowledged by mistake
+    assert encoder.acknowledge(1)
+    assert decoder.decode(encoder.encode(vectors[2], 80)) is None
+    assert decoder.stats.dropped["missing_reference"] == 1 and decoder.needs_intra
+    encoder.request_intra()  # what the receiver asks for
+    for index in range(3, 8):
+        frame = decoder.decode(encoder.encode(vectors[index], index * 40))
+        assert frame is not None and frame.intra == (index == 3)
+        encoder.acknowledge(index)
+    assert not decoder.needs_intra
+
+
 def test_missing_reference_asks_for_intra_until_a_frame_decodes():
     decoder = MotionDecoder()
     decoder.decode(PACKETS[0])

@@ -70,9 +70,9 @@ async def test_worker_renders_only_the_newest_frame_in_the_active_style(tmp_path
     worker.sink = lambda img, m: rendered.append((img, m))
     worker.start()
 
-    worker.submit(decoded(0, features))
-    await asyncio.sleep(0.1)
-    assert worker.frames_without_reference == 1 and not rendered
+    worker.submit(decoded(0, features))  # looked at once the renderer is built
+    await asyncio.wait_for(_until(lambda: worker.frames_without_reference == 1), 10)
+    assert not rendered
 
     await worker.set_reference(face)
     for seq in range(1, 6):  # faster than the worker can look: only the newest survives

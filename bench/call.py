@@ -6,9 +6,11 @@ Each sender drops a fraction P of its motion packets at random just before they 
 (the motion channel is unordered with no retransmission, so this is what a lossy network
 does to it). Reported per direction: end-to-end latency percentiles (capture at the sender to
 the rendered frame decoded at the viewer), fps sent and shown, the share of sent frames shown,
-the longest freeze between two shown frames, and the uplink kbps. A frame the server did not
-receive in time is concealed (its motion extrapolated, codec.concealment) and shown marked as
-such: `concealed` counts them, `decoded_share` and `longest_decoded_gap_ms` leave them out.
+the longest freeze between two shown frames, the uplink kbps, and the median and p95 distance
+(in frames) of the reference each inter frame predicts from, which is the acknowledgements'
+round trip and sets the rate. A frame the server did not receive in time is concealed (its
+motion extrapolated, codec.concealment) and shown marked as such: `concealed` counts them,
+`decoded_share` and `longest_decoded_gap_ms` leave them out.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from bench.report import (
     publish,
     save_figure,
 )
+from codec.packet import unpack_packet
+from codec.prediction import inter_distance
 
 if TYPE_CHECKING:
     from client.callclient import CallConfig, CallResult
@@ -42,19 +46,25 @@ DEFAULT_LOSSES = (0.0, 0.1, 0.3)
 
 
 class DroppingChannel:
-    """A data channel stand-in that loses a fraction of what is sent on it."""
+    """A data channel stand-in that loses a fraction of the motion packets sent on it, and
+    notes the reference distance of each inter packet (how far back the sender predicts
+    from: the acknowledgement's round trip in frames)."""
 
     def __init__(self, channel: Any, loss: float, seed: int) -> None:
         self._channel = channel
         self._loss = loss
         self._rng = np.random.default_rng(seed)
         self.dropped = 0
+        self.distances: list[int] = []
 
     @property
     def readyState(self) -> str:  # noqa: N802 (the aiortc attribute it stands in for)
         return str(self._channel.readyState)
 
     def send(self, data: bytes) -> None:
+        packet = unpack_packet(data)
+        if not packet.intra:
+            self.distances.append(inter_distance(packet.payload))
         if self._rng.random() < self._loss:
             self.dropped += 1
             return
@@ -71,6 +81,7 @@ class CallRun:
     sent: CallResult
     seen: CallResult
     dropped: int
+    distances: list[int]
 
     def row(self) -> dict[str, Any]:
         sent, seen = self.sent.summary(), self.seen.summary()
@@ -92,9 +103,15 @@ class CallRun:
             "latency_p50_ms": seen["latency_p50_ms"],
             "latency_p95_ms": seen["latency_p95_ms"],
             "latency_p99_ms": seen["latency_p99_ms"],
+            "ref_distance_p50": _percentile(self.distances, 50),
+            "ref_distance_p95": _percentile(self.distances, 95),
             "uplink_motion_kbps": sent["uplink_motion_kbps"],
             "keyframe_bytes": sent["keyframe_bytes"],
         }
+
+
+def _percentile(values: list[int], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
 
 
 def lossy_client(config: CallConfig, loss: float, seed: int) -> Any:
@@ -152,8 +169,9 @@ async def loopback_call(args: argparse.Namespace, inputs: list[str], loss: float
     runs = []
     for sender, viewer in (NAMES, NAMES[::-1]):
         (sent, client), (seen, _) = by_name[sender], by_name[viewer]
-        dropped = client.motion_channel.dropped if client.motion_channel else 0
-        runs.append(CallRun(loss, sender, viewer, sent, seen, dropped))
+        channel = client.motion_channel
+        dropped, distances = (channel.dropped, channel.distances) if channel else (0, [])
+        runs.append(CallRun(loss, sender, viewer, sent, seen, dropped, distances))
     return runs
 
 

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from bench.call import DroppingChannel, check_losses
+from codec import MotionEncoder
+from codec.packet import SEQ_MODULUS
 from tests.bench_clip import run_bench
+from tests.codec_samples import synthetic_motion
 
 
 class RecordingChannel:
@@ -21,14 +24,18 @@ class RecordingChannel:
         self.sent.append(data)
 
 
-def test_dropping_channel_loses_about_the_asked_fraction() -> None:
+def test_dropping_channel_loses_about_the_asked_fraction_and_notes_distances() -> None:
     inner = RecordingChannel()
     channel = DroppingChannel(inner, loss=0.25, seed=3)
-    for index in range(2000):
-        channel.send(index.to_bytes(2, "big"))
+    encoder = MotionEncoder(intra_period=1000, feedback=True)
+    for index, vector in enumerate(synthetic_motion(2000)):
+        if index >= 3:
+            encoder.acknowledge((index - 3) % SEQ_MODULUS)  # three frames' round trip
+        channel.send(encoder.encode(vector, index * 40))
     assert channel.dropped + len(inner.sent) == 2000
     assert 0.22 < channel.dropped / 2000 < 0.28
     assert channel.readyState == "open"
+    assert channel.distances == [1, 2] + [3] * 1996  # intras 0 and 1000 have none
 
 
 def test_losses_outside_zero_to_one_are_refused() -> None:
@@ -66,6 +73,7 @@ def test_call_reports_both_directions_per_loss(call_result: dict) -> None:
         lossy["frames_shown"] - lossy["concealed"]
     )
     assert lossy["longest_decoded_gap_ms"] >= lossy["longest_freeze_ms"]
+    assert 1 <= lossy["ref_distance_p50"] <= lossy["ref_distance_p95"] <= 32
     assert call_result["inputs"] == {"alice": "synthetic", "bob": "synthetic"}
 
 

@@ -27,6 +27,14 @@ def test_container_round_trip(tmp_path):
     assert from_bytes(DATA) == CCV
 
 
+def test_each_packet_is_stored_with_its_length_and_a_crc32_golden():
+    ccv = CcvFile(schema=motion_schema(), fps=25.0, keyframe=b"", packets=[b"\xc3\x00\x01"])
+    data = to_bytes(ccv)
+    # u16 length 3, the packet, zlib CRC32 of those 5 bytes
+    assert data[-9:].hex() == "0003" + "c30001" + "3079407c"
+    assert data[:5] == b"CCV1\x02"
+
+
 def _with_header(header: dict) -> bytes:
     """A container whose JSON header is replaced (CRC recomputed), to reach header checks."""
     import zlib

@@ -32,8 +32,8 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
-from client.capture import FaceTracker, open_source
-from client.recorder import Mp4Recorder, Window
+from client.capture import CaptureThread, FaceTracker, open_source
+from client.recorder import Mp4Recorder, OutputThread, Window
 from codec import MotionEncoder, motion_schema
 from codec.keyframe import encode_keyframe, split_chunks
 from codec.packet import TIME_MODULUS, unwrap
@@ -165,12 +165,14 @@ class CallClient:
         # the server acknowledges each decoded frame: inter frames predict from those
         self.encoder = MotionEncoder(schema=motion_schema(), fps=config.fps, feedback=True)
         self.tracker = FaceTracker(self.extractor.size)
-        self.source = open_source(config.input, config.fps, config.motion_amplitude, config.seed)
         self.clock = ServerClock()
+        source = open_source(config.input, config.fps, config.motion_amplitude, config.seed)
+        self.capture = CaptureThread(source, config.fps, self.clock.now_ms)
         self.pc = RTCPeerConnection(ice_configuration(config.ice_servers))
         self.channels: dict[str, RTCDataChannel] = {}
-        self.recorder = Mp4Recorder(config.record, config.fps) if config.record else None
-        self.window = Window(f"cartooncodec {config.name}") if config.show else None
+        recorder = Mp4Recorder(config.record, config.fps) if config.record else None
+        window = Window(f"cartooncodec {config.name}") if config.show else None
+        self.output = OutputThread(recorder, window) if recorder or window else None
         self.prompt_id = -1
         self.prompts: list[PromptSent] = []
         self.style_errors: list[str] = []
@@ -282,7 +284,8 @@ class CallClient:
     async def call(self) -> None:
         loop = asyncio.get_running_loop()
         self._started = time.monotonic()
-        face = await loop.run_in_executor(None, self.tracker.crop, self.source.read())
+        image, _ = await self.capture.next()
+        face = await loop.run_in_executor(None, self.tracker.crop, image)
         self.send_keyframe(face)
         self.send_prompt(self.config.prompt)
         sending = asyncio.create_task(self._send_motion())
@@ -309,12 +312,12 @@ class CallClient:
         self._stop.set()
 
     async def _send_motion(self) -> None:
+        """Encode and send each captured frame; the capture thread paces them at ``fps``, and
+        drops the older of two when extraction falls behind."""
         loop = asyncio.get_running_loop()
-        period = 1.0 / self.config.fps
-        due = loop.time()
         while True:
-            image = self.source.read()
-            capture_ms = max(0, round(self.clock.now_ms()))
+            image, captured_ms = await self.capture.next()
+            capture_ms = max(0, round(captured_ms))
             features = await loop.run_in_executor(None, self._motion_of, image)
             packet = self.encoder.encode(features, capture_ms, max(self.prompt_id, 0))
             channel = self.channels[protocol.MOTION]
@@ -326,10 +329,6 @@ class CallClient:
                 self._first_sent = self._last_sent
             self.motion_bytes += len(packet)
             self.frames_sent += 1
-            due += period
-            # Behind schedule: skip the missed captures rather than bursting to catch up.
-            due = max(due, loop.time())
-            await asyncio.sleep(due - loop.time())
 
     def _motion_of(self, image: np.ndarray) -> np.ndarray:
         """image: HxWx3 uint8 RGB -> the face's motion features (runs off the event loop)."""
@@ -446,10 +445,8 @@ class CallClient:
         )
         self.shown_meter.add()
         self.last_shown_image = image
-        if self.recorder is not None:
-            self.recorder.write(image, arrival_ms)
-        if self.window is not None:
-            self.window.show(image)
+        if self.output is not None:
+            self.output.put(image, arrival_ms)
 
     # -- teardown ------------------------------------------------------------------------------
 
@@ -464,12 +461,10 @@ class CallClient:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._transport_bytes = await self._transport_totals()
         await self.pc.close()
-        self.source.close()
-        self.tracker.close()
-        if self.recorder is not None:
-            self.recorder.close()
-        if self.window is not None:
-            self.window.close()
+        await self.capture.close()
+        await asyncio.to_thread(self.tracker.close)
+        if self.output is not None:
+            await self.output.close()
 
     async def _transport_totals(self) -> tuple[int, int]:
         """(bytes sent, bytes received) on the DTLS transport: every data channel, the video,

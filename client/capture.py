@@ -3,18 +3,26 @@
 ``open_source(spec)`` picks one from a string: ``synthetic`` (matplotlib's public-domain
 grace_hopper.jpg), a webcam index (``0``), an image file (animated like ``synthetic``) or a video
 file (looped). Every source returns HxWx3 uint8 RGB frames; ``FaceTracker`` turns them into the
-square face crops the motion extractor expects.
+square face crops the motion extractor expects; ``CaptureThread`` reads a source on its own
+thread, so a camera's (or a slow file's) ``read()`` never holds up the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import logging
 import math
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -186,3 +194,85 @@ class FaceTracker:
 
     def close(self) -> None:
         self._detector.shutdown(wait=True, cancel_futures=True)
+
+
+class CaptureThread:
+    """Reads a FrameSource at ``fps`` on a worker thread and hands the frames to an event loop.
+
+    The hand-over holds one frame: when the consumer falls behind, the newest frame wins and
+    the older one is dropped (counted in ``dropped``). Each frame comes with its capture time,
+    ``clock()`` (ms) right after ``read()`` returned. An exception of ``read()`` ends the thread
+    and is raised by the next :meth:`next`. ``close`` stops the thread and closes the source.
+    """
+
+    def __init__(
+        self, source: FrameSource, fps: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.source = source
+        self.period_s = 1.0 / fps
+        self.clock = clock
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._frames: asyncio.Queue[tuple[np.ndarray, float] | BaseException] | None = None
+
+    def start(self) -> None:
+        """Start reading; call on the event loop that will await :meth:`next`."""
+        if self._thread is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._frames = asyncio.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    async def next(self) -> tuple[np.ndarray, float]:
+        """The newest frame not yet taken (HxWx3 uint8 RGB) and its capture time."""
+        self.start()
+        assert self._frames is not None
+        item = await self._frames.get()
+        if isinstance(item, BaseException):
+            self._frames.put_nowait(item)  # every later call fails the same way
+            raise item
+        return item
+
+    def _run(self) -> None:
+        due = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                item: tuple[np.ndarray, float] | BaseException = (
+                    self.source.read(),
+                    self.clock(),
+                )
+            # handed to the consumer, which raises it on the event loop
+            except Exception as exc:
+                self._hand_over(exc)
+                return
+            self._hand_over(item)
+            due = max(due + self.period_s, time.monotonic())
+            self._stop.wait(due - time.monotonic())
+
+    def _hand_over(self, item: tuple[np.ndarray, float] | BaseException) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(self._put_newest, item)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            self._stop.set()
+
+    def _put_newest(self, item: tuple[np.ndarray, float] | BaseException) -> None:
+        assert self._frames is not None
+        if self._frames.full():
+            self._frames.get_nowait()
+            self.dropped += 1
+        self._frames.put_nowait(item)
+
+    async def close(self) -> None:
+        """Stop the thread (waiting off the loop for a ``read()`` in progress), close the source."""
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        self.source.close()
+        if self.dropped:
+            logger.info("capture: %d frames dropped (the sender fell behind)", self.dropped)

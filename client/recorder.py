@@ -1,9 +1,16 @@
-"""Where the other participant's cartoon goes: an MP4 file (PyAV) and/or a window (OpenCV)."""
+"""Where the other participant's cartoon goes: an MP4 file (PyAV) and/or a window (OpenCV).
+
+``OutputThread`` feeds both from a worker thread, so x264 and ``cv2.imshow``/``waitKey`` never
+run on the event loop that also runs the call's transport.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import fractions
 import logging
+import queue
+import threading
 from pathlib import Path
 
 import av
@@ -79,3 +86,61 @@ class Window:
                 cv2.destroyWindow(self.title)
             except cv2.error:
                 logger.debug("window %s already gone", self.title)
+
+
+RECORD_BACKLOG = 64  # frames waiting for the encoder before new ones are dropped
+
+
+class OutputThread:
+    """Records and/or shows received frames on one worker thread.
+
+    ``put`` never blocks: the recording keeps every frame while at most ``backlog`` wait for
+    the encoder (beyond that new frames are dropped, counted in ``dropped``); the window shows
+    the newest waiting frame and skips older ones. ``close`` finishes the recording.
+    """
+
+    def __init__(
+        self, recorder: Mp4Recorder | None, window: Window | None, backlog: int = RECORD_BACKLOG
+    ) -> None:
+        if backlog < 1:
+            raise ValueError(f"backlog must be >= 1, got {backlog}")
+        self.recorder = recorder
+        self.window = window
+        self.dropped = 0
+        self._frames: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(backlog)
+        self._thread = threading.Thread(target=self._run, name="output", daemon=True)
+        self._thread.start()
+
+    def put(self, image: np.ndarray, arrival_ms: float) -> None:
+        """image: HxWx3 uint8 RGB, kept as is (the caller must not change it afterwards)."""
+        try:
+            self._frames.put_nowait((image, arrival_ms))
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        unshown: np.ndarray | None = None
+        while (item := self._frames.get()) is not None:
+            unshown, arrival_ms = item
+            if self.recorder is not None:
+                self.recorder.write(unshown, arrival_ms)
+            if self.window is not None and self._frames.empty():
+                self.window.show(unshown)
+                unshown = None
+        if self.recorder is not None:
+            self.recorder.close()
+        if self.window is not None:
+            if unshown is not None:  # the last frame came with the close
+                self.window.show(unshown)
+            self.window.close()
+
+    async def close(self) -> None:
+        """Write what is queued, close the recording and the window (off the event loop)."""
+        await asyncio.to_thread(self._finish)
+        if self.dropped:
+            logger.warning("output: %d frames dropped (the recorder fell behind)", self.dropped)
+
+    def _finish(self) -> None:
+        if self._thread.is_alive():
+            self._frames.put(None)
+            self._thread.join()

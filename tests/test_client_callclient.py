@@ -16,6 +16,7 @@ from codec.keyframe import split_chunks
 from server import protocol
 from server.app import running_server
 from server.settings import ServerSettings
+from tests.looplag import LoopLag, SlowSource
 from tests.tinycall import make_offer, recorded_configurations, write_styled_checkpoint
 
 pytestmark = pytest.mark.timeout(120)
@@ -210,3 +211,50 @@ def test_the_configs_ice_servers_reach_the_peer_connection(
     CallClient(config)
     assert configurations[0].iceServers is not None
     assert [s.urls for s in configurations[0].iceServers] == ["stun:stun.example.org:19302"]
+
+
+class OpenChannel:
+    """A data channel that is open and keeps what is sent on it."""
+
+    readyState = "open"
+
+    def __init__(self) -> None:
+        self.sent: list[str | bytes] = []
+
+    def send(self, data: str | bytes) -> None:
+        self.sent.append(data)
+
+
+async def test_a_slow_camera_does_not_stall_the_call_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from client import callclient
+
+    source = SlowSource(delay_s=0.2, size=64)
+    monkeypatch.setattr(callclient, "open_source", lambda *args: source)
+    config = CallConfig(
+        server="http://127.0.0.1:9",
+        room="r",
+        token="t",
+        preset="tiny",
+        checkpoint=str(write_styled_checkpoint(tmp_path / "tiny.pt")),
+        fps=25.0,
+        seconds=1.5,
+        record=tmp_path / "call.mp4",
+    )
+    client = CallClient(config)
+    channels = {label: OpenChannel() for label in protocol.CHANNELS}
+    client.channels = channels  # type: ignore[assignment]
+    async with LoopLag() as lag:
+        await client.call()
+        for i in range(3):  # received frames go to the recorder off the loop too
+            meta = {"capture_ms": 0, "seq": i, "prompt_id": 0, "concealed": 0}
+            client._show(np.zeros((32, 32, 3), np.uint8), 100.0 + 40 * i, meta)
+        await client.close()
+    # a camera delivering 5 frames a second: one key frame, then about 6 motion packets
+    assert 4 <= client.frames_sent <= 8
+    assert len(channels[protocol.MOTION].sent) == client.frames_sent
+    assert lag.max_s < 0.15  # each read() on the loop would make it late by 0.2 s
+    assert source.closed
+    assert client.output is not None and client.output.recorder is not None
+    assert client.output.recorder.frames == 3

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import av
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from client.capture import (
+    CaptureThread,
     FaceTracker,
     TalkingPortrait,
     VideoSource,
@@ -14,6 +16,7 @@ from client.capture import (
     read_image,
     synthetic_portrait_path,
 )
+from tests.looplag import LoopLag, SlowSource
 
 
 def test_synthetic_portrait_ships_with_matplotlib() -> None:
@@ -73,3 +76,59 @@ def test_face_tracker_crops_the_face_square() -> None:
     tracker.close()
     with pytest.raises(ValueError, match="detect_every must be >= 1"):
         FaceTracker(size=64, detect_every=0)
+
+
+async def test_a_slow_source_does_not_block_the_event_loop() -> None:
+    source = SlowSource(delay_s=0.2)
+    capture = CaptureThread(source, fps=25.0)
+    async with LoopLag() as lag:
+        frames = [await capture.next() for _ in range(3)]
+    await capture.close()
+    # three reads of 200 ms each passed while the loop kept ticking every 10 ms
+    assert [int(image[0, 0, 0]) for image, _ in frames] == [0, 1, 2]
+    gaps = np.diff([t for _, t in frames])
+    assert gaps.min() >= 0.19
+    assert lag.ticks >= 20
+    assert lag.max_s < 0.1  # a read() on the loop would make it late by 0.2 s
+    assert source.closed
+
+
+async def test_the_newest_frame_wins_when_the_consumer_falls_behind() -> None:
+    source = SlowSource(delay_s=0.0)
+    capture = CaptureThread(source, fps=100.0)
+    first, _ = await capture.next()
+    await asyncio.sleep(0.3)  # ~30 frames read meanwhile; only the newest is kept
+    later, _ = await capture.next()
+    await capture.close()
+    assert int(first[0, 0, 0]) == 0
+    assert int(later[0, 0, 0]) >= 10
+    assert capture.dropped >= int(later[0, 0, 0]) - 1  # every frame between first and later
+
+
+async def test_a_failing_read_is_raised_by_next_and_stops_the_thread() -> None:
+    source = SlowSource(delay_s=0.0, fail_after=1)
+    capture = CaptureThread(source, fps=100.0)
+    image, _ = await capture.next()
+    assert int(image[0, 0, 0]) == 0
+    for _ in range(2):  # and on every later call
+        with pytest.raises(EOFError, match="no more frames"):
+            await capture.next()
+    await capture.close()
+    assert source.reads == 1 and source.closed
+
+
+async def test_close_ends_the_thread_and_the_source_also_when_never_started() -> None:
+    started, never = SlowSource(delay_s=0.05), SlowSource(delay_s=0.05)
+    capture = CaptureThread(started, fps=25.0)
+    await capture.next()
+    await capture.close()
+    reads = started.reads
+    await asyncio.sleep(0.1)
+    assert started.reads == reads and started.closed
+    await CaptureThread(never, fps=25.0).close()
+    assert never.reads == 0 and never.closed
+
+
+def test_capture_refuses_a_rate_of_zero() -> None:
+    with pytest.raises(ValueError, match="fps must be > 0, got 0"):
+        CaptureThread(SlowSource(0.0), fps=0)

@@ -3,6 +3,10 @@
     client = CallClient(CallConfig(server="http://127.0.0.1:8080", room=..., token=...))
     result = await client.run()   # CallResult: frames, rates, latencies, prompt swaps
 
+On joining, the client sends ``hello`` (preset, motion schema fingerprint, capabilities) and
+compares the server's; a mismatch, or an ``error`` the server marks fatal, ends the call with a
+CallError that says what to change. ``style`` messages say which style each prompt became.
+
 End-to-end latency of a shown frame is (arrival time) - (capture time at the sender), both on
 the server's call clock: the client estimates its offset to that clock from ping/pong round
 trips on the ``stats`` channel and stamps captures with it, so the figure holds across machines.
@@ -176,6 +180,9 @@ class CallClient:
         self.prompt_id = -1
         self.prompts: list[PromptSent] = []
         self.style_errors: list[str] = []
+        self.styles: dict[int, str] = {}  # prompt id -> the style the server made active
+        self.server_hello: dict[str, Any] | None = None
+        self.failure: CallError | None = None  # why the call ended early, raised by call()
         self.shown: list[ShownFrame] = []
         self.shown_meter = RateMeter()
         self.frames_sent = 0
@@ -216,11 +223,10 @@ class CallClient:
         await self.pc.setRemoteDescription(answer)
         await asyncio.wait_for(self._channels_open(), CONNECT_TIMEOUT_S)
         await asyncio.wait_for(self._sync_clock(), CONNECT_TIMEOUT_S)
-        self._send_control(
-            protocol.encode_message(
-                "hello", preset=self.config.preset, capabilities=list(protocol.CAPABILITIES)
-            )
-        )
+        self._send_control(self._hello())
+
+    def _hello(self) -> str:
+        return protocol.encode_hello(self.config.preset, self.encoder.schema.fingerprint())
 
     async def _exchange(self, offer: RTCSessionDescription) -> RTCSessionDescription:
         url = f"{self.config.server.rstrip('/')}/rooms/{self.config.room}/offer"
@@ -303,12 +309,20 @@ class CallClient:
         ends = [sending, peer_left, stopped]
         await asyncio.wait(ends, timeout=self.config.seconds, return_when=asyncio.FIRST_COMPLETED)
         self._stopped = time.monotonic()
+        if self.failure is not None:
+            raise self.failure
         failure = sending.exception() if sending.done() and not sending.cancelled() else None
         if failure is not None:
             raise CallError(f"sending motion failed: {failure}") from failure
 
     def stop(self) -> None:
         """End :meth:`call` now (the caller then closes)."""
+        self._stop.set()
+
+    def fail(self, reason: str) -> None:
+        """End :meth:`call` now; it raises CallError(reason) (the first reason, if several)."""
+        if self.failure is None:
+            self.failure = CallError(reason)
         self._stop.set()
 
     async def _send_motion(self) -> None:
@@ -383,13 +397,43 @@ class CallClient:
         except protocol.ProtocolError as exc:
             logger.warning("%s: ignoring control message: %s", self.config.name, exc)
             return
-        if message["type"] == "intra":
+        kind = message["type"]
+        if kind == "intra":
             self.encoder.request_intra()
-        elif message["type"] == "error":
-            logger.warning("%s: server says: %s", self.config.name, message["message"])
-            self.style_errors.append(message["message"])
-        elif message["type"] == "bye":
+        elif kind == "hello":
+            self._on_hello(message)
+        elif kind == "style":
+            self._on_style(message["id"], message["name"])
+        elif kind == "error":
+            self._on_error(message["message"], message.get("fatal") is True)
+        elif kind == "bye":
             self.peer_left.set()
+
+    def _on_hello(self, hello: dict[str, Any]) -> None:
+        mismatch = protocol.hello_mismatch(hello, protocol.parse_message(self._hello()))
+        if mismatch is not None:
+            self.fail(f"the server cannot take this call: {mismatch[1]}")
+            return
+        self.server_hello = hello
+        logger.info("%s: server agrees (preset %s)", self.config.name, hello["preset"])
+
+    def _on_style(self, prompt_id: int, style: str) -> None:
+        """The server renders prompt ``prompt_id`` as ``style``: the built-in style the prompt
+        named or described, else the normalised prompt itself."""
+        self.styles[prompt_id] = style
+        prompt = next((p.text for p in self.prompts if p.id == prompt_id), "")
+        logger.info(
+            "%s: prompt %d %r is active as style %r", self.config.name, prompt_id, prompt, style
+        )
+
+    def _on_error(self, text: str, fatal: bool) -> None:
+        """The server refused something; ``fatal``: the call cannot go on (said once, by
+        call()'s CallError, rather than logged too)."""
+        if fatal:
+            self.fail(f"the server ended the call: {text}")
+            return
+        logger.warning("%s: server says: %s", self.config.name, text)
+        self.style_errors.append(text)
 
     def _on_stats(self, data: str | bytes) -> None:
         try:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 
 from server.iceservers import add_ice_server_argument
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 DEMO_FPS = 10.0
@@ -125,8 +122,7 @@ def call(args: argparse.Namespace) -> int:
             return asyncio.run(_create_room_file(args.server, args.create_room))
         return asyncio.run(_call(args))
     except (CallError, ValueError, OSError) as exc:
-        logger.error("%s", exc)
-        sys.stderr.write(f"cartooncodec call: {exc}\n")
+        sys.stderr.write(f"cartooncodec call: {exc}\n")  # the one line said, not logged again
         return 1
     except KeyboardInterrupt:
         return 130

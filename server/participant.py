@@ -66,6 +66,7 @@ class Participant:
         self.worker.on_build_failed = self._on_build_failed
         self.keyframes = keyframes
         self.decoder = MotionDecoder(schema=motion_schema())
+        self.motion_refused = False  # the client's hello does not match: none of its motion
         self.concealer = Concealer(motion_schema())
         self.frames_concealed = 0
         self._conceal_timer: asyncio.TimerHandle | None = None
@@ -129,6 +130,8 @@ class Participant:
         if not isinstance(packet, bytes):
             self.malformed[protocol.MOTION] += 1
             return
+        if self.motion_refused:  # said once, in reply to the hello
+            return
         self.motion_in.add(len(packet))
         try:
             frame = self.decoder.decode(packet)
@@ -189,22 +192,19 @@ class Participant:
             self._count_malformed(protocol.CONTROL, ProtocolError(f"unexpected {kind!r}"))
 
     def _on_hello(self, message: dict[str, Any]) -> None:
-        if message["preset"] != self.settings.preset:
-            self.refuse(
-                "preset",
-                f"this server renders preset {self.settings.preset!r}, the client extracts "
-                f"motion for {message['preset']!r}: start the client with "
-                f"--preset {self.settings.preset}",
-            )
-        self.send(
-            protocol.CONTROL,
-            protocol.encode_message(
-                "hello",
-                preset=self.settings.preset,
-                capabilities=list(protocol.CAPABILITIES),
-                seat=self.seat,
-            ),
+        """Answer with this server's hello; a client that does not match it is refused (a
+        fatal error) and none of its motion is rendered."""
+        hello = protocol.encode_hello(
+            self.settings.preset, self.decoder.schema.fingerprint(), seat=self.seat
         )
+        mismatch = protocol.hello_mismatch(protocol.parse_message(hello), message)
+        if mismatch is not None:
+            self.motion_refused = True
+            if self._conceal_timer is not None:  # nor frames made up from it
+                self._conceal_timer.cancel()
+                self._conceal_timer = None
+            self.refuse(*mismatch, fatal=True)
+        self.send(protocol.CONTROL, hello)
 
     def _on_prompt(self, prompt_id: int, text: str) -> None:
         try:
@@ -275,11 +275,13 @@ class Participant:
         if channel is not None and channel.readyState == "open":
             channel.send(message)
 
-    def refuse(self, what: str, reason: str) -> None:
-        """Count the refusal, log it, and tell the client why (without the server's paths)."""
+    def refuse(self, what: str, reason: str, fatal: bool = False) -> None:
+        """Count the refusal, log it, and tell the client why (without the server's paths);
+        ``fatal``: the call cannot go on, and the client should end it."""
         self.refused[what] += 1
         logger.info("room %s seat %d: %s", self.room_id, self.seat, reason)
-        self.send(protocol.CONTROL, protocol.encode_message("error", message=redact_paths(reason)))
+        error = protocol.encode_message("error", message=redact_paths(reason), fatal=fatal)
+        self.send(protocol.CONTROL, error)
 
     def _send_frame_meta(self, meta: FrameMeta, pts: int) -> None:
         self.send(
@@ -295,15 +297,17 @@ class Participant:
             ),
         )
 
-    def _on_style_active(self, prompt_id: int) -> None:
-        self.send(protocol.CONTROL, protocol.encode_message("style", id=prompt_id))
+    def _on_style_active(self, prompt_id: int, style: str) -> None:
+        self.send(protocol.CONTROL, protocol.encode_message("style", id=prompt_id, name=style))
 
     def _on_style_failed(self, prompt_id: int, reason: str) -> None:
         self.refuse("prompt", f"prompt {prompt_id} could not be applied: {reason}")
 
     def _on_build_failed(self) -> None:
         """The server's fault, logged by the worker: say so, and end this call."""
-        self.refuse("renderer", "the server could not start rendering your face: call again later")
+        self.refuse(
+            "renderer", "the server could not start rendering your face: call again later", True
+        )
         self._spawn(self.close())
 
     # -- life cycle ----------------------------------------------------------------------------

@@ -11,7 +11,13 @@ Three channels per peer connection, all opened by the client:
 - ``stats``: JSON text messages: clock pings, per-frame metadata of the video track, reports.
 
 Every JSON message is an object with a ``type``; ``parse_message`` checks the fields each type
-needs and raises ProtocolError (a ValueError) with the reason otherwise. ``load_json`` is the one
+needs and raises ProtocolError (a ValueError) with the reason otherwise.
+
+Negotiation: each side sends ``hello`` (preset, motion schema fingerprint, capabilities) on
+``control``; ``hello_mismatch`` is the one comparison both sides make. The server refuses a
+client whose hello differs (an ``error`` with ``fatal`` true) and renders none of its motion;
+the client ends the call. ``style`` says which style a prompt became active as (``name``: the
+built-in style it was mapped to, else the normalised prompt). ``load_json`` is the one
 JSON reader for anything from outside (data channels, signalling bodies): it bounds nesting and
 integer size, so hostile input is refused with a reason instead of raising deep in ``json``.
 """
@@ -46,12 +52,12 @@ _PATH = re.compile(r"""(?<![\w.:/\\-])(?:[A-Za-z]:)?[/\\](?:[^\s'"/\\]+[/\\])+([
 # type -> {field: accepted python types}
 _FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     # control
-    "hello": {"preset": (str,), "capabilities": (list,)},
+    "hello": {"preset": (str,), "schema": (str,), "capabilities": (list,)},
     "prompt": {"id": (int,), "text": (str,)},
     "intra": {},
     "bye": {},
     "error": {"message": (str,)},
-    "style": {"id": (int,)},
+    "style": {"id": (int,), "name": (str,)},
     # stats
     "ping": {"t": (int, float)},
     "pong": {"t": (int, float), "server_ms": (int, float)},
@@ -93,7 +99,40 @@ def parse_message(text: str | bytes) -> dict[str, Any]:
         value = message.get(field)
         if not isinstance(value, types) or isinstance(value, bool):
             raise ProtocolError(f"{kind!r} message needs {field!r} of type {types[0].__name__}")
+    if kind == "hello" and not all(isinstance(c, str) for c in message["capabilities"]):
+        raise ProtocolError("'hello' message needs 'capabilities' of strings")
     return message
+
+
+def encode_hello(preset: str, schema: str, **extra: Any) -> str:
+    """This side's hello: ``schema`` is the motion ``FeatureSchema.fingerprint()``."""
+    return encode_message(
+        "hello", preset=preset, schema=schema, capabilities=list(CAPABILITIES), **extra
+    )
+
+
+def hello_mismatch(server: dict[str, Any], client: dict[str, Any]) -> tuple[str, str] | None:
+    """What makes a call between these two (parsed) hellos impossible, as (what, reason) with
+    ``what`` one of preset | schema | capabilities; None when they agree."""
+    if server["preset"] != client["preset"]:
+        return "preset", (
+            f"the server renders preset {server['preset']!r}, the client extracts motion for "
+            f"{client['preset']!r}: start the client with --preset {server['preset']}"
+        )
+    if server["schema"] != client["schema"]:
+        return "schema", (
+            f"the client's motion schema {_excerpt(client['schema'])} is not the server's "
+            f"{server['schema']!r}: use the same cartooncodec version on both"
+        )
+    server_only = sorted(set(server["capabilities"]) - set(client["capabilities"]))
+    client_only = sorted(set(client["capabilities"]) - set(server["capabilities"]))
+    if server_only or client_only:
+        return "capabilities", (
+            f"capabilities differ (the server's only: {', '.join(server_only) or 'none'}; the "
+            f"client's only: {', '.join(client_only) or 'none'}): use the same "
+            "cartooncodec version on both"
+        )
+    return None
 
 
 def encode_ack(seq: int) -> bytes:

@@ -144,7 +144,7 @@ class RenderWorker:
         self.sink: FrameSink | None = None
         self.has_reference = False
         self.active_prompt_id = NO_STYLE_ID
-        self.on_style_active: Callable[[int], None] | None = None
+        self.on_style_active: Callable[[int, str], None] | None = None  # prompt id, style
         self.on_style_failed: Callable[[int, str], None] | None = None
         self.on_build_failed: Callable[[], None] | None = None
         self.renderer_state = "not built"  # -> "building" -> "ready" or "failed"
@@ -210,7 +210,7 @@ class RenderWorker:
         logger.info("prompt %d active as style %r", prompt_id, key)
         self.active_prompt_id = prompt_id
         if self.on_style_active is not None:
-            self.on_style_active(prompt_id)
+            self.on_style_active(prompt_id, key)
 
     async def _run(self, built: asyncio.Future[None]) -> None:
         try:

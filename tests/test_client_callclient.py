@@ -11,7 +11,8 @@ import httpx
 import numpy as np
 import pytest
 
-from client.callclient import CallClient, CallConfig, CallResult
+from client.callclient import CallClient, CallConfig, CallError, CallResult
+from codec import motion_schema
 from codec.keyframe import split_chunks
 from server import protocol
 from server.app import running_server
@@ -258,3 +259,114 @@ async def test_a_slow_camera_does_not_stall_the_call_loop(
     assert source.closed
     assert client.output is not None and client.output.recorder is not None
     assert client.output.recorder.frames == 3
+
+
+def offline_client(tmp_path: Path) -> CallClient:
+    """A client of the tiny preset that is never connected: messages are handed to it."""
+    config = CallConfig(
+        server="http://127.0.0.1:9",
+        room="r",
+        token="t",
+        preset="tiny",
+        checkpoint=str(write_styled_checkpoint(tmp_path / "tiny.pt")),
+    )
+    return CallClient(config)
+
+
+def server_hello(client: CallClient, **changes: object) -> str:
+    """The hello a server that matches ``client`` sends, with ``changes``."""
+    hello = protocol.parse_message(client._hello())
+    return json.dumps({**hello, "seat": 1, **changes})
+
+
+def test_a_matching_server_hello_is_kept(tmp_path: Path) -> None:
+    client = offline_client(tmp_path)
+    client._on_control(server_hello(client))
+    assert client.server_hello is not None and client.server_hello["seat"] == 1
+    assert client.failure is None and not client._stop.is_set()
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (
+            {"preset": "lite-128"},
+            "the server cannot take this call: the server renders preset 'lite-128', the "
+            "client extracts motion for 'tiny': start the client with --preset lite-128",
+        ),
+        (
+            {"schema": "0000000000000000"},
+            "the server cannot take this call: the client's motion schema '"
+            + motion_schema().fingerprint()
+            + "' is not the server's '0000000000000000': use the same cartooncodec version "
+            "on both",
+        ),
+        (
+            {"capabilities": [*protocol.CAPABILITIES, "motion-v9"]},
+            "the server cannot take this call: capabilities differ (the server's only: "
+            "motion-v9; the client's only: none): use the same cartooncodec version on both",
+        ),
+    ],
+)
+def test_a_mismatching_server_hello_ends_the_call(
+    tmp_path: Path, changes: dict[str, object], reason: str
+) -> None:
+    client = offline_client(tmp_path)
+    client._on_control(server_hello(client, **changes))
+    assert client.server_hello is None
+    assert client._stop.is_set() and str(client.failure) == reason
+
+
+def test_a_fatal_error_ends_the_call_and_the_first_reason_is_kept(tmp_path: Path) -> None:
+    client = offline_client(tmp_path)
+    client._on_control(protocol.encode_message("error", message="prompt 0 refused: too long"))
+    assert client.style_errors == ["prompt 0 refused: too long"] and client.failure is None
+    assert not client._stop.is_set()
+    client._on_control(protocol.encode_message("error", message="no renderer", fatal=True))
+    client._on_control(server_hello(client, preset="full-256"))
+    assert str(client.failure) == "the server ended the call: no renderer"
+    assert client._stop.is_set() and client.style_errors == ["prompt 0 refused: too long"]
+
+
+def test_style_messages_record_which_style_each_prompt_became(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = offline_client(tmp_path)
+    client.channels = {label: OpenChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
+    client.send_prompt("Comic book")
+    caplog.set_level("INFO", logger="client.callclient")
+    client._on_control(protocol.encode_message("style", id=0, name="comic"))
+    assert client.styles == {0: "comic"}
+    assert "client: prompt 0 'Comic book' is active as style 'comic'" in caplog.messages
+
+
+async def test_a_server_of_another_preset_ends_the_call_with_its_reason(tmp_path: Path) -> None:
+    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
+    settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
+    async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        tasks_before = set(asyncio.all_tasks())
+        room = (await http.post("/rooms")).json()
+        config = CallConfig(
+            server=url,
+            room=room["room"],
+            token=room["tokens"][0],
+            preset="tiny",
+            checkpoint=checkpoint,
+            fps=10.0,
+            seconds=30.0,
+        )
+        client = CallClient(config)
+        client.config.preset = "lite-128"  # what a client of that preset says in its hello
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(CallError) as refused:
+            await client.run()
+        assert str(refused.value) == (
+            "the server ended the call: the server renders preset 'tiny', the client extracts "
+            "motion for 'lite-128': start the client with --preset tiny"
+        )
+        assert loop.time() - started < 15  # ended by the refusal, not by the 30 s
+        assert client.pc.connectionState == "closed"
+        await wait_for(
+            lambda: not other_tasks(tasks_before), f"tasks to end: {other_tasks(tasks_before)}"
+        )

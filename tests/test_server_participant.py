@@ -65,16 +65,62 @@ def control(p: Participant) -> RecordingChannel:
     return p.channels[protocol.CONTROL]  # type: ignore[return-value]
 
 
-def test_hello_with_another_preset_is_answered_with_how_to_fix_it(participant: Participant) -> None:
-    participant._on_control(protocol.encode_message("hello", preset="lite-128", capabilities=[]))
-    error, hello = control(participant).messages()
-    assert error["type"] == "error" and "start the client with --preset tiny" in error["message"]
+SCHEMA = motion_schema().fingerprint()
+
+
+def test_a_matching_hello_is_answered_with_the_servers_hello(participant: Participant) -> None:
+    participant._on_control(protocol.encode_hello("tiny", SCHEMA))
+    (hello,) = control(participant).messages()
     assert hello == {
         "type": "hello",
         "preset": "tiny",
+        "schema": SCHEMA,
         "capabilities": list(protocol.CAPABILITIES),
         "seat": 0,
     }
+    assert not participant.refused and not participant.motion_refused
+
+
+def test_hello_with_another_preset_is_answered_with_how_to_fix_it(participant: Participant) -> None:
+    participant._on_control(protocol.encode_hello("lite-128", SCHEMA))
+    error, hello = control(participant).messages()
+    assert error == {
+        "type": "error",
+        "message": "the server renders preset 'tiny', the client extracts motion for "
+        "'lite-128': start the client with --preset tiny",
+        "fatal": True,
+    }
+    assert hello["type"] == "hello" and hello["preset"] == "tiny" and hello["schema"] == SCHEMA
+    assert participant.refused == {"preset": 1} and participant.motion_refused
+
+
+@pytest.mark.parametrize(
+    ("hello", "what", "said"),
+    [
+        (protocol.encode_hello("tiny", "0000000000000000"), "schema", "motion schema"),
+        (
+            protocol.encode_message("hello", preset="tiny", schema=SCHEMA, capabilities=[]),
+            "capabilities",
+            "capabilities differ",
+        ),
+    ],
+)
+async def test_a_mismatching_client_is_refused_and_its_motion_not_rendered(
+    participant: Participant, hello: str, what: str, said: str
+) -> None:
+    rendered = await rendering(participant)
+    participant._on_control(hello)
+    encoder = MotionEncoder(schema=motion_schema())
+    for seq in range(3):
+        participant._on_motion(encoder.encode(STILL, 1000 + 40 * seq, 0))
+    await asyncio.sleep(0.3)
+    assert rendered == [] and participant.frames_concealed == 0
+    assert participant.decoder.stats.decoded == 0
+    assert participant.refused == {what: 1}
+    error = control(participant).messages()[0]
+    assert error["type"] == "error" and error["fatal"] is True and said in error["message"]
+    motion: RecordingChannel = participant.channels[protocol.MOTION]  # type: ignore[assignment]
+    assert motion.sent == []  # nothing decoded, nothing acknowledged
 
 
 async def test_bad_control_messages_are_counted_or_refused(participant: Participant) -> None:
@@ -159,6 +205,7 @@ async def test_a_renderer_that_cannot_be_built_ends_only_this_call() -> None:
     assert p.refused == {"renderer": 1}
     (error,) = control(p).messages()
     assert error["message"] == "the server could not start rendering your face: call again later"
+    assert error["fatal"] is True
     keyframes.close()
 
 

@@ -5,13 +5,16 @@ import json
 import pytest
 
 from server.protocol import (
+    CAPABILITIES,
     MAX_JSON_DEPTH,
     MAX_PROMPT_CHARS,
     MAX_TEXT_MESSAGE_CHARS,
     ProtocolError,
     check_prompt,
     encode_ack,
+    encode_hello,
     encode_message,
+    hello_mismatch,
     load_json,
     parse_ack,
     parse_message,
@@ -40,6 +43,15 @@ def test_encoded_messages_parse_back() -> None:
         (json.dumps({"type": "prompt", "id": "1", "text": "comic"}), "needs 'id' of type int"),
         (json.dumps({"type": "prompt", "id": True, "text": "comic"}), "needs 'id' of type int"),
         (json.dumps({"type": "ping"}), "needs 't'"),
+        (
+            json.dumps({"type": "hello", "preset": "tiny", "capabilities": []}),
+            "'hello' message needs 'schema' of type str",
+        ),
+        (
+            json.dumps({"type": "hello", "preset": "tiny", "schema": "ab", "capabilities": [{}]}),
+            "'hello' message needs 'capabilities' of strings",
+        ),
+        (json.dumps({"type": "style", "id": 1}), "'style' message needs 'name' of type str"),
         ('{"type": []}', r"unknown message type \[\]"),
         ('{"type": {}}', r"unknown message type \{\}"),
         ("[" * 4000, f"not JSON: nested deeper than {MAX_JSON_DEPTH} levels"),
@@ -104,3 +116,51 @@ def test_acknowledgements_round_trip_modulo_the_frame_number_width() -> None:
 def test_anything_else_is_not_an_acknowledgement(data: str | bytes) -> None:
     with pytest.raises(ProtocolError, match="not an acknowledgement"):
         parse_ack(data)
+
+
+def test_hellos_that_agree_are_no_mismatch() -> None:
+    hello = parse_message(encode_hello("tiny", "0123abcd", seat=1))
+    assert hello == {
+        "type": "hello",
+        "preset": "tiny",
+        "schema": "0123abcd",
+        "capabilities": list(CAPABILITIES),
+        "seat": 1,
+    }
+    assert hello_mismatch(hello, parse_message(encode_hello("tiny", "0123abcd"))) is None
+
+
+@pytest.mark.parametrize(
+    ("client", "what", "reason"),
+    [
+        (
+            {"preset": "lite-128"},
+            "preset",
+            "the server renders preset 'tiny', the client extracts motion for 'lite-128': "
+            "start the client with --preset tiny",
+        ),
+        (
+            {"schema": "ffff0000"},
+            "schema",
+            "the client's motion schema 'ffff0000' is not the server's '0123abcd': "
+            "use the same cartooncodec version on both",
+        ),
+        (
+            {"capabilities": [*CAPABILITIES[1:], "motion-v9"]},
+            "capabilities",
+            f"capabilities differ (the server's only: {CAPABILITIES[0]}; the client's only: "
+            "motion-v9): use the same cartooncodec version on both",
+        ),
+        (
+            {"capabilities": list(CAPABILITIES[:-1])},
+            "capabilities",
+            f"capabilities differ (the server's only: {CAPABILITIES[-1]}; the client's only: "
+            "none): use the same cartooncodec version on both",
+        ),
+    ],
+)
+def test_hello_mismatches_say_what_differs_and_how_to_fix_it(
+    client: dict, what: str, reason: str
+) -> None:
+    server = parse_message(encode_hello("tiny", "0123abcd"))
+    assert hello_mismatch(server, {**server, **client}) == (what, reason)

@@ -81,10 +81,10 @@ async def test_worker_renders_only_the_newest_frame_in_the_active_style(tmp_path
     assert rendered[0][1].seq == 5 and rendered[0][1].prompt_id == NO_STYLE_ID
     assert worker.frames_stale == 4
 
-    active: list[int] = []
-    worker.on_style_active = active.append
-    worker.set_prompt(7, "comic")
-    await asyncio.wait_for(_until(lambda: active == [7]), 10)
+    active: list[tuple[int, str]] = []
+    worker.on_style_active = lambda prompt_id, style: active.append((prompt_id, style))
+    worker.set_prompt(7, "Comic ")  # the built-in style it maps to is named
+    await asyncio.wait_for(_until(lambda: active == [(7, "comic")]), 10)
     worker.submit(decoded(6, features))
     await asyncio.wait_for(_until(lambda: len(rendered) == 2), 10)
     styled, unstyled = rendered[1][0].astype(float), rendered[0][0].astype(float)

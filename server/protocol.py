@@ -31,13 +31,13 @@ from typing import Any
 
 from codec.boundedjson import JsonRefused, load_bounded_json
 from codec.packet import SEQ_MODULUS
+from models.renderer import MAX_PROMPT_CHARS  # the renderer's limit, refused here early
 
 MOTION = "motion"
 CONTROL = "control"
 STATS = "stats"
 CHANNELS = (MOTION, CONTROL, STATS)
 
-MAX_PROMPT_CHARS = 200
 MAX_KEYFRAME_BYTES = 256 * 1024
 MAX_TEXT_MESSAGE_CHARS = 4096
 MAX_JSON_DEPTH = 8  # every message and signalling body is at most 2 levels deep

@@ -191,11 +191,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from client.demo import DemoOptions
+    from client.demo import DemoOptions, data_folder
 
     losses = check_losses(args.loss)
     args.fps = args.fps or DemoOptions().fps
-    inputs = call_inputs(args.clips)
+    inputs = call_inputs(args.clips or data_folder(None) / "eval")
     runs: list[CallRun] = []
     threads = torch.get_num_threads()
     # Two extractors and two renderers share the cores (as in the demo): one thread each.
@@ -280,8 +280,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--clips",
         type=Path,
-        default=Path("../shared/data/eval"),
-        help="folder whose first two videos are the cameras (synthetic portraits if absent)",
+        help="folder whose first two videos are the cameras (default $CARTOONCODEC_DATA/eval, "
+        "else ../shared/data/eval; synthetic portraits if absent)",
     )
     add_model_arguments(parser)
     parser.add_argument(

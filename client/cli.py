@@ -106,8 +106,8 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
         "--data",
         type=Path,
         default=None,
-        help="folder with train/*.mp4 clips to use as the "
-        "two cameras (default ../shared/data; synthetic portraits when absent)",
+        help="folder with train/*.mp4 clips to use as the two cameras (default "
+        "$CARTOONCODEC_DATA, else ../shared/data; synthetic portraits when absent)",
     )
     # Two renderers and two extractors share this machine's CPU in the demo.
     _add_model_args(parser, fps=DEMO_FPS)
@@ -189,7 +189,7 @@ async def _call(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from client.demo import DemoOptions, run_demo
+    from client.demo import DemoOptions, data_folder, run_demo
 
     options = DemoOptions(
         out=args.out,
@@ -197,7 +197,7 @@ def demo(args: argparse.Namespace) -> int:
         preset=args.preset,
         checkpoint=args.checkpoint,
         fps=args.fps,
-        data=args.data,
+        data=data_folder(args.data),
     )
     report = asyncio.run(run_demo(options))
     sys.stdout.write(report.table() + "\n")

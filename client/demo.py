@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from server.meters import percentiles
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_ENV = "CARTOONCODEC_DATA"
+# Only the demo and bench entry points fall back to this; nothing below them names a data folder.
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 NAMES = ("alice", "bob")
 # (initial prompt, then prompts at fractions of the call); the last goes back to a cached style.
@@ -38,7 +41,7 @@ class DemoOptions:
     preset: str = "lite-128"
     checkpoint: str | None = None
     fps: float = 10.0
-    data: Path | None = None
+    data: Path | None = None  # a folder with train/*.mp4; None: synthetic portraits
 
 
 @dataclass
@@ -113,14 +116,21 @@ def _fmt(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def data_folder(given: Path | None) -> Path:
+    """The data folder of an entry point: ``given`` (its --data option), else $CARTOONCODEC_DATA,
+    else DEFAULT_DATA (../shared/data beside the repository)."""
+    if given is not None:
+        return given
+    from_env = os.environ.get(DATA_ENV)
+    return Path(from_env) if from_env else DEFAULT_DATA
+
+
 def pick_inputs(data: Path | None) -> list[str]:
-    """Two training clips when the shared data is here (never eval clips), else synthetic."""
-    clips = sorted((data or DEFAULT_DATA).glob("train/*.mp4"))
+    """Two training clips of ``data`` (never eval clips), else the synthetic portrait twice."""
+    clips = sorted(data.glob("train/*.mp4")) if data is not None else []
     if len(clips) >= 2:
         return [str(clips[0]), str(clips[1])]
-    logger.info(
-        "no training clips under %s: using synthetic talking portraits", data or DEFAULT_DATA
-    )
+    logger.info("no training clips under %s: using synthetic talking portraits", data)
     return ["synthetic", "synthetic"]
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -195,21 +197,22 @@ async def test_abrupt_disconnect_frees_the_seat(tmp_path: Path) -> None:
         await asyncio.gather(*(c.close() for c in clients))
 
 
+def offline_config(tmp_path: Path, **changes: Any) -> CallConfig:
+    """The tiny preset, random weights, and a server nobody listens at; with ``changes``."""
+    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
+    config = CallConfig(
+        server="http://127.0.0.1:9", room="r", token="t", preset="tiny", checkpoint=checkpoint
+    )
+    return dataclasses.replace(config, **changes)
+
+
 def test_the_configs_ice_servers_reach_the_peer_connection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from client import callclient
 
     configurations = recorded_configurations(monkeypatch, callclient)
-    config = CallConfig(
-        server="http://127.0.0.1:9",
-        room="r",
-        token="t",
-        preset="tiny",
-        checkpoint=str(write_styled_checkpoint(tmp_path / "tiny.pt")),
-        ice_servers=("stun:stun.example.org:19302",),
-    )
-    CallClient(config)
+    CallClient(offline_config(tmp_path, ice_servers=("stun:stun.example.org:19302",)))
     assert configurations[0].iceServers is not None
     assert [s.urls for s in configurations[0].iceServers] == ["stun:stun.example.org:19302"]
 
@@ -233,17 +236,9 @@ async def test_a_slow_camera_does_not_stall_the_call_loop(
 
     source = SlowSource(delay_s=0.2, size=64)
     monkeypatch.setattr(callclient, "open_source", lambda *args: source)
-    config = CallConfig(
-        server="http://127.0.0.1:9",
-        room="r",
-        token="t",
-        preset="tiny",
-        checkpoint=str(write_styled_checkpoint(tmp_path / "tiny.pt")),
-        fps=25.0,
-        seconds=1.5,
-        record=tmp_path / "call.mp4",
+    client = CallClient(
+        offline_config(tmp_path, fps=25.0, seconds=1.5, record=tmp_path / "call.mp4")
     )
-    client = CallClient(config)
     channels = {label: OpenChannel() for label in protocol.CHANNELS}
     client.channels = channels  # type: ignore[assignment]
     async with LoopLag() as lag:
@@ -263,14 +258,7 @@ async def test_a_slow_camera_does_not_stall_the_call_loop(
 
 def offline_client(tmp_path: Path) -> CallClient:
     """A client of the tiny preset that is never connected: messages are handed to it."""
-    config = CallConfig(
-        server="http://127.0.0.1:9",
-        room="r",
-        token="t",
-        preset="tiny",
-        checkpoint=str(write_styled_checkpoint(tmp_path / "tiny.pt")),
-    )
-    return CallClient(config)
+    return CallClient(offline_config(tmp_path))
 
 
 def server_hello(client: CallClient, **changes: object) -> str:

@@ -66,7 +66,7 @@ class Participant:
         self.worker.on_build_failed = self._on_build_failed
         self.keyframes = keyframes
         self.decoder = MotionDecoder(schema=motion_schema())
-        self.motion_refused = False  # the client's hello does not match: none of its motion
+        self.accepted = False  # a hello matching the server's came: its motion is rendered
         self.concealer = Concealer(motion_schema())
         self.frames_concealed = 0
         self._conceal_timer: asyncio.TimerHandle | None = None
@@ -130,7 +130,8 @@ class Participant:
         if not isinstance(packet, bytes):
             self.malformed[protocol.MOTION] += 1
             return
-        if self.motion_refused:  # said once, in reply to the hello
+        if not self.accepted:  # no hello yet, or one that was refused (and told why)
+            self.refused[protocol.MOTION] += 1
             return
         self.motion_in.add(len(packet))
         try:
@@ -179,7 +180,11 @@ class Participant:
         try:
             message = protocol.parse_message(data)
         except ProtocolError as exc:
-            self._count_malformed(protocol.CONTROL, exc)
+            if exc.kind == "hello":  # another version's hello: say so rather than go quiet
+                reason = f"hello refused: {exc}: use the same cartooncodec version on both"
+                self.refuse("hello", reason, fatal=True)
+            else:
+                self._count_malformed(protocol.CONTROL, exc)
             return
         kind = message["type"]
         if kind == "hello":
@@ -192,17 +197,14 @@ class Participant:
             self._count_malformed(protocol.CONTROL, ProtocolError(f"unexpected {kind!r}"))
 
     def _on_hello(self, message: dict[str, Any]) -> None:
-        """Answer with this server's hello; a client that does not match it is refused (a
-        fatal error) and none of its motion is rendered."""
+        """Answer with this server's hello; motion is rendered from a client whose hello matches
+        it, and a client whose hello does not is refused (a fatal error)."""
         hello = protocol.encode_hello(
             self.settings.preset, self.decoder.schema.fingerprint(), seat=self.seat
         )
         mismatch = protocol.hello_mismatch(protocol.parse_message(hello), message)
+        self.accepted = mismatch is None
         if mismatch is not None:
-            self.motion_refused = True
-            if self._conceal_timer is not None:  # nor frames made up from it
-                self._conceal_timer.cancel()
-                self._conceal_timer = None
             self.refuse(*mismatch, fatal=True)
         self.send(protocol.CONTROL, hello)
 

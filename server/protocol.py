@@ -11,15 +11,16 @@ Three channels per peer connection, all opened by the client:
 - ``stats``: JSON text messages: clock pings, per-frame metadata of the video track, reports.
 
 Every JSON message is an object with a ``type``; ``parse_message`` checks the fields each type
-needs and raises ProtocolError (a ValueError) with the reason otherwise.
-
-Negotiation: each side sends ``hello`` (preset, motion schema fingerprint, capabilities) on
-``control``; ``hello_mismatch`` is the one comparison both sides make. The server refuses a
-client whose hello differs (an ``error`` with ``fatal`` true) and renders none of its motion;
-the client ends the call. ``style`` says which style a prompt became active as (``name``: the
-built-in style it was mapped to, else the normalised prompt). ``load_json`` is the one
+needs and raises ProtocolError (a ValueError) with the reason otherwise. ``load_json`` is the one
 JSON reader for anything from outside (data channels, signalling bodies): it bounds nesting and
 integer size, so hostile input is refused with a reason instead of raising deep in ``json``.
+
+Negotiation: each side sends ``hello`` (preset, motion schema fingerprint, capabilities) on
+``control``; ``hello_mismatch`` is the one comparison both sides make. The server renders a
+client's motion only after a hello that matches its own; it refuses one that differs or is
+malformed (an ``error`` with ``fatal`` true), and the client ends the call. ``style`` says
+which style a prompt became active as (``name``: the built-in style it was mapped to, else the
+normalised prompt).
 """
 
 from __future__ import annotations
@@ -74,7 +75,12 @@ _FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
 
 
 class ProtocolError(ValueError):
-    """A data-channel message that does not follow the protocol."""
+    """A data-channel message that does not follow the protocol; ``kind``: its type, when it
+    named a known one (its fields are what is wrong)."""
+
+    def __init__(self, reason: str, kind: str | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 def encode_message(kind: str, **fields: Any) -> str:
@@ -98,9 +104,11 @@ def parse_message(text: str | bytes) -> dict[str, Any]:
     for field, types in _FIELDS[kind].items():
         value = message.get(field)
         if not isinstance(value, types) or isinstance(value, bool):
-            raise ProtocolError(f"{kind!r} message needs {field!r} of type {types[0].__name__}")
+            raise ProtocolError(
+                f"{kind!r} message needs {field!r} of type {types[0].__name__}", kind
+            )
     if kind == "hello" and not all(isinstance(c, str) for c in message["capabilities"]):
-        raise ProtocolError("'hello' message needs 'capabilities' of strings")
+        raise ProtocolError("'hello' message needs 'capabilities' of strings", kind)
     return message
 
 

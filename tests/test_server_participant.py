@@ -78,7 +78,7 @@ def test_a_matching_hello_is_answered_with_the_servers_hello(participant: Partic
         "capabilities": list(protocol.CAPABILITIES),
         "seat": 0,
     }
-    assert not participant.refused and not participant.motion_refused
+    assert not participant.refused and participant.accepted
 
 
 def test_hello_with_another_preset_is_answered_with_how_to_fix_it(participant: Participant) -> None:
@@ -91,7 +91,7 @@ def test_hello_with_another_preset_is_answered_with_how_to_fix_it(participant: P
         "fatal": True,
     }
     assert hello["type"] == "hello" and hello["preset"] == "tiny" and hello["schema"] == SCHEMA
-    assert participant.refused == {"preset": 1} and participant.motion_refused
+    assert participant.refused == {"preset": 1} and not participant.accepted
 
 
 @pytest.mark.parametrize(
@@ -108,19 +108,46 @@ def test_hello_with_another_preset_is_answered_with_how_to_fix_it(participant: P
 async def test_a_mismatching_client_is_refused_and_its_motion_not_rendered(
     participant: Participant, hello: str, what: str, said: str
 ) -> None:
-    rendered = await rendering(participant)
-    participant._on_control(hello)
+    rendered = await rendering(participant, hello)
     encoder = MotionEncoder(schema=motion_schema())
     for seq in range(3):
         participant._on_motion(encoder.encode(STILL, 1000 + 40 * seq, 0))
     await asyncio.sleep(0.3)
     assert rendered == [] and participant.frames_concealed == 0
     assert participant.decoder.stats.decoded == 0
-    assert participant.refused == {what: 1}
+    assert participant.refused == {what: 1, protocol.MOTION: 3}
     error = control(participant).messages()[0]
     assert error["type"] == "error" and error["fatal"] is True and said in error["message"]
     motion: RecordingChannel = participant.channels[protocol.MOTION]  # type: ignore[assignment]
     assert motion.sent == []  # nothing decoded, nothing acknowledged
+
+
+async def test_motion_before_a_hello_is_not_rendered(participant: Participant) -> None:
+    rendered: list[FrameMeta] = []
+    participant.worker.sink = lambda image, meta: rendered.append(meta)
+    face = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    for chunk in split_chunks(encode_keyframe(face)):
+        participant._on_control(chunk)
+    await until(lambda: participant.worker.has_reference)
+    encoder = MotionEncoder(schema=motion_schema())
+    participant._on_motion(encoder.encode(STILL, 1000, 0))
+    await asyncio.sleep(0.2)
+    assert rendered == [] and participant.refused == {protocol.MOTION: 1}
+    assert control(participant).sent == []  # nothing said: the hello may still be on its way
+
+
+def test_a_hello_of_another_version_is_refused_with_the_reason(participant: Participant) -> None:
+    old = json.dumps({"type": "hello", "preset": "tiny", "capabilities": []})  # no schema
+    participant._on_control(old)
+    (error,) = control(participant).messages()
+    assert error == {
+        "type": "error",
+        "message": "hello refused: 'hello' message needs 'schema' of type str: use the same "
+        "cartooncodec version on both",
+        "fatal": True,
+    }
+    assert participant.refused == {"hello": 1} and not participant.malformed
+    assert not participant.accepted
 
 
 async def test_bad_control_messages_are_counted_or_refused(participant: Participant) -> None:
@@ -212,10 +239,12 @@ async def test_a_renderer_that_cannot_be_built_ends_only_this_call() -> None:
 STILL = np.concatenate([np.zeros(20), np.tile(np.eye(2).ravel(), 10)]).astype(np.float32)
 
 
-async def rendering(participant: Participant) -> list[FrameMeta]:
-    """Send a key frame; returns the list the metadata of every rendered frame goes to."""
+async def rendering(participant: Participant, hello: str | None = None) -> list[FrameMeta]:
+    """Send ``hello`` (default: one that matches) and a key frame; returns the list the metadata
+    of every rendered frame goes to."""
     rendered: list[FrameMeta] = []
     participant.worker.sink = lambda image, meta: rendered.append(meta)
+    participant._on_control(hello or protocol.encode_hello("tiny", SCHEMA))
     face = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     for chunk in split_chunks(encode_keyframe(face)):
         participant._on_control(chunk)

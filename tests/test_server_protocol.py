@@ -164,3 +164,12 @@ def test_hello_mismatches_say_what_differs_and_how_to_fix_it(
 ) -> None:
     server = parse_message(encode_hello("tiny", "0123abcd"))
     assert hello_mismatch(server, {**server, **client}) == (what, reason)
+
+
+def test_a_refused_message_names_its_type_when_it_is_a_known_one() -> None:
+    with pytest.raises(ProtocolError) as hello:
+        parse_message(json.dumps({"type": "hello", "preset": "tiny", "capabilities": []}))
+    assert hello.value.kind == "hello"
+    with pytest.raises(ProtocolError) as unknown:
+        parse_message(json.dumps({"type": "launch"}))
+    assert unknown.value.kind is None

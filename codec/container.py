@@ -32,12 +32,12 @@ from codec.errors import BitstreamError
 from codec.packet import MAX_PACKET_BYTES
 from codec.schema import FeatureSchema
 from models.config import PRESETS
+from models.style_names import MAX_PROMPT_CHARS
 
 MAGIC = b"CCV1"
 VERSION = 2
 MAX_HEADER_BYTES = 1 << 16
 MAX_KEYFRAME_BYTES = 1 << 24
-MAX_PROMPT_CHARS = 1000
 MAX_HEADER_DEPTH = 4  # header -> schema -> groups -> group
 MAX_HEADER_INT_DIGITS = 10  # the packet count and the schema's sizes
 _U32 = struct.Struct(">I")

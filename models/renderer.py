@@ -39,7 +39,7 @@ from models.layer_selection import (
 from models.motion_features import unpack_motion
 from models.style_delta import StyleCache, StyleDelta, StyleSwitch, weights_fingerprint
 from models.style_images import exemplar_tensor
-from models.style_names import custom_style_key, match_style, normalize_prompt
+from models.style_names import MAX_PROMPT_CHARS, custom_style_key, match_style, normalize_prompt
 from models.text_encoder import DEFAULT_CLIP_MODEL, ClipGuide, load_clip
 
 __all__ = ["MAX_PROMPT_CHARS", "NO_STYLE", "Renderer"]
@@ -52,7 +52,6 @@ LossBuilder = Callable[
 """(float32 generator copy, keypoint detector copy, 1x3xSxS reference, its keypoints) -> loss."""
 
 NO_STYLE = "none"
-MAX_PROMPT_CHARS = 200
 
 
 class Renderer:

@@ -10,7 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# The longest style prompt anyone accepts: renderer, wire protocol and .ccv files alike.
+MAX_PROMPT_CHARS = 200
+
 __all__ = [
+    "MAX_PROMPT_CHARS",
     "BUILTIN_STYLE_NAMES",
     "StyleName",
     "custom_style_key",

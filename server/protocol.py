@@ -32,7 +32,7 @@ from typing import Any
 
 from codec.boundedjson import JsonRefused, load_bounded_json
 from codec.packet import SEQ_MODULUS
-from models.renderer import MAX_PROMPT_CHARS  # the renderer's limit, refused here early
+from models.style_names import MAX_PROMPT_CHARS  # the renderer's limit, refused here early
 
 MOTION = "motion"
 CONTROL = "control"

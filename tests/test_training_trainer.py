@@ -139,3 +139,30 @@ def test_init_from_takes_the_fitting_weights_but_not_the_residual_head(
         started.generator.first.conv.weight, donor.generator.first.conv.weight
     )
     assert float(started.generator.final.weight.abs().max()) == 0.0
+
+
+def test_a_best_score_from_other_held_out_people_does_not_carry_over(tmp_path: Path) -> None:
+    for name in ("alice_clip1", "bob_clip1", "carol_clip1", "dave_clip1"):
+        folder = tmp_path / ("first" if name < "c" else "second")
+        folder.mkdir(exist_ok=True)
+        write_face_video(folder / f"{name}.mp4", frames=10)
+    first = run(
+        options(
+            tmp_path / "first", tmp_path / "a", steps=2, validate_every=2, validation_fraction=0.5
+        )
+    )
+    data = torch.load(first, weights_only=True)
+    data["meta"]["best_validation"] = 1.0  # unbeatable, if it carried over
+    torch.save(data, first)
+    resumed = options(
+        tmp_path / "second",
+        tmp_path / "b",
+        steps=4,
+        validate_every=2,
+        validation_fraction=0.5,
+        resume=first,
+    )
+    run(resumed)
+    best = load_checkpoint(tmp_path / "b" / "best.pt", preset="tiny")
+    assert best.meta["step"] == 4
+    assert best.meta["validation_clips"][0] in {"carol_clip1", "dave_clip1"}

@@ -224,6 +224,9 @@ class Trainer:
             )
         return train, validation
 
+    def _validation_names(self) -> list[str]:
+        return [c.name for c in self.validation.clips] if self.validation is not None else []
+
     def _init_from(self, path: Path) -> None:
         """Start from the weights of ``path`` that fit (same name and shape), any architecture.
 
@@ -258,7 +261,11 @@ class Trainer:
         self.models = load_checkpoint(path, preset=self.options.preset)
         train_state = read_checkpoint(path).get("train_state")
         self.step = int(self.models.meta.get("step", 0))
-        self.best_validation = float(self.models.meta.get("best_validation", -math.inf))
+        # A best score only counts against the same held-out clips (another data folder or
+        # split would make best.pt unreachable or wrong).
+        same_split = self.models.meta.get("validation_clips") == self._validation_names()
+        if same_split:
+            self.best_validation = float(self.models.meta.get("best_validation", -math.inf))
         log.info("resuming from %s at step %d", path, self.step)
         return train_state if isinstance(train_state, dict) else None
 
@@ -296,7 +303,7 @@ class Trainer:
             "lr": self.options.lr,
             "seed": self.options.seed,
             "best_validation": self.best_validation,
-            "validation_clips": [c.name for c in self.validation.clips] if self.validation else [],
+            "validation_clips": self._validation_names(),
             "device": describe_hardware(self.dist),
             "torch": str(torch.__version__),
         }

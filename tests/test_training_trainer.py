@@ -116,9 +116,12 @@ def test_validation_holds_out_a_person_and_keeps_the_best_checkpoint(tmp_path: P
     with (out / "losses.csv").open() as handle:
         rows = [r for r in csv.DictReader(handle) if r["stage"] == "validation"]
     assert [int(r["step"]) for r in rows] == [2, 4]
-    assert all(0 < float(r["ms_ssim"]) <= 1 and 0 < float(r["static_ms_ssim"]) <= 1 for r in rows)
+    assert all(
+        0 < float(r["validation_ms_ssim"]) <= 1 and 0 < float(r["validation_static_ms_ssim"]) <= 1
+        for r in rows
+    )
     best = load_checkpoint(out / "best.pt", preset="tiny")
-    assert best.meta["best_validation"] == max(float(r["ms_ssim"]) for r in rows)
+    assert best.meta["best_validation"] == max(float(r["validation_ms_ssim"]) for r in rows)
     assert len(best.meta["validation_clips"]) == 1
     assert best.meta["validation_clips"][0] not in best.meta["clips"]
 

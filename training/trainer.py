@@ -408,14 +408,17 @@ class Trainer:
             return {}
         was_training = self.model.training
         self.model.eval()
-        scores: dict[str, list[float]] = {"ms_ssim": [], "static_ms_ssim": []}
+        scores: dict[str, list[float]] = {"validation_ms_ssim": [], "validation_static_ms_ssim": []}
         pairs = [self.validation[i] for i in range(len(self.validation))]
         with torch.no_grad():
             for first in range(0, len(pairs), self.options.batch_size):
                 source, driving = self._stack(pairs[first : first + self.options.batch_size])
                 kp_source, kp_driving = self.kp_detector(source), self.kp_detector(driving)
                 prediction = self.generator(source, kp_driving, kp_source)["prediction"]
-                for render, key in ((prediction, "ms_ssim"), (source, "static_ms_ssim")):
+                for render, key in (
+                    (prediction, "validation_ms_ssim"),
+                    (source, "validation_static_ms_ssim"),
+                ):
                     scores[key] += [
                         float(ms_ssim_value(render[i : i + 1], driving[i : i + 1]))
                         for i in range(len(source))
@@ -440,8 +443,8 @@ class Trainer:
             scores = self.validate()
             self.loss_log.write(self.step, "validation", seconds, scores)
             log.info("step %d validation %s", self.step, scores)
-            if scores["ms_ssim"] > self.best_validation:
-                self.best_validation = scores["ms_ssim"]
+            if scores["validation_ms_ssim"] > self.best_validation:
+                self.best_validation = scores["validation_ms_ssim"]
                 self.save(self.out / BEST_NAME)
         if self.step % self.options.checkpoint_every == 0:
             self.save(self.out / CHECKPOINT_NAME)

@@ -153,14 +153,17 @@ def encode_video(
 
     cropper = FaceCropper()  # the same smoothed face crop a call's sender uses
     fps, frames = read_video_frames(input_path, max_frames)
-    schema = motion_schema()
+    config = extractor.config
+    schema = motion_schema(config.num_kp, config.estimate_jacobian)  # the preset's own layout
     encoder = MotionEncoder(schema, target_kbps=target_kbps, intra_period=intra_period, fps=fps)
     keyframe = b""
     packets: list[bytes] = []
     originals, decoded = [], []
+    faceless = 0
     for index, frame in enumerate(tqdm(frames, desc="encode", unit="frame", total=max_frames)):
         square = cropper.crop_live(frame, extractor.size)
         if square is None:  # no face seen yet: code the centre square rather than nothing
+            faceless += 1
             square = center_crop(frame, extractor.size)
         if index == 0:
             keyframe = encode_keyframe(square, keyframe_quality)
@@ -170,6 +173,14 @@ def encode_video(
         decoded.append(np.asarray(encoder.reconstruction))
     if not packets:
         raise ValueError(f"{input_path} has no video frames")
+    if faceless:
+        log.warning(
+            "%s: no face detected in %d of %d frames: coded the centre square there; the codec "
+            "animates a face, so use a clip where one is visible",
+            input_path,
+            faceless,
+            len(packets),
+        )
     ccv = CcvFile(schema, fps, keyframe, packets, prompt=prompt, preset=preset)
     write_container(output_path, ccv)
     stats = _rate_stats(ccv)

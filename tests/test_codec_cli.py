@@ -33,6 +33,7 @@ class FakeExtractor:
 
     def __init__(self, preset: str = "tiny", checkpoint=None) -> None:
         self.size = SIZE
+        self.config = models.get_preset(preset)
 
     def extract(self, frame: np.ndarray) -> np.ndarray:
         ys, xs = np.nonzero(frame[..., 0] > 128)
@@ -76,7 +77,7 @@ def _run(argv: list[str]) -> int:
     return args.func(args)
 
 
-def test_encode_then_decode_round_trip(tmp_path, fake_models, capsys):
+def test_encode_then_decode_round_trip(tmp_path, fake_models, capsys, caplog):
     clip, ccv, mp4, npy = (tmp_path / n for n in ("in.mp4", "out.ccv", "out.mp4", "f.npy"))
     _write_clip(clip)
     enc_stats, dec_stats = tmp_path / "enc.json", tmp_path / "dec.json"
@@ -87,6 +88,7 @@ def test_encode_then_decode_round_trip(tmp_path, fake_models, capsys):
         assert key in stats
     assert stats["frames"] == 12 and stats["fps"] == 25.0 and stats["keyframe_bytes"] > 0
     assert stats["header_bytes"] == 6 * 12
+    assert "in.mp4: no face detected in 12 of 12 frames: coded the centre square" in caplog.text
     assert stats["keypoint_error_px_max"] <= 256 / 128 / 2 + 1e-6
 
     stored = read_container(ccv)

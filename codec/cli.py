@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from codec.schema import FeatureSchema
+    from models.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ class Extractor(Protocol):
 
     @property
     def size(self) -> int: ...
+
+    @property
+    def config(self) -> ModelConfig: ...
 
     def extract(self, frame: np.ndarray) -> np.ndarray: ...
 

@@ -169,3 +169,10 @@ def test_a_best_score_from_other_held_out_people_does_not_carry_over(tmp_path: P
     best = load_checkpoint(tmp_path / "b" / "best.pt", preset="tiny")
     assert best.meta["step"] == 4
     assert best.meta["validation_clips"][0] in {"carol_clip1", "dave_clip1"}
+
+
+def test_init_from_refuses_a_file_without_state_dicts(data: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    torch.save({"generator": [1, 2], "kp_detector": {}}, bad)
+    with pytest.raises(CheckpointError, match=rf"{bad}: 'generator' is not a state dict"):
+        run(options(data, tmp_path / "run", steps=0, init_from=bad))

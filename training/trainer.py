@@ -233,7 +233,7 @@ class Trainer:
         The generator's residual head always starts at zero (the output starts as the warped
         reference), so it is never taken from another file.
         """
-        from models.checkpoint import read_checkpoint
+        from models.checkpoint import CheckpointError, read_checkpoint
 
         data = read_checkpoint(path)
         taken = 0
@@ -241,6 +241,8 @@ class Trainer:
             ("kp_detector", self.models.kp_detector, ()),
             ("generator", self.models.generator, ("final.",)),
         ):
+            if not isinstance(data[part], dict):
+                raise CheckpointError(f"checkpoint {path}: {part!r} is not a state dict")
             own = module.state_dict()
             fitting = {
                 key: value

@@ -37,7 +37,6 @@ __all__ = [
     "flow_offset",
     "identity_motion",
     "style_layer_names",
-    "warp",
     "warp_by_offset",
 ]
 
@@ -132,11 +131,6 @@ def warp_by_offset(image: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
         offset = F.interpolate(offset, size=(height, width), mode="bilinear", align_corners=True)
     identity = make_coordinate_grid(height, width, image.dtype, image.device)
     return F.grid_sample(image, identity + offset.permute(0, 2, 3, 1), align_corners=True)
-
-
-def warp(image: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
-    """Sample image: BxCxHxW at deformation: Bxhxwx2 (resized to HxW when they differ)."""
-    return warp_by_offset(image, flow_offset(deformation))
 
 
 def identity_motion(

@@ -60,6 +60,9 @@ class GeneratorConfig:
     num_down_blocks: int = 2
     num_bottleneck_blocks: int = 6
     estimate_occlusion_map: bool = True
+    # The decoder stops this many up blocks short of full size: its residual is painted at
+    # H / 2**residual_downscale and upsampled, while the warped reference stays full size.
+    residual_downscale: int = 0
 
 
 @dataclass(frozen=True)

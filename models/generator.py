@@ -60,13 +60,20 @@ class OcclusionAwareGenerator(nn.Module):
         self.down_blocks = nn.ModuleList(
             DownBlock2d(widths[i], widths[i + 1]) for i in range(params.num_down_blocks)
         )
+        if not 0 <= params.residual_downscale <= params.num_down_blocks:
+            raise ValueError(
+                f"residual_downscale {params.residual_downscale} must be in "
+                f"0..num_down_blocks ({params.num_down_blocks})"
+            )
+        self.residual_level = params.residual_downscale
         self.up_blocks = nn.ModuleList(
-            UpBlock2d(widths[i + 1], widths[i]) for i in reversed(range(params.num_down_blocks))
+            UpBlock2d(widths[i + 1], widths[i])
+            for i in reversed(range(self.residual_level, params.num_down_blocks))
         )
         self.bottleneck = nn.Sequential()
         for i in range(params.num_bottleneck_blocks):
             self.bottleneck.add_module(f"r{i}", ResBlock2d(widths[-1], 3, padding=1))
-        final = nn.Conv2d(params.block_expansion, config.num_channels, 7, padding=3)
+        final = nn.Conv2d(widths[self.residual_level], config.num_channels, 7, padding=3)
         # Zero residual at the start: an untrained generator shows the warped reference.
         nn.init.zeros_(final.weight)
         nn.init.zeros_(final.bias)  # type: ignore[arg-type]
@@ -94,11 +101,18 @@ class OcclusionAwareGenerator(nn.Module):
         image, *levels = source_features
         offset = flow_offset(motion["deformation"])
         occlusion = motion.get("occlusion_map")
-        warped = [_warp_occluded(x, offset, occlusion, i) for i, x in enumerate(levels)]
+        first = self.residual_level
+        warped = [
+            _warp_occluded(x, offset, occlusion, i) for i, x in enumerate(levels) if i >= first
+        ]
         out = self.bottleneck(warped[-1])
         for up_block, skip in zip(self.up_blocks, reversed(warped[:-1]), strict=True):
             out = up_block(out) + skip
         residual = self.final(out)
+        if residual.shape[2:] != image.shape[2:]:
+            residual = F.interpolate(
+                residual, size=image.shape[2:], mode="bilinear", align_corners=False
+            )
         deformed = warp_by_offset(image, offset)
         return (deformed + residual).clamp(0.0, 1.0), deformed, residual
 

@@ -1,8 +1,12 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from models.config import get_preset
+from models.blocks import make_coordinate_grid
+from models.config import ModelConfig, get_preset
 from models.generator import OcclusionAwareGenerator, style_layer_names, warp_by_offset
 from models.keypoint_detector import KPDetector
 from tests.models_helpers import face_like_frame, single_thread  # noqa: F401
@@ -85,3 +89,39 @@ def test_style_layers_are_the_image_pathway_only() -> None:
     names = style_layer_names(OcclusionAwareGenerator(get_preset("tiny")))
     assert "first.conv" in names and "final" in names and "bottleneck.r0.conv1" in names
     assert not any(name.startswith("dense_motion_network") for name in names)
+
+
+def _with_residual_downscale(levels: int) -> ModelConfig:
+    config = get_preset("tiny")
+    return replace(config, generator=replace(config.generator, residual_downscale=levels))
+
+
+def test_a_half_size_residual_keeps_zero_motion_the_reference_and_skips_full_size() -> None:
+    config = _with_residual_downscale(1)
+    generator, detector = OcclusionAwareGenerator(config).eval(), KPDetector(config).eval()
+    image = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        kp = detector(image)
+        out = generator(image, kp, kp)
+    assert len(generator.up_blocks) == 0  # tiny has one down block: the residual is at 16x16
+    assert generator.final.in_channels == 2 * config.generator.block_expansion  # 16x16 width
+    torch.testing.assert_close(out["prediction"], image, atol=1e-4, rtol=0)
+
+
+def test_a_half_size_residual_is_painted_at_half_size_and_upsampled() -> None:
+    generator = OcclusionAwareGenerator(_with_residual_downscale(1)).eval()
+    torch.nn.init.normal_(generator.final.weight, std=0.05)
+    image = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        features = generator.encode_source(image)
+        motion = {"deformation": make_coordinate_grid(8, 8, image.dtype, image.device)[None]}
+        _, _, residual = generator._decode(features, motion)
+        half = generator.final(generator.bottleneck(features[-1]))
+    expected = F.interpolate(half, size=(32, 32), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(residual, expected, atol=1e-5, rtol=0)
+
+
+def test_a_residual_below_the_bottleneck_is_refused() -> None:
+    message = r"residual_downscale 2 must be in 0..num_down_blocks \(1\)"
+    with pytest.raises(ValueError, match=message):
+        OcclusionAwareGenerator(_with_residual_downscale(2))

@@ -41,6 +41,7 @@ __all__ = [
     "encode_style_image",
     "exemplar_tensor",
     "picture_style_name",
+    "read_sent_style_images",
     "read_style_image",
     "style_image_paths",
 ]
@@ -132,6 +133,18 @@ def decode_style_image(
     if min(rgb.shape[:2]) < 16:
         raise ValueError(f"{source}: {rgb.shape[1]}x{rgb.shape[0]} is too small for a style")
     return np.ascontiguousarray(rgb)
+
+
+def read_sent_style_images(inputs: Sequence[str | os.PathLike[str]]) -> list[bytes]:
+    """Files and folders (as :func:`style_image_paths`) -> the pictures re-encoded for sending
+    (:func:`encode_style_image`); ValueError naming the picture, or when there are more than
+    :data:`MAX_SENT_STYLE_IMAGES`."""
+    paths = style_image_paths(inputs)
+    if len(paths) > MAX_SENT_STYLE_IMAGES:
+        raise ValueError(
+            f"{len(paths)} style pictures; at most {MAX_SENT_STYLE_IMAGES} can be sent"
+        )
+    return [encode_style_image(read_style_image(path), str(path)) for path in paths]
 
 
 def decode_sent_style_image(data: bytes, source: str = "style picture") -> np.ndarray:

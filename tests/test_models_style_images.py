@@ -157,3 +157,13 @@ def test_the_style_name_of_sent_pictures_depends_on_every_byte_and_the_order() -
     assert name == picture_style_name([b"ab", b"c"]) and name.startswith("picture-")
     assert len(name) == len("picture-") + 16
     assert len({name, picture_style_name([b"a", b"bc"]), picture_style_name([b"c", b"ab"])}) == 3
+
+
+def test_at_most_four_pictures_are_sent(tmp_path: Path) -> None:
+    for index in range(style_images.MAX_SENT_STYLE_IMAGES + 1):
+        cv2.imwrite(str(tmp_path / f"{index}.png"), np.full((20, 20, 3), index, np.uint8))
+    with pytest.raises(ValueError, match="^5 style pictures; at most 4 can be sent$"):
+        style_images.read_sent_style_images([tmp_path])
+    (tmp_path / "4.png").unlink()
+    sent = style_images.read_sent_style_images([tmp_path])
+    assert [int(decode_sent_style_image(data)[0, 0, 0]) for data in sent] == [0, 1, 2, 3]

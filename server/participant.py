@@ -242,12 +242,6 @@ class Participant:
     def _on_style_image(self, prompt_id: int, transfers: list[int]) -> None:
         """Pictures announced: their chunks follow. A newer announcement replaces an older
         one whose pictures have not all arrived."""
-        if self._reading_style_pictures:
-            self.refuse(
-                "style_image_busy",
-                f"style picture {prompt_id} refused: your last ones are still being read",
-            )
-            return
         self._style_pictures = StylePictures(prompt_id, transfers)
 
     def _on_keyframe_chunk(self, chunk: bytes) -> None:
@@ -263,8 +257,7 @@ class Participant:
             pictures.received[zlib.crc32(data)] = data
             if pictures.complete():
                 self._style_pictures = None
-                self._reading_style_pictures = True
-                self._spawn(self._set_style_pictures(pictures))
+                self._on_style_pictures(pictures)
             return
         if self._decoding_keyframe:
             self.refuse("keyframe_busy", "key frame refused: your last one is still decoding")
@@ -290,6 +283,16 @@ class Participant:
             self.refuse("keyframe", f"key frame refused by the renderer: {exc}")
             return
         logger.info("room %s seat %d: key frame %s", self.room_id, self.seat, image.shape)
+
+    def _on_style_pictures(self, pictures: StylePictures) -> None:
+        if self._reading_style_pictures:
+            self.refuse(
+                "style_image_busy",
+                f"style picture {pictures.prompt_id} refused: your last ones are still being read",
+            )
+            return
+        self._reading_style_pictures = True
+        self._spawn(self._set_style_pictures(pictures))
 
     async def _set_style_pictures(self, pictures: StylePictures) -> None:
         """Decode the pictures (bounded, off the event loop), then adapt to them in the

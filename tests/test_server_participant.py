@@ -58,12 +58,12 @@ async def participant(tmp_path: Path) -> AsyncIterator[Participant]:
     keyframes.close()
 
 
-async def until(condition: Any) -> None:
-    for _ in range(250):
+async def until(condition: Any, seconds: float = 5.0) -> None:
+    for _ in range(round(seconds / 0.02)):
         if condition():
             return
         await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in 5 s")
+    raise AssertionError(f"condition not met in {seconds:g} s")
 
 
 def control(p: Participant) -> RecordingChannel:
@@ -367,7 +367,7 @@ async def test_style_pictures_adapt_in_the_background_and_the_style_is_named(
     pictures = [encode_style_image(stripes), encode_style_image(stripes[:, ::-1].copy())]
     with caplog.at_level(logging.INFO):
         send_style_pictures(p, 5, pictures)
-        await until(lambda: p.worker.active_prompt_id == 5)
+        await until(lambda: p.worker.active_prompt_id == 5, 50)  # adapting on a loaded CPU
     style = control(p).messages()[-1]
     assert style == {"type": "style", "id": 5, "name": picture_style_name(pictures)}
     assert "picture 2: no face found; using its centre" in caplog.text
@@ -419,3 +419,25 @@ async def test_an_announcement_of_too_many_pictures_is_refused_with_the_limit(
         "style picture refused: 'style_image' message names 5 pictures; send 1 to 4"
     )
     assert participant.refused == {"style_image": 1}
+
+
+async def test_style_pictures_while_the_last_ones_are_read_are_refused(
+    participant: Participant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = asyncio.Event()
+
+    async def slow(pictures: list[bytes]) -> list[np.ndarray]:
+        await release.wait()
+        raise ValueError("style picture 1: not a readable picture (test)")
+
+    monkeypatch.setattr(participant.keyframes, "decode_style_images", slow)
+    send_style_pictures(participant, 1, [b"first"])
+    await asyncio.sleep(0)
+    send_style_pictures(participant, 2, [b"second"])
+    (busy,) = control(participant).messages()
+    assert busy["message"] == "style picture 2 refused: your last ones are still being read"
+    release.set()
+    await until(lambda: participant.refused["style_image"] == 1)
+    assert participant.refused == {"style_image_busy": 1, "style_image": 1}
+    # the refused announcement's chunks did not become a key frame
+    assert "keyframe" not in participant.refused and not participant.worker.has_reference

@@ -50,6 +50,7 @@ class FakeRenderer:
     def __init__(self, preset: str = "tiny", checkpoint=None, device=None) -> None:
         self.reference: np.ndarray | None = None
         self.styles: list[str | None] = []
+        self.pictures: list[np.ndarray] = []
 
     def set_reference(self, image: np.ndarray) -> None:
         self.reference = image
@@ -168,9 +169,12 @@ def test_style_pictures_travel_in_the_ccv_and_decode_adapts_to_them(
     stored = read_container(ccv)
     assert len(stored.style_images) == 3 and stored.prompt is None
     renderers: list[FakeRenderer] = []
-    monkeypatch.setattr(
-        models, "Renderer", lambda **_: renderers.append(FakeRenderer()) or renderers[-1]
-    )
+
+    def build(**_: object) -> FakeRenderer:
+        renderers.append(FakeRenderer())
+        return renderers[-1]
+
+    monkeypatch.setattr(models, "Renderer", build)
     assert _run(["decode", str(ccv), "-o", str(mp4)]) == 0
     (renderer,) = renderers
     assert renderer.styles == [picture_style_name(stored.style_images)]

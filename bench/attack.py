@@ -175,7 +175,7 @@ def _with_header(text: str, keyframe: bytes = b"") -> bytes:
     raw = text.encode("utf-8", "surrogatepass")
     head = CCV_MAGIC + bytes([CCV_VERSION]) + struct.pack(">I", len(raw)) + raw
     head += struct.pack(">I", len(keyframe))
-    head += keyframe
+    head += keyframe + b"\x00"  # no style pictures
     return head + struct.pack(">I", zlib.crc32(head))
 
 

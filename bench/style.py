@@ -3,11 +3,15 @@
 Two figures. Prompt swap to a cached style: `Renderer.set_style(prompt)` to the moment its future
 resolves (the delta is applied between two frames), and to the first frame rendered in the new
 style; the swaps cycle through the checkpoint's built-in styles, the styles adapted below and
-"no style". Adaptation of a new prompt: `set_style` of an unseen prompt to the moment it renders
-in that style (CLIP layer selection + optimisation of the selected layers on a background
-thread), while the previous style keeps rendering frames whose times are recorded too.
-Without `--clip-weights` a tiny randomly initialised CLIP stands in: its timing shows the
-generator's share of the work, not a real CLIP's (ViT-B-32 adds its forward/backward passes).
+"no style". Adaptation of a new style: `set_style` of an unseen prompt, or
+`set_style_images` of style pictures (`--style-images`, one style from all of them, as
+`cartooncodec style add` adapts it), to the moment it renders in that style (layer selection +
+optimisation of the selected layers on a background thread), while the previous style keeps
+rendering frames whose times are recorded too; the table gives the steps taken and the seconds.
+Text prompts need CLIP: without `--clip-weights` a tiny randomly initialised CLIP stands in, its
+timing shows the generator's share of the work, not a real CLIP's (ViT-B-32 adds its
+forward/backward passes). Style pictures need no CLIP; with `--clip-weights` they also get the
+CLIP image prompt (and its cost).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +44,7 @@ log = logging.getLogger(__name__)
 
 # Prompts that name or describe no built-in style (those would switch, not adapt).
 DEFAULT_PROMPTS = ("a marble statue with golden eyes", "a knitted wool doll")
+PICTURE_STYLE = "bench style pictures"  # the name --style-images are adapted under
 
 
 @dataclass
@@ -51,12 +58,15 @@ class Swap:
 
 @dataclass
 class Adaptation:
-    """One new prompt: seconds until it rendered, and the frames rendered meanwhile."""
+    """One new style: seconds until it rendered, and the frames rendered meanwhile."""
 
     prompt: str
     seconds: float
     frame_ms: list[float] = field(default_factory=list)
     frame_times_s: list[float] = field(default_factory=list)
+    kind: str = "text prompt"  # or "style pictures"
+    steps: int = 0  # optimisation steps (after the probe steps of layer selection)
+    probe_steps: int = 0
 
 
 def talking_frames(source: str, size: int, count: int) -> np.ndarray:
@@ -98,9 +108,37 @@ def measure_adaptation(renderer: Renderer, features: np.ndarray, prompt: str) ->
             f"prompt {prompt!r} selects a built-in or already adapted style, so it times a "
             f"swap, not an adaptation; built-in styles: {', '.join(renderer.style_names())}"
         )
+    return _timed(renderer, features, prompt, "text prompt", lambda: renderer.set_style(prompt))
+
+
+def measure_picture_adaptation(
+    renderer: Renderer, features: np.ndarray, images: list[np.ndarray], name: str
+) -> Adaptation:
+    """Adapt a style named ``name`` to ``images`` (style pictures, HxWx3 uint8 RGB, cut around
+    their faces) afresh, even when cached, while frames keep rendering."""
+    from models.face_crop import FaceCropper
+
+    cropper = FaceCropper()
+    return _timed(
+        renderer,
+        features,
+        name,
+        "style pictures",
+        lambda: renderer.set_style_images(images, name, cropper, reuse_cached=False),
+    )
+
+
+def _timed(
+    renderer: Renderer,
+    features: np.ndarray,
+    label: str,
+    kind: str,
+    start_style: Callable[[], Future[str]],
+) -> Adaptation:
+    config = renderer.adaptation
+    result = Adaptation(label, 0.0, kind=kind, steps=config.steps, probe_steps=config.probe_steps)
     start = time.perf_counter()
-    future = renderer.set_style(prompt)
-    result = Adaptation(prompt, 0.0)
+    future = start_style()
     index = 0
     while not future.done():
         frame_start = time.perf_counter()
@@ -127,12 +165,18 @@ def build_renderer(args: argparse.Namespace) -> Renderer:
             clip_model=args.clip_model,
             adaptation=adaptation,
         )
-    return Renderer(args.preset, args.checkpoint, clip=tiny_clip(), adaptation=adaptation)
+    # the tiny CLIP only for text prompts: style pictures are then timed as without CLIP
+    clip = tiny_clip() if args.prompts else None
+    return Renderer(args.preset, args.checkpoint, clip=clip, adaptation=adaptation)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from models.style_images import read_style_image, style_image_paths
+
+    paths = style_image_paths(args.style_images) if args.style_images else []
+    pictures = [read_style_image(path) for path in paths]
     renderer = build_renderer(args)
     try:
         frames = talking_frames(args.input, renderer.size, args.frames)
@@ -142,12 +186,17 @@ def run(args: argparse.Namespace) -> int:
             measure_adaptation(renderer, features, prompt)
             for prompt in tqdm(args.prompts, desc="adapting new prompts", unit="prompt")
         ]
-        targets: list[str | None] = [*renderer.style_names(), *args.prompts, None]
+        if pictures:
+            adaptations.append(
+                measure_picture_adaptation(renderer, features, pictures, PICTURE_STYLE)
+            )
+        adapted = [a.prompt for a in adaptations]
+        targets: list[str | None] = [*renderer.style_names(), *adapted, None]
         swaps = measure_swaps(renderer, features, targets, args.repeats)
     finally:
         renderer.close()
     clip_name = str(args.clip_weights) if args.clip_weights else "tiny random CLIP"
-    tables = [swap_table(swaps), adaptation_table(adaptations, clip_name, args.adapt_steps)]
+    tables = [swap_table(swaps), adaptation_table(adaptations, clip_name)]
     plot = plot_style(swaps, adaptations, args.out / "style.png")
     details = {
         "swaps": [vars(s) for s in swaps],
@@ -180,16 +229,28 @@ def swap_table(swaps: list[Swap]) -> Table:
     return table
 
 
-def adaptation_table(adaptations: list[Adaptation], clip_name: str, steps: int) -> Table:
+def adaptation_table(adaptations: list[Adaptation], clip_name: str) -> Table:
     table = Table(
         "adapt",
-        f"New prompt adaptation ({clip_name}, {steps} steps) while rendering continues",
-        ("prompt", "seconds", "frames_meanwhile", "render_ms_p50", "render_ms_p95"),
+        f"New style adaptation while rendering continues (text prompts: {clip_name})",
+        (
+            "prompt",
+            "kind",
+            "probe_steps",
+            "steps",
+            "seconds",
+            "frames_meanwhile",
+            "render_ms_p50",
+            "render_ms_p95",
+        ),
     )
     for item in adaptations:
         render_p50, render_p95 = percentiles(item.frame_ms, (50, 95))
         table.add(
             prompt=item.prompt,
+            kind=item.kind,
+            probe_steps=item.probe_steps,
+            steps=item.steps,
             seconds=item.seconds,
             frames_meanwhile=len(item.frame_ms),
             render_ms_p50=render_p50,
@@ -236,7 +297,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=list(DEFAULT_PROMPTS),
         help="new prompts to adapt (none: only time swaps between built-in styles)",
     )
-    parser.add_argument("--adapt-steps", type=int, default=40, help="optimisation steps per prompt")
+    parser.add_argument(
+        "--style-images",
+        nargs="+",
+        metavar="PATH",
+        help="style pictures (files and/or folders): time adapting one style to them",
+    )
+    parser.add_argument("--adapt-steps", type=int, default=40, help="optimisation steps per style")
     parser.add_argument("--repeats", type=int, default=10, help="swaps to each cached style")
     parser.add_argument("--clip-weights", help="CLIP weights file or open_clip tag")
     parser.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name")

@@ -6,6 +6,9 @@
 On joining, the client sends ``hello`` (preset, motion schema fingerprint, capabilities) and
 compares the server's; a mismatch, or an ``error`` the server marks fatal, ends the call with a
 CallError that says what to change. ``style`` messages say which style each prompt became.
+Style pictures (``config.style_images`` at the start, :meth:`CallClient.send_style_images` or a
+line ``@PATH`` on stdin mid-call) are sent like a new prompt: the server adapts a style to
+their look in the background and answers ``style`` once frames render in it.
 
 End-to-end latency of a shown frame is (arrival time) - (capture time at the sender), both on
 the server's call clock: the client estimates its offset to that clock from ping/pong round
@@ -20,6 +23,7 @@ import os
 import stat
 import sys
 import time
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +69,8 @@ class CallConfig:
     input: str = "synthetic"
     prompt: str = ""
     prompt_schedule: list[tuple[float, str]] = field(default_factory=list)
+    # re-encoded style pictures (models.style_images.read_sent_style_images), sent at the start
+    style_images: list[bytes] = field(default_factory=list)
     preset: str = "lite-128"
     checkpoint: str | None = None
     fps: float = 25.0
@@ -109,6 +115,7 @@ class CallResult:
     keyframe_bytes: int
     downlink_bytes: int
     uplink_bytes: int
+    style_image_bytes: int = 0  # style pictures' chunks
 
     def summary(self) -> dict[str, Any]:
         seconds = max(self.duration_s, 1e-6)
@@ -123,6 +130,7 @@ class CallResult:
             "uplink_motion_kbps": self.motion_bytes * 8 / 1000 / seconds,
             "uplink_control_kbps": self.control_bytes * 8 / 1000 / seconds,
             "keyframe_bytes": self.keyframe_bytes,
+            "style_image_bytes": self.style_image_bytes,
             "uplink_total_kbps": self.uplink_bytes * 8 / 1000 / seconds,
             "downlink_kbps": self.downlink_bytes * 8 / 1000 / seconds,
             "latency_p50_ms": p50,
@@ -190,6 +198,7 @@ class CallClient:
         self.motion_bytes = 0
         self.control_bytes = 0
         self.keyframe_bytes = 0
+        self.style_image_bytes = 0
         self.acks_refused = 0
         self.last_shown_image: np.ndarray | None = None
         self.peer_left = asyncio.Event()
@@ -270,6 +279,31 @@ class CallClient:
         self._send_control(protocol.encode_message("prompt", id=self.prompt_id, text=text))
         logger.info("%s: prompt %d %r", self.config.name, self.prompt_id, text)
 
+    def send_style_images(self, pictures: list[bytes]) -> None:
+        """Ask for a style adapted to ``pictures`` (from
+        ``models.style_images.encode_style_image``): announced on ``control`` under the next
+        prompt id, then each picture in chunks."""
+        from models.style_images import picture_style_name
+
+        self.prompt_id += 1
+        name = picture_style_name(pictures)
+        self.prompts.append(PromptSent(self.prompt_id, name, self.clock.now_ms()))
+        transfers = [zlib.crc32(data) for data in pictures]
+        self._send_control(
+            protocol.encode_message("style_image", id=self.prompt_id, transfers=transfers)
+        )
+        for data in pictures:
+            for chunk in split_chunks(data):
+                self.channels[protocol.CONTROL].send(chunk)
+                self.style_image_bytes += len(chunk)
+        logger.info(
+            "%s: prompt %d: %d style pictures, %d bytes",
+            self.config.name,
+            self.prompt_id,
+            len(pictures),
+            sum(map(len, pictures)),
+        )
+
     def _send_control(self, message: str) -> None:
         channel = self.channels[protocol.CONTROL]
         if channel.readyState == "open":
@@ -294,6 +328,8 @@ class CallClient:
         face = await loop.run_in_executor(None, self.tracker.crop, image)
         self.send_keyframe(face)
         self.send_prompt(self.config.prompt)
+        if self.config.style_images:
+            self.send_style_images(self.config.style_images)
         sending = asyncio.create_task(self._send_motion())
         peer_left = asyncio.create_task(self.peer_left.wait())
         stopped = asyncio.create_task(self._stop.wait())
@@ -365,7 +401,8 @@ class CallClient:
             self.send_prompt(text)
 
     def _read_stdin_prompts(self) -> None:
-        """Each line typed (or piped) on stdin becomes the new prompt."""
+        """Each line typed (or piped) on stdin becomes the new prompt; ``@PATH`` sends the
+        style picture(s) at PATH (a file or folder) instead."""
         loop = asyncio.get_running_loop()
         fd = sys.stdin.fileno()
         if not (os.isatty(fd) or stat.S_ISFIFO(os.fstat(fd).st_mode)):
@@ -375,10 +412,26 @@ class CallClient:
             line = sys.stdin.readline()
             if not line:
                 loop.remove_reader(fd)
+            elif line.strip().startswith("@"):
+                path = line.strip()[1:].strip()
+                self._tasks.append(asyncio.create_task(self.send_style_images_from([path])))
             elif line.strip():
                 self.send_prompt(line.strip())
 
         loop.add_reader(fd, on_line)
+
+    async def send_style_images_from(self, paths: list[str]) -> None:
+        """Read and re-encode the style pictures at ``paths`` (files or folders) off the event
+        loop, then send them; a picture that cannot be read is said in the log, and the call
+        goes on."""
+        from models.style_images import read_sent_style_images
+
+        try:
+            pictures = await asyncio.to_thread(read_sent_style_images, paths)
+        except ValueError as exc:
+            logger.warning("%s: style picture not sent: %s", self.config.name, exc)
+            return
+        self.send_style_images(pictures)
 
     # -- incoming ------------------------------------------------------------------------------
 
@@ -535,6 +588,7 @@ class CallClient:
             motion_bytes=self.motion_bytes,
             control_bytes=self.control_bytes,
             keyframe_bytes=self.keyframe_bytes,
+            style_image_bytes=self.style_image_bytes,
             downlink_bytes=received,
             uplink_bytes=sent,
         )

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from models.style_images import MAX_SENT_STYLE_IMAGES
 from server.iceservers import add_ice_server_argument
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -68,6 +69,15 @@ def _register_call(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="T:PROMPT,...",
         help="prompt changes at seconds into the call, e.g. '0:sketch,8:comic'",
+    )
+    parser.add_argument(
+        "--style-image",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a style picture (file or folder; repeatable, at most "
+        f"{MAX_SENT_STYLE_IMAGES} pictures) sent at the start: the server adapts your style "
+        "to its look in the background (after --prompt). Mid-call, type @PATH on stdin",
     )
     _add_model_args(parser, fps=25.0)
     parser.add_argument("--seconds", type=float, default=None, help="hang up after this long")
@@ -160,9 +170,15 @@ def _room_and_token(args: argparse.Namespace) -> tuple[str, str]:
 
 async def _call(args: argparse.Namespace) -> int:
     from client.callclient import CallClient, CallConfig
+    from models.style_images import read_sent_style_images
     from server.ice import use_loopback_ice
 
     room, token = _room_and_token(args)
+    style_images = (
+        await asyncio.to_thread(read_sent_style_images, args.style_image)
+        if args.style_image
+        else []
+    )
     if args.loopback_ice:
         use_loopback_ice()
     config = CallConfig(
@@ -172,6 +188,7 @@ async def _call(args: argparse.Namespace) -> int:
         input=args.input,
         prompt=args.prompt,
         prompt_schedule=args.prompt_schedule,
+        style_images=style_images,
         preset=args.preset,
         checkpoint=args.checkpoint,
         fps=args.fps,

@@ -25,12 +25,15 @@ from codec.motiondecoder import DecodedFrame, MotionDecoder
 from codec.motionencoder import MotionEncoder
 from codec.packet import OVERHEAD
 from codec.schema import motion_schema
+from models.style_images import MAX_SENT_STYLE_IMAGES, SENT_STYLE_IMAGE_BYTES
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from concurrent.futures import Future
 
     from codec.schema import FeatureSchema
     from models.config import ModelConfig
+    from models.face_crop import FaceCropper
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,10 @@ class FrameRenderer(Protocol):
 
     def set_style(self, prompt: str | None) -> Future[str]: ...
 
+    def set_style_images(
+        self, images: Sequence[np.ndarray], name: str, cropper: FaceCropper | None = None
+    ) -> Future[str]: ...
+
     def render(self, features: np.ndarray) -> np.ndarray: ...
 
 
@@ -68,7 +75,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     encode.add_argument("input", type=Path, help="video file (anything FFmpeg reads)")
     encode.add_argument("-o", "--output", type=Path, required=True, help="output .ccv file")
-    encode.add_argument("--prompt", help="style prompt stored with the stream, e.g. 'sketch'")
+    style = encode.add_mutually_exclusive_group()
+    style.add_argument("--prompt", help="style prompt stored with the stream, e.g. 'sketch'")
+    style.add_argument(
+        "--style-image",
+        action="append",
+        metavar="PATH",
+        help=f"a style picture (file or folder; repeatable, at most {MAX_SENT_STYLE_IMAGES} "
+        f"pictures) stored with the stream, re-encoded within {SENT_STYLE_IMAGE_BYTES // 1024} "
+        "KiB each: decode adapts a style to its look",
+    )
     encode.add_argument(
         "--target-kbps", type=float, help="payload rate to aim for (default: fixed step)"
     )
@@ -102,14 +118,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_encode(args: argparse.Namespace) -> int:
     from models import MotionExtractor
+    from models.style_images import read_sent_style_images
 
-    extractor = MotionExtractor(preset=args.preset, checkpoint=args.checkpoint)
     try:
+        style_images = read_sent_style_images(args.style_image) if args.style_image else []
+        extractor = MotionExtractor(preset=args.preset, checkpoint=args.checkpoint)
         stats = encode_video(
             args.input,
             args.output,
             extractor,
             prompt=args.prompt,
+            style_images=style_images,
             target_kbps=args.target_kbps,
             intra_period=args.intra_period,
             keyframe_quality=args.keyframe_quality,
@@ -149,8 +168,10 @@ def encode_video(
     keyframe_quality: int = DEFAULT_QUALITY,
     max_frames: int | None = None,
     preset: str | None = None,
+    style_images: Sequence[bytes] = (),
 ) -> dict[str, Any]:
-    """Code a video file into a .ccv container; returns the stats dict."""
+    """Code a video file into a .ccv container; returns the stats dict. ``style_images``:
+    pictures from ``models.style_images.encode_style_image``, stored for decode to adapt to."""
     from tqdm import tqdm
 
     from models.face_crop import FaceCropper, center_crop
@@ -185,7 +206,9 @@ def encode_video(
             faceless,
             len(packets),
         )
-    ccv = CcvFile(schema, fps, keyframe, packets, prompt=prompt, preset=preset)
+    ccv = CcvFile(
+        schema, fps, keyframe, packets, prompt=prompt, preset=preset, style_images=[*style_images]
+    )
     write_container(output_path, ccv)
     stats = _rate_stats(ccv)
     stats["target_kbps"] = target_kbps
@@ -219,19 +242,31 @@ def decode_video(ccv: CcvFile, output_path: Path, renderer: FrameRenderer) -> di
 
     frames, stats = decode_packets(ccv)
     renderer.set_reference(decode_keyframe(ccv.keyframe))
-    stats["style"] = _apply_style(renderer, ccv.prompt)
+    stats["style"] = _apply_style(renderer, ccv)
     features = _held_features(frames, ccv.schema)
     images = (renderer.render(f) for f in tqdm(features, desc="render", unit="frame"))
     write_mp4(output_path, images, ccv.fps)
     return stats
 
 
-def _apply_style(renderer: FrameRenderer, prompt: str | None) -> str | None:
-    """Activate the stream's style; an unknown style renders unstyled rather than failing."""
-    if not prompt:
+def _apply_style(renderer: FrameRenderer, ccv: CcvFile) -> str | None:
+    """Activate the stream's style: adapted to its style pictures when it has some, else its
+    prompt's. A style that cannot be had (an unknown prompt, a picture that does not decode)
+    renders unstyled, with a warning, rather than failing."""
+    if not ccv.style_images and not ccv.prompt:
         return None
     try:
-        return renderer.set_style(prompt).result()
+        if ccv.style_images:
+            from models.face_crop import FaceCropper
+            from models.style_images import decode_sent_style_image, picture_style_name
+
+            images = [
+                decode_sent_style_image(data, f"style picture {index + 1} of the stream")
+                for index, data in enumerate(ccv.style_images)
+            ]
+            name = picture_style_name(ccv.style_images)
+            return renderer.set_style_images(images, name, FaceCropper()).result()
+        return renderer.set_style(ccv.prompt).result()
     except ValueError as exc:
         log.warning("rendering without style: %s", exc)
         return None

@@ -5,17 +5,21 @@ Layout (integers big-endian):
 | field        | size | meaning                                                          |
 |--------------|------|------------------------------------------------------------------|
 | magic        | 4    | b"CCV1"                                                          |
-| version      | 1    | container version (2)                                            |
+| version      | 1    | container version (3)                                            |
 | header len   | 4    | length of the JSON header, at most 64 KiB                        |
 | header       | n    | UTF-8 JSON: schema, fps, prompt, preset (a models.config preset  |
 |              |      | name or null), packets (count)                                   |
 | keyframe len | 4    | length of the key frame, at most 16 MiB                          |
 | keyframe     | m    | ``codec.keyframe`` bytes (the receiver's reference picture)      |
+| pictures     | 1    | style pictures that follow, 0..MAX_SENT_STYLE_IMAGES (version 3) |
+| picture      | 4+k  | each: u32 length (1..SENT_STYLE_IMAGE_BYTES), JPEG/PNG bytes     |
 | CRC32        | 4    | CRC32 of everything above                                        |
 | packets      | ...  | ``packets`` records: u16 length, motion packet, CRC32 of both    |
 
 The file must end exactly after the last packet. Motion packets carry no CRC of their own (on
-the live path DTLS and SCTP guard them), so the file keeps one per packet.
+the live path DTLS and SCTP guard them), so the file keeps one per packet. Style pictures
+(``models.style_images.encode_style_image``; their limits live there) let the decoder adapt a
+style to their look. Version 2 is version 3 without the picture fields; it is still read.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ from codec.errors import BitstreamError
 from codec.packet import MAX_PACKET_BYTES
 from codec.schema import FeatureSchema
 from models.config import PRESETS
+from models.style_images import MAX_SENT_STYLE_IMAGES, SENT_STYLE_IMAGE_BYTES
 from models.style_names import MAX_PROMPT_CHARS
 
 MAGIC = b"CCV1"
-VERSION = 2
+VERSION = 3
+READABLE_VERSIONS = (2, 3)
 MAX_HEADER_BYTES = 1 << 16
 MAX_KEYFRAME_BYTES = 1 << 24
 MAX_HEADER_DEPTH = 4  # header -> schema -> groups -> group
@@ -52,6 +58,7 @@ class CcvFile:
     packets: list[bytes] = field(default_factory=list)
     prompt: str | None = None
     preset: str | None = None
+    style_images: list[bytes] = field(default_factory=list)  # encoded style pictures
 
 
 def to_bytes(ccv: CcvFile) -> bytes:
@@ -67,6 +74,15 @@ def to_bytes(ccv: CcvFile) -> bytes:
         raise ValueError("container header or key frame exceeds its size limit")
     head = MAGIC + bytes([VERSION]) + _U32.pack(len(header_bytes)) + header_bytes
     head += _U32.pack(len(ccv.keyframe)) + ccv.keyframe
+    if len(ccv.style_images) > MAX_SENT_STYLE_IMAGES:
+        raise ValueError(
+            f"{len(ccv.style_images)} style pictures; a .ccv file holds {MAX_SENT_STYLE_IMAGES}"
+        )
+    head += bytes([len(ccv.style_images)])
+    for picture in ccv.style_images:
+        if not 0 < len(picture) <= SENT_STYLE_IMAGE_BYTES:
+            raise ValueError(f"style picture of {len(picture)} bytes cannot be stored")
+        head += _U32.pack(len(picture)) + picture
     records = []
     for packet in ccv.packets:
         if not 0 < len(packet) <= MAX_PACKET_BYTES:
@@ -83,10 +99,14 @@ def from_bytes(data: bytes) -> CcvFile:
     if magic != MAGIC:
         raise BitstreamError(f"not a .ccv file: magic {magic!r}, expected {MAGIC!r}")
     version = reader.take(1, "version")[0]
-    if version != VERSION:
-        raise BitstreamError(f"unsupported .ccv version {version} (this reader reads {VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise BitstreamError(
+            f"unsupported .ccv version {version} (this reader reads "
+            f"{' and '.join(map(str, READABLE_VERSIONS))})"
+        )
     header_bytes = reader.take(reader.length(_U32, MAX_HEADER_BYTES, "header"), "header")
     keyframe = reader.take(reader.length(_U32, MAX_KEYFRAME_BYTES, "key frame"), "key frame")
+    style_images = _style_pictures(reader) if version >= 3 else []
     head_end = reader.offset
     if _U32.unpack(reader.take(4, "header CRC32"))[0] != zlib.crc32(data[:head_end]):
         raise BitstreamError(".ccv header CRC32 mismatch: the file is corrupted")
@@ -101,7 +121,24 @@ def from_bytes(data: bytes) -> CcvFile:
         packets=packets,
         prompt=header["prompt"],
         preset=header["preset"],
+        style_images=style_images,
     )
+
+
+def _style_pictures(reader: _Reader) -> list[bytes]:
+    count = reader.take(1, "style picture count")[0]
+    if count > MAX_SENT_STYLE_IMAGES:
+        raise BitstreamError(
+            f".ccv file claims {count} style pictures; at most {MAX_SENT_STYLE_IMAGES} are allowed"
+        )
+    pictures = []
+    for index in range(count):
+        what = f"style picture {index + 1}"
+        size = reader.length(_U32, SENT_STYLE_IMAGE_BYTES, what)
+        if size == 0:
+            raise BitstreamError(f".ccv {what} is empty")
+        pictures.append(reader.take(size, what))
+    return pictures
 
 
 def _packet_record(reader: _Reader, index: int) -> bytes:

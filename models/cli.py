@@ -73,7 +73,7 @@ def _add(args: argparse.Namespace) -> int:
     box = cropper.detect(face)
     if box is None:
         log.warning("%s: no face found; adapting on its centre", args.face)
-    adaptation = AdaptationConfig()
+    adaptation = AdaptationConfig(progress=True)  # a bar of the steps on stderr
     if args.steps is not None:
         adaptation = dataclasses.replace(adaptation, steps=args.steps)
     started = time.monotonic()

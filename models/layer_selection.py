@@ -13,7 +13,10 @@ dT = E_T(prompt) - E_T(neutral) and dI = E_I(stylised render) - E_I(unstylised r
 encoder features and through the colour distribution (sliced 1-D quantiles of RGB), while
 :func:`structure_loss` (keypoints on the styled render stay where the motion put them) and
 :func:`low_frequency_loss` (the coarse light/dark layout of the unstyled render is kept, so the
-person stays recognisable) hold identity and motion.
+person stays recognisable) hold identity and motion. With CLIP, the exemplars are also an
+*image prompt*: the same directional loss as a text prompt's, along dE = mean E_I(exemplars) -
+mean E_I(unstylised render), the CLIP image-embedding direction from a neutral render to the
+exemplars.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "ExemplarWeights",
     "LossFn",
     "adapt_style",
+    "clip_image_direction",
     "clip_style_loss",
     "colour_distribution_loss",
     "directional_loss",
@@ -78,6 +82,7 @@ class AdaptationConfig:
     # rose 10 -> 74 in 20 steps), 1e-3 fell 10 -> 2.9.
     image_lr: float = 1e-3
     neutral_prompt: str = NEUTRAL_PROMPT
+    progress: bool = False  # a progress bar of the adaptation steps (stderr)
 
 
 def score_layers(
@@ -197,23 +202,44 @@ def clip_style_loss(
     neutral_prompt: str = NEUTRAL_PROMPT,
     jitter: float = 0.03,
     seed: int = 0,
+    kp_detector: nn.Module | None = None,
+    structure_weight: float = 100.0,  # ExemplarWeights.structure, measured there
 ) -> LossFn:
     """CLIP directional loss of ``generator`` rendering ``source_image`` (1x3xHxW).
 
     Renders at zero motion and at one small random head shift; the motion (which style layers
-    never touch) and the unstylised embeddings are computed once, here.
+    never touch) and the unstylised embeddings are computed once, here. With ``kp_detector``,
+    ``structure_weight`` times :func:`structure_loss` (keypoints of the styled render against
+    the unstylised render's) keeps the motion's structure, as in :func:`exemplar_style_loss`.
     """
     text_direction = clip.encode_text(prompt) - clip.encode_text(neutral_prompt)
     sources, kp_repeated, kp_driving = _still_and_shifted(source_image, kp_source, jitter, seed)
+    detector = (
+        None if kp_detector is None else copy.deepcopy(kp_detector).eval().requires_grad_(False)
+    )
     with torch.no_grad():
         motion = generator.dense_motion_network(sources, kp_driving, kp_repeated)
-        unstylised = clip.encode_image(generator.decode(generator.encode_source(sources), motion))
+        plain = generator.decode(generator.encode_source(sources), motion)
+        unstylised = clip.encode_image(plain)
+        plain_kp = None if detector is None else detector(plain)["value"]
 
     def loss() -> torch.Tensor:
         render = generator.decode(generator.encode_source(sources), motion)
-        return directional_loss(clip.encode_image(render), unstylised, text_direction)
+        value = directional_loss(clip.encode_image(render), unstylised, text_direction)
+        if detector is not None and plain_kp is not None:
+            value = value + structure_weight * structure_loss(detector(render)["value"], plain_kp)
+        return value
 
     return loss
+
+
+def clip_image_direction(
+    clip: ClipGuide, exemplars: torch.Tensor, neutral_embeddings: torch.Tensor
+) -> torch.Tensor:
+    """The image prompt's direction (D,): mean CLIP embedding of ``exemplars`` (Nx3xHxW in
+    [0, 1]) minus the mean of ``neutral_embeddings`` (BxD, of unstylised renders)."""
+    with torch.no_grad():
+        return clip.encode_image(exemplars).mean(0) - neutral_embeddings.mean(0)
 
 
 def structure_loss(styled_kp: torch.Tensor, driving_kp: torch.Tensor) -> torch.Tensor:
@@ -240,6 +266,9 @@ class ExemplarWeights:
     colour: float = 5.0
     structure: float = 100.0
     low_frequency: float = 10.0
+    # The CLIP image prompt, used only with CLIP. Not measured: no CLIP weights here; 5 puts
+    # its starting value (about 1) level with the other style terms' (about 5).
+    clip_image: float = 5.0
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -316,6 +345,7 @@ def exemplar_style_loss(
     jitter: float = 0.03,
     seed: int = 0,
     terms: dict[str, float] | None = None,
+    clip: ClipGuide | None = None,
 ) -> LossFn:
     """Exemplar-guided loss of ``generator`` rendering ``source_image`` (Bx3xHxW) in the look of
     ``exemplars`` (Nx3xHxW in [0, 1], face crops of the style pictures).
@@ -323,7 +353,8 @@ def exemplar_style_loss(
     Renders each source at zero motion and at one small random head shift (as
     :func:`clip_style_loss`). Features come from a frozen copy of the unstyled encoder, so the
     measurement does not move while the encoder's own layers adapt. ``terms``, when given,
-    receives the latest unweighted value of every term.
+    receives the latest unweighted value of every term. With ``clip``, the term ``clip_image``
+    (the exemplars as an image prompt, see the module's docstring) is added.
     """
     weights = weights or ExemplarWeights()
     frozen = copy.deepcopy(generator).eval().requires_grad_(False)
@@ -337,6 +368,9 @@ def exemplar_style_loss(
         plain_kp = detector(plain)["value"]
         targets = feature_statistics(frozen.encode_source(exemplars)[1:])
         target_colours = colour_quantiles(exemplars, projections)
+        if clip is not None:
+            plain_embeddings = clip.encode_image(plain)
+            image_direction = clip_image_direction(clip, exemplars, plain_embeddings)
 
     def loss() -> torch.Tensor:
         render = generator.decode(generator.encode_source(sources), motion)
@@ -348,6 +382,10 @@ def exemplar_style_loss(
             "structure": structure_loss(detector(render)["value"], plain_kp),
             "low_frequency": low_frequency_loss(render[:count], plain[:count]),
         }
+        if clip is not None:
+            values["clip_image"] = directional_loss(
+                clip.encode_image(render), plain_embeddings, image_direction
+            )
         if terms is not None:
             terms.update({key: value.item() for key, value in values.items()})
         factors = asdict(weights)

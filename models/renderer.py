@@ -338,7 +338,7 @@ class Renderer:
         )
         log.info("style %r: adapting layers %s", prompt, layers)
         return adapt_style(
-            generator, loss_fn, layers, config.steps, lr, prompt, should_stop=should_stop
+            generator, loss_fn, layers, config.steps, lr, prompt, config.progress, should_stop
         )
 
     def _clip_loss(self, prompt: str) -> LossBuilder:
@@ -350,15 +350,18 @@ class Renderer:
         )
 
     def _exemplar_loss(self, images: list[np.ndarray], cropper: FaceCropper | None) -> LossBuilder:
-        """The exemplar losses toward ``images`` (cropped here, on the adaptation thread)."""
+        """The exemplar losses toward ``images`` (cropped here, on the adaptation thread), with
+        the CLIP image prompt when CLIP is configured."""
         exemplars = exemplar_tensor(images, self.size, cropper).to(self.device)
+        with_clip = self._clip is not None or self._clip_weights is not None
+        clip = self._load_clip() if with_clip else None
         return lambda generator, detector, source, kp_source: exemplar_style_loss(
-            generator, detector, exemplars, source, kp_source
+            generator, detector, exemplars, source, kp_source, clip=clip
         )
 
     def _load_clip(self) -> ClipGuide:
         if self._clip is None:
-            assert self._clip_weights is not None  # _resolve refuses new prompts without either
+            assert self._clip_weights is not None  # callers check that one of them is set
             self._clip = load_clip(self._clip_weights, self._clip_model, self.device)
         return self._clip
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
@@ -20,6 +22,7 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from codec import BitstreamError, MotionDecoder, motion_schema
 from codec.concealment import Concealer
 from codec.keyframe import KeyframeAssembler
+from models.style_images import picture_style_name
 from server import protocol
 from server.iceservers import ice_configuration
 from server.keyframes import KeyframeDecodes, KeyframesBusy
@@ -44,6 +47,21 @@ NEGOTIATION_ERRORS = (
     TypeError,
     ValueError,
 )
+
+
+@dataclass
+class StylePictures:
+    """A ``style_image`` announcement and the pictures of it that have arrived so far."""
+
+    prompt_id: int
+    transfers: list[int]
+    received: dict[int, bytes] = field(default_factory=dict)
+
+    def complete(self) -> bool:
+        return len(self.received) == len(self.transfers)
+
+    def pictures(self) -> list[bytes]:
+        return [self.received[transfer] for transfer in self.transfers]
 
 
 class Participant:
@@ -80,6 +98,8 @@ class Participant:
         self.closed = asyncio.Event()
         self._keyframes = KeyframeAssembler(max_bytes=protocol.MAX_KEYFRAME_BYTES)
         self._decoding_keyframe = False
+        self._style_pictures: StylePictures | None = None  # announced, not all arrived yet
+        self._reading_style_pictures = False
         self._last_intra_request = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -183,6 +203,8 @@ class Participant:
             if exc.kind == "hello":  # another version's hello: say so rather than go quiet
                 reason = f"hello refused: {exc}: use the same cartooncodec version on both"
                 self.refuse("hello", reason, fatal=True)
+            elif exc.kind == "style_image":
+                self.refuse("style_image", f"style picture refused: {exc}")
             else:
                 self._count_malformed(protocol.CONTROL, exc)
             return
@@ -191,6 +213,8 @@ class Participant:
             self._on_hello(message)
         elif kind == "prompt":
             self._on_prompt(message["id"], message["text"])
+        elif kind == "style_image":
+            self._on_style_image(message["id"], message["transfers"])
         elif kind == "bye":
             self._spawn(self.close())
         else:
@@ -215,6 +239,11 @@ class Participant:
         except ValueError as exc:
             self.refuse("prompt", f"prompt {prompt_id} refused: {exc}")
 
+    def _on_style_image(self, prompt_id: int, transfers: list[int]) -> None:
+        """Pictures announced: their chunks follow. A newer announcement replaces an older
+        one whose pictures have not all arrived."""
+        self._style_pictures = StylePictures(prompt_id, transfers)
+
     def _on_keyframe_chunk(self, chunk: bytes) -> None:
         try:
             data = self._keyframes.add(chunk)
@@ -222,6 +251,13 @@ class Participant:
             self.refuse("keyframe", f"key frame refused: {exc}")
             return
         if data is None:
+            return
+        pictures = self._style_pictures
+        if pictures is not None and zlib.crc32(data) in pictures.transfers:
+            pictures.received[zlib.crc32(data)] = data
+            if pictures.complete():
+                self._style_pictures = None
+                self._on_style_pictures(pictures)
             return
         if self._decoding_keyframe:
             self.refuse("keyframe_busy", "key frame refused: your last one is still decoding")
@@ -247,6 +283,38 @@ class Participant:
             self.refuse("keyframe", f"key frame refused by the renderer: {exc}")
             return
         logger.info("room %s seat %d: key frame %s", self.room_id, self.seat, image.shape)
+
+    def _on_style_pictures(self, pictures: StylePictures) -> None:
+        if self._reading_style_pictures:
+            self.refuse(
+                "style_image_busy",
+                f"style picture {pictures.prompt_id} refused: your last ones are still being read",
+            )
+            return
+        self._reading_style_pictures = True
+        self._spawn(self._set_style_pictures(pictures))
+
+    async def _set_style_pictures(self, pictures: StylePictures) -> None:
+        """Decode the pictures (bounded, off the event loop), then adapt to them in the
+        background; every refusal reaches this participant only."""
+        prompt_id = pictures.prompt_id
+        try:
+            images = await self.keyframes.decode_style_images(pictures.pictures())
+        except (ValueError, KeyframesBusy) as exc:
+            self.refuse("style_image", f"style picture {prompt_id} refused: {exc}")
+            return
+        finally:
+            self._reading_style_pictures = False
+        name = picture_style_name(pictures.pictures())
+        logger.info(
+            "room %s seat %d: %d style pictures %s as prompt %d",
+            self.room_id,
+            self.seat,
+            len(images),
+            [image.shape[:2] for image in images],
+            prompt_id,
+        )
+        self.worker.set_style_images(prompt_id, images, name)
 
     def _on_stats(self, data: str | bytes) -> None:
         try:

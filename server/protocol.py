@@ -6,8 +6,8 @@ Three channels per peer connection, all opened by the client:
   client → server; acknowledgements server → client (``encode_ack``: 2 bytes, the number of
   the newest decoded frame mod 2**8), so the sender predicts from a frame the receiver holds
   and a lost packet costs that frame only. A lost acknowledgement is superseded by the next.
-- ``control`` (reliable, ordered): JSON text messages, and binary key frame chunks
-  (``codec.keyframe.split_chunks``) client → server.
+- ``control`` (reliable, ordered): JSON text messages, and binary chunks
+  (``codec.keyframe.split_chunks``) client → server: the key frame's, and style pictures'.
 - ``stats``: JSON text messages: clock pings, per-frame metadata of the video track, reports.
 
 Every JSON message is an object with a ``type``; ``parse_message`` checks the fields each type
@@ -21,6 +21,14 @@ client's motion only after a hello that matches its own; it refuses one that dif
 malformed (an ``error`` with ``fatal`` true), and the client ends the call. ``style`` says
 which style a prompt became active as (``name``: the built-in style it was mapped to, else the
 normalised prompt).
+
+Style pictures (``style_image``, any time in a call): the client re-encodes up to
+``MAX_SENT_STYLE_IMAGES`` pictures (``models.style_images.encode_style_image``; that module holds
+every limit on them), sends ``{"type": "style_image", "id": prompt id, "transfers": [the CRC32
+of each picture's bytes]}``, then each picture as chunks on ``control``; a chunked transfer
+whose CRC32 an announcement named is that picture, any other is a key frame. The server
+adapts a style to the pictures in the background, as for a new prompt, and answers ``style``
+(``name``: ``picture-`` and a hash of the pictures) or an ``error`` saying why not.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Any
 
 from codec.boundedjson import JsonRefused, load_bounded_json
 from codec.packet import SEQ_MODULUS
+from models.style_images import MAX_SENT_STYLE_IMAGES
 from models.style_names import MAX_PROMPT_CHARS  # the renderer's limit, refused here early
 
 MOTION = "motion"
@@ -43,7 +52,14 @@ MAX_KEYFRAME_BYTES = 256 * 1024
 MAX_TEXT_MESSAGE_CHARS = 4096
 MAX_JSON_DEPTH = 8  # every message and signalling body is at most 2 levels deep
 MAX_JSON_INT_DIGITS = 20  # int64 range; Python refuses over 4,300 digits with a bare ValueError
-CAPABILITIES = ("motion-v2", "ack-v1", "keyframe-v1", "prompt-v1", "frame-meta-v1")
+CAPABILITIES = (
+    "motion-v2",
+    "ack-v1",
+    "keyframe-v1",
+    "prompt-v1",
+    "frame-meta-v1",
+    "style-image-v1",
+)
 ACK = struct.Struct(">BB")  # marker, frame number mod 2**8 (codec.packet.SEQ_MODULUS)
 ACK_MARKER = 0xA1  # a motion packet's first byte is 0xC_
 
@@ -55,6 +71,7 @@ _FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     # control
     "hello": {"preset": (str,), "schema": (str,), "capabilities": (list,)},
     "prompt": {"id": (int,), "text": (str,)},
+    "style_image": {"id": (int,), "transfers": (list,)},
     "intra": {},
     "bye": {},
     "error": {"message": (str,)},
@@ -109,7 +126,25 @@ def parse_message(text: str | bytes) -> dict[str, Any]:
             )
     if kind == "hello" and not all(isinstance(c, str) for c in message["capabilities"]):
         raise ProtocolError("'hello' message needs 'capabilities' of strings", kind)
+    if kind == "style_image":
+        _check_transfers(message["transfers"])
     return message
+
+
+def _check_transfers(transfers: list[Any]) -> None:
+    if not 1 <= len(transfers) <= MAX_SENT_STYLE_IMAGES:
+        raise ProtocolError(
+            f"'style_image' message names {len(transfers)} pictures; send 1 to "
+            f"{MAX_SENT_STYLE_IMAGES}",
+            "style_image",
+        )
+    if not all(type(t) is int and 0 <= t < 2**32 for t in transfers):
+        raise ProtocolError(
+            "'style_image' message needs 'transfers' of CRC32 values (0 .. 2**32 - 1)",
+            "style_image",
+        )
+    if len(set(transfers)) < len(transfers):
+        raise ProtocolError("'style_image' message names a picture twice", "style_image")
 
 
 def encode_hello(preset: str, schema: str, **extra: Any) -> str:

@@ -15,7 +15,7 @@ import concurrent.futures
 import fractions
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from av import VideoFrame
 
 if TYPE_CHECKING:
     from codec import DecodedFrame
+    from models.face_crop import FaceCropper
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ class RenderWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._style_task: asyncio.Task[None] | None = None
+        self._cropper: FaceCropper | None = None  # built on first use, on the worker's thread
         self.sink: FrameSink | None = None
         self.has_reference = False
         self.active_prompt_id = NO_STYLE_ID
@@ -173,10 +175,13 @@ class RenderWorker:
         return getattr(self._renderer, method)(*args)
 
     async def _on_thread(self, method: str, *args: Any) -> Any:
+        return await self._in_executor(self._call_renderer, method, *args)
+
+    async def _in_executor(self, function: Callable[..., Any], *args: Any) -> Any:
         if self._task is None:
             raise RuntimeError("the render worker has not been started")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call_renderer, method, *args)
+        return await loop.run_in_executor(self._executor, function, *args)
 
     def submit(self, frame: DecodedFrame) -> None:
         if self._pending is not None:
@@ -192,15 +197,35 @@ class RenderWorker:
     def set_prompt(self, prompt_id: int, text: str) -> None:
         """Start adapting to ``text``; frames switch to it once the renderer says it is active
         (``on_style_active``), or ``on_style_failed`` says why it cannot."""
+        self._start_style(prompt_id, self._call_renderer, "set_style", text or None)
+
+    def set_style_images(self, prompt_id: int, images: Sequence[np.ndarray], name: str) -> None:
+        """Start adapting a style named ``name`` to the look of ``images`` (HxWx3 uint8 RGB
+        style pictures, each cut around its face when it has one), like :meth:`set_prompt`."""
+        self._start_style(prompt_id, self._set_style_images, list(images), name)
+
+    def _set_style_images(
+        self, images: list[np.ndarray], name: str
+    ) -> concurrent.futures.Future[str]:
+        """On the worker's thread: the face detector is built there, once."""
+        if self._cropper is None:
+            from models.face_crop import FaceCropper
+
+            self._cropper = FaceCropper()
+        future: concurrent.futures.Future[str] = self._call_renderer(
+            "set_style_images", images, name, self._cropper
+        )
+        return future
+
+    def _start_style(self, prompt_id: int, start: Callable[..., Any], *args: Any) -> None:
         if self._style_task is not None:
             self._style_task.cancel()
-        self._style_task = asyncio.create_task(self._await_style(prompt_id, text))
+        self._style_task = asyncio.create_task(self._await_style(prompt_id, start, *args))
 
-    async def _await_style(self, prompt_id: int, text: str) -> None:
+    async def _await_style(self, prompt_id: int, start: Callable[..., Any], *args: Any) -> None:
+        """``start(*args)`` on the worker's thread returns the renderer's style future."""
         try:
-            style_future: concurrent.futures.Future[str] = await self._on_thread(
-                "set_style", text or None
-            )
+            style_future: concurrent.futures.Future[str] = await self._in_executor(start, *args)
             key = await asyncio.wrap_future(style_future)
         except (RuntimeError, ValueError, KeyError) as exc:
             logger.warning("style for prompt %d failed: %s", prompt_id, exc)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from bench.style import Swap, measure_adaptation, swap_table
+from bench.style import PICTURE_STYLE, Swap, measure_adaptation, swap_table
 from tests.bench_clip import run_bench
 
 
@@ -33,6 +34,7 @@ def test_swaps_cycle_through_cached_styles_and_no_style(style_result: dict) -> N
 def test_adaptation_of_a_new_prompt_is_timed(style_result: dict) -> None:
     (row,) = style_result["tables"]["adapt"]["rows"]
     assert row["prompt"] == "a red clown" and row["seconds"] > 0
+    assert (row["kind"], row["probe_steps"], row["steps"]) == ("text prompt", 3, 2)
     (adaptation,) = style_result["adaptations"]
     assert len(adaptation["frame_ms"]) == row["frames_meanwhile"]
     assert all(t < adaptation["seconds"] for t in adaptation["frame_times_s"])
@@ -68,3 +70,23 @@ def test_a_prompt_that_needs_no_adaptation_is_refused() -> None:
         renderer.set_style("a red clown").result()  # now cached
         with pytest.raises(ValueError, match="selects a built-in or already adapted style"):
             measure_adaptation(renderer, np.zeros((1, 60), np.float32), "a red clown")
+
+
+def test_style_pictures_are_adapted_without_clip_and_their_steps_reported(
+    tmp_path: Path,
+) -> None:
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    stripes = np.zeros((48, 40, 3), np.uint8)
+    stripes[:, ::4] = (240, 120, 20)
+    cv2.imwrite(str(pictures / "a.png"), stripes)
+    argv = ["bench", "style", "--preset", "tiny", "--frames", "2", "--repeats", "1", "--prompts"]
+    argv += ["--style-images", str(pictures), "--adapt-steps", "3", "--out", str(tmp_path)]
+    assert run_bench(argv) == 0
+    result = json.loads((tmp_path / "style.json").read_text())
+    (row,) = result["tables"]["adapt"]["rows"]
+    assert row["prompt"] == PICTURE_STYLE and row["kind"] == "style pictures"
+    assert (row["probe_steps"], row["steps"]) == (3, 3) and row["seconds"] > 0
+    assert "tiny random CLIP" in result["tables"]["adapt"]["title"]
+    swapped = [r["target"] for r in result["tables"]["swap"]["rows"]]
+    assert swapped == [*result["built_in_styles"], PICTURE_STYLE, "none"]

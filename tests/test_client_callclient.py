@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ import pytest
 
 from client.callclient import CallClient, CallConfig, CallError, CallResult
 from codec import motion_schema
-from codec.keyframe import split_chunks
+from codec.keyframe import KeyframeAssembler, split_chunks
+from models.style_images import encode_style_image, picture_style_name
 from server import protocol
 from server.app import running_server
 from server.settings import ServerSettings
@@ -83,6 +85,17 @@ async def test_two_party_call(tmp_path: Path) -> None:
         after_swap = bob.last_shown_image
         assert after_swap is not None and after_swap.shape == before_swap.shape
         assert after_swap.astype(float).mean() > before_swap.astype(float).mean() + 40
+
+        # A style picture mid-call: adapted in the background, then active; bob's call, and
+        # the frames alice keeps seeing, go on meanwhile.
+        stripes = np.zeros((80, 60, 3), np.uint8)
+        stripes[:, ::4] = (20, 120, 240)
+        pictures = [encode_style_image(stripes)]
+        seen_by_alice = len(alice.shown)
+        alice.send_style_images(pictures)
+        await wait_for(lambda: 2 in alice.styles, "alice's style picture to be active", 60)
+        assert alice.styles[2] == picture_style_name(pictures)
+        assert len(alice.shown) > seen_by_alice
 
         # Refused requests while the call goes on.
         sdp = await make_offer()
@@ -358,3 +371,41 @@ async def test_a_server_of_another_preset_ends_the_call_with_its_reason(tmp_path
         await wait_for(
             lambda: not other_tasks(tasks_before), f"tasks to end: {other_tasks(tasks_before)}"
         )
+
+
+def test_style_pictures_are_announced_then_sent_in_chunks_as_the_next_prompt(
+    tmp_path: Path,
+) -> None:
+    client = offline_client(tmp_path)
+    client.channels = {label: OpenChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
+    client.send_prompt("sketch")
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    pictures = [encode_style_image(noise), encode_style_image(noise[::-1].copy())]
+    client.send_style_images(pictures)
+    sent = client.channels[protocol.CONTROL].sent  # type: ignore[attr-defined]
+    announcement = protocol.parse_message(sent[1])
+    assert announcement == {
+        "type": "style_image",
+        "id": 1,
+        "transfers": [zlib.crc32(data) for data in pictures],
+    }
+    assembler = KeyframeAssembler(max_bytes=protocol.MAX_KEYFRAME_BYTES)
+    received = [data for chunk in sent[2:] if (data := assembler.add(chunk)) is not None]
+    assert received == pictures and len(sent) > 4  # each picture needed several chunks
+    assert client.style_image_bytes == sum(len(chunk) for chunk in sent[2:])
+    assert client.prompts[-1].id == 1 and client.prompts[-1].text == picture_style_name(pictures)
+    client._on_control(protocol.encode_message("style", id=1, name=picture_style_name(pictures)))
+    assert client.styles == {1: picture_style_name(pictures)}
+
+
+async def test_a_style_picture_that_cannot_be_read_is_said_and_nothing_is_sent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = offline_client(tmp_path)
+    client.channels = {label: OpenChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
+    (tmp_path / "notes.png").write_text("a shopping list")
+    await client.send_style_images_from([str(tmp_path / "notes.png")])
+    assert "style picture not sent: " in caplog.text and "notes.png: not a readable picture" in (
+        caplog.text
+    )
+    assert client.channels[protocol.CONTROL].sent == [] and client.prompt_id == -1  # type: ignore[attr-defined]

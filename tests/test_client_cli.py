@@ -4,6 +4,8 @@ import argparse
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from cartooncodec.cli import build_parser
@@ -118,3 +120,43 @@ def test_demo_data_is_the_option_else_the_environment(
     with pytest.raises(Stopped):
         args.func(args)
     assert seen[0].data == expected
+
+
+def test_call_sends_its_style_pictures_re_encoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from client import callclient
+    from models.style_images import decode_sent_style_image
+
+    configs: list[callclient.CallConfig] = []
+
+    def record(config: callclient.CallConfig) -> None:
+        configs.append(config)
+        raise callclient.CallError("recorded")
+
+    monkeypatch.setattr(callclient, "CallClient", record)
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((900, 600, 3), 77, np.uint8))
+    argv = ["call", "--room", "r", "--token", "t", "--style-image", str(tmp_path / "a.png")]
+    args = build_parser().parse_args(argv)
+    assert args.func(args) == 1
+    (picture,) = configs[0].style_images
+    assert decode_sent_style_image(picture).shape == (512, 341, 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("notes.png", b"a shopping list", "notes.png: not a readable picture"),
+        ("gone.png", None, "gone.png: no such file or folder"),
+    ],
+)
+def test_call_refuses_a_bad_style_picture_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes | None, said: str
+) -> None:
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    argv = ["call", "--room", "r", "--token", "t", "--style-image", str(tmp_path / name)]
+    args = build_parser().parse_args(argv)
+    assert args.func(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cartooncodec call: ") and said in err and err.count("\n") == 1

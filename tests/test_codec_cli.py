@@ -4,13 +4,15 @@ from concurrent.futures import Future
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 import pytest
 
 import models
 from codec import cli as codec_cli
-from codec.container import read_container
+from codec.container import CcvFile, read_container, write_container
 from codec.keyframe import decode_keyframe
+from models.style_images import picture_style_name
 
 SIZE = 64
 
@@ -48,6 +50,7 @@ class FakeRenderer:
     def __init__(self, preset: str = "tiny", checkpoint=None, device=None) -> None:
         self.reference: np.ndarray | None = None
         self.styles: list[str | None] = []
+        self.pictures: list[np.ndarray] = []
 
     def set_reference(self, image: np.ndarray) -> None:
         self.reference = image
@@ -56,6 +59,13 @@ class FakeRenderer:
         self.styles.append(prompt)
         future: Future = Future()
         future.set_result(prompt)
+        return future
+
+    def set_style_images(self, images: list[np.ndarray], name: str, cropper=None) -> Future:
+        self.pictures = images
+        self.styles.append(name)
+        future: Future = Future()
+        future.set_result(name)
         return future
 
     def render(self, features: np.ndarray) -> np.ndarray:
@@ -137,3 +147,76 @@ def test_unknown_style_renders_unstyled_with_a_warning(tmp_path, fake_models, mo
     monkeypatch.setattr(models, "Renderer", StylelessRenderer)
     assert _run(["decode", str(ccv), "-o", str(mp4)]) == 0
     assert "rendering without style: no built-in style matches 'plaid'" in caplog.text
+
+
+def _picture(path, colour: tuple[int, int, int]) -> None:
+    image = np.zeros((700, 300, 3), np.uint8)
+    image[:] = colour
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+
+def test_style_pictures_travel_in_the_ccv_and_decode_adapts_to_them(
+    tmp_path, fake_models, monkeypatch, caplog
+):
+    clip, ccv, mp4, folder = (tmp_path / n for n in ("in.mp4", "out.ccv", "out.mp4", "pics"))
+    _write_clip(clip, frames=3)
+    folder.mkdir()
+    _picture(folder / "a.png", (200, 30, 30))
+    _picture(folder / "b.jpg", (30, 30, 200))
+    _picture(tmp_path / "c.png", (30, 200, 30))
+    argv = ["encode", str(clip), "-o", str(ccv), "--style-image", str(folder)]
+    assert _run([*argv, "--style-image", str(tmp_path / "c.png")]) == 0
+    stored = read_container(ccv)
+    assert len(stored.style_images) == 3 and stored.prompt is None
+    renderers: list[FakeRenderer] = []
+
+    def build(**_: object) -> FakeRenderer:
+        renderers.append(FakeRenderer())
+        return renderers[-1]
+
+    monkeypatch.setattr(models, "Renderer", build)
+    assert _run(["decode", str(ccv), "-o", str(mp4)]) == 0
+    (renderer,) = renderers
+    assert renderer.styles == [picture_style_name(stored.style_images)]
+    assert [p.shape for p in renderer.pictures] == [(512, 219, 3)] * 3
+    assert [tuple(p[100, 100]) for p in renderer.pictures][0] == pytest.approx((200, 30, 30), abs=4)
+
+
+def test_a_corrupt_style_picture_in_a_ccv_renders_unstyled_with_a_warning(
+    tmp_path, fake_models, caplog
+):
+    clip, ccv, mp4 = tmp_path / "in.mp4", tmp_path / "out.ccv", tmp_path / "out.mp4"
+    _write_clip(clip, frames=3)
+    _picture(tmp_path / "a.png", (200, 30, 30))
+    assert (
+        _run(["encode", str(clip), "-o", str(ccv), "--style-image", str(tmp_path / "a.png")]) == 0
+    )
+    stored = read_container(ccv)
+    write_container(ccv, CcvFile(**{**vars(stored), "style_images": [b"GIF89a broken"]}))
+    assert _run(["decode", str(ccv), "-o", str(mp4)]) == 0
+    assert "rendering without style: style picture 1 of the stream: not a readable picture" in (
+        caplog.text
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--style-image", "nope.png"], "nope.png: no such file or folder"),
+        (["--style-image", "notes.png"], "notes.png: not a readable picture"),
+    ],
+)
+def test_encode_refuses_bad_style_pictures_with_one_line(
+    tmp_path, fake_models, caplog, monkeypatch, extra, message
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.png").write_text("plain text")
+    _write_clip(tmp_path / "in.mp4", frames=2)
+    assert _run(["encode", "in.mp4", "-o", "out.ccv", *extra]) == 1
+    assert f"encode failed: {message}" in caplog.text and not (tmp_path / "out.ccv").exists()
+
+
+def test_encode_refuses_a_prompt_and_style_pictures_together(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _run(["encode", "in.mp4", "-o", "o.ccv", "--prompt", "x", "--style-image", "a.png"])
+    assert "not allowed with argument --prompt" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 import json
 import struct
+import zlib
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ CCV = CcvFile(
     packets=encode_all(MotionEncoder(), synthetic_motion(12)),
     prompt="sketch",
     preset="lite-128",
+    style_images=[b"\xff\xd8picture one", b"\x89PNGpicture two"],
 )
 DATA = to_bytes(CCV)
 
@@ -32,7 +34,47 @@ def test_each_packet_is_stored_with_its_length_and_a_crc32_golden():
     data = to_bytes(ccv)
     # u16 length 3, the packet, zlib CRC32 of those 5 bytes
     assert data[-9:].hex() == "0003" + "c30001" + "3079407c"
-    assert data[:5] == b"CCV1\x02"
+    assert data[:5] == b"CCV1\x03"
+
+
+def test_style_pictures_follow_the_key_frame_golden() -> None:
+    ccv = CcvFile(
+        schema=motion_schema(), fps=25.0, keyframe=b"K", packets=[], style_images=[b"ab", b"c"]
+    )
+    data = to_bytes(ccv)
+    # key frame length 1, "K", 2 pictures: u32 length + bytes each, then the CRC32 of the head
+    tail = "00000001" + b"K".hex() + "02" + "00000002" + b"ab".hex() + "00000001" + b"c".hex()
+    assert data[:-4].hex().endswith(tail)
+    assert data[-4:] == struct.pack(">I", zlib.crc32(data[:-4]))
+    assert from_bytes(data).style_images == [b"ab", b"c"]
+
+
+def test_a_version_2_file_still_reads_without_style_pictures() -> None:
+    """Version 2 is version 3 without the picture count and pictures."""
+    v3 = to_bytes(CcvFile(**{**vars(CCV), "style_images": []}))
+    keyframe_end = v3.index(CCV.keyframe) + len(CCV.keyframe)
+    assert v3[keyframe_end] == 0
+    head = b"CCV1\x02" + v3[5:keyframe_end]
+    v2 = head + struct.pack(">I", zlib.crc32(head)) + v3[keyframe_end + 5 :]
+    assert from_bytes(v2) == CcvFile(**{**vars(CCV), "style_images": []})
+
+
+@pytest.mark.parametrize(
+    ("pictures", "message"),
+    [([b"x"] * 5, "5 style pictures; a .ccv file holds 4"), ([b""], "picture of 0 bytes")],
+)
+def test_style_pictures_beyond_the_limits_are_not_written(
+    pictures: list[bytes], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        to_bytes(CcvFile(**{**vars(CCV), "style_images": pictures}))
+
+
+def _with_pictures(pictures: bytes) -> bytes:
+    """A version 3 head (no packets) whose picture fields are ``pictures``, CRC recomputed."""
+    text = json.dumps(GOOD_HEADER).encode()
+    head = b"CCV1\x03" + struct.pack(">I", len(text)) + text + struct.pack(">I", 0) + pictures
+    return head + struct.pack(">I", zlib.crc32(head))
 
 
 def _with_header(header: dict) -> bytes:
@@ -58,7 +100,11 @@ GOOD_HEADER = {
     [
         (b"", "truncated while reading the magic"),
         (b"RIFF" + DATA[4:], "not a .ccv file"),
-        (DATA[:4] + b"\x01" + DATA[5:], "unsupported .ccv version 1"),
+        (DATA[:4] + b"\x01" + DATA[5:], "unsupported .ccv version 1 .*reads 2 and 3"),
+        (_with_pictures(b"\x05"), "claims 5 style pictures; at most 4 are allowed"),
+        (_with_pictures(b"\x01" + struct.pack(">I", 0)), "style picture 1 is empty"),
+        (_with_pictures(b"\x01" + struct.pack(">I", 2**17 + 1)), "picture 1 length 131073 exc"),
+        (_with_pictures(b"\x02\x00\x00\x00\x01x")[:-4], "reading the style picture 2 length"),
         (DATA[:5] + b"\xff\xff\xff\xff" + DATA[9:], "header length 4294967295 exceeds"),
         (DATA[:-1], "truncated while reading the packet CRC32"),
         (DATA[:-5], "truncated while reading the packet"),

@@ -54,8 +54,9 @@ def test_style_add_caches_a_style_a_renderer_finds_by_name(
     setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(_argv(setup, "Orange Stripes")) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert out.startswith("style 'orange stripes': 2 pictures, 2 steps, ")
+    assert "adapting 'orange stripes':   0%| " in err and " 0/2 [" in err  # the progress bar
     with Renderer("tiny", setup["checkpoint"], "cpu", style_cache_dir=setup["cache"]) as renderer:
         delta = renderer.known_style("orange  stripes")
     assert delta is not None and delta.deltas

@@ -8,6 +8,7 @@ from models.layer_selection import (
     AdaptationCancelled,
     ExemplarWeights,
     adapt_style,
+    clip_image_direction,
     clip_style_loss,
     colour_distribution_loss,
     colour_quantiles,
@@ -22,7 +23,7 @@ from models.layer_selection import (
     structure_loss,
 )
 from models.style_delta import StyleDelta
-from models.text_encoder import ClipGuide, tiny_clip
+from models.text_encoder import DEFAULT_CLIP_MODEL, ClipGuide, random_clip, tiny_clip
 from tests.models_helpers import single_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -176,7 +177,9 @@ def test_low_frequency_loss_ignores_palette_but_sees_the_layout() -> None:
     assert float(low_frequency_loss(plain.flip(-1), plain)) > 0.3
 
 
-def _adapt_to_exemplars(weights: ExemplarWeights) -> tuple[dict, dict, float, StyleDelta]:
+def _adapt_to_exemplars(
+    weights: ExemplarWeights, clip: ClipGuide | None = None
+) -> tuple[dict, dict, float, StyleDelta]:
     """(terms before, terms after, max |delta|, delta) of 20 steps on the tiny preset."""
     config = get_preset("tiny")
     generator, detector = OcclusionAwareGenerator(config).eval(), KPDetector(config).eval()
@@ -185,7 +188,7 @@ def _adapt_to_exemplars(weights: ExemplarWeights) -> tuple[dict, dict, float, St
         kp = detector(source)
     terms: dict[str, float] = {}
     loss_fn = exemplar_style_loss(
-        generator, detector, _exemplars(), source, kp, weights=weights, terms=terms
+        generator, detector, _exemplars(), source, kp, weights=weights, terms=terms, clip=clip
     )
     with torch.no_grad():
         loss_fn()
@@ -217,3 +220,55 @@ def test_exemplar_adaptation_keeps_the_keypoint_structure() -> None:
     assert held["structure"] * 32 / 2 < 0.5, held
     assert held["structure"] < 0.5 * free["structure"], (free, held)
     assert held["colour"] < before["colour"], (before, held)
+    assert "clip_image" not in held  # no CLIP, no image prompt
+
+
+def test_the_image_prompt_direction_runs_from_the_neutral_renders_to_the_exemplars(
+    clip: ClipGuide,
+) -> None:
+    exemplars, neutral = _exemplars(), torch.rand(2, 3, 32, 32)
+    neutral_embeddings = clip.encode_image(neutral)
+    direction = clip_image_direction(clip, exemplars, neutral_embeddings)
+    expected = clip.encode_image(exemplars).mean(0) - neutral_embeddings.mean(0)
+    assert torch.allclose(direction, expected) and not direction.requires_grad
+
+
+def test_with_clip_the_exemplars_are_also_an_image_prompt_the_adaptation_follows(
+    clip: ClipGuide,
+) -> None:
+    only_clip = ExemplarWeights(0.0, 0.0, 0.0, 0.0, 0.0, clip_image=1.0)
+    before, after, bound, _ = _adapt_to_exemplars(only_clip, clip)
+    assert 0.9 < before["clip_image"] <= 1.0 + 1e-6  # a directional loss, at dI = 0
+    assert after["clip_image"] < before["clip_image"] - 0.05, (before, after)
+    assert bound <= 20 * 0.01 * 1.01
+
+
+STEPS = 4
+
+
+def test_the_text_path_runs_on_a_real_clip_architecture_with_random_weights() -> None:
+    """ViT-B-32 as the default CLIP is built (random weights: none can be downloaded here):
+    probing, selection and adaptation run end to end, the delta is bounded and, with the
+    structure term, the styled render's keypoints stay with the unstyled one's (without it, 2
+    steps moved them 1.3 px at 32 px: random CLIP gradients point anywhere)."""
+    clip = random_clip(DEFAULT_CLIP_MODEL)
+    assert clip.image_size == (224, 224) and clip.encode_text("a comic").shape == (512,)
+    config = get_preset("tiny")
+    generator, detector = OcclusionAwareGenerator(config).eval(), KPDetector(config).eval()
+    source = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        kp = detector(source)
+    prompt = "a zombie with green skin"
+    loss_fn = clip_style_loss(generator, clip, prompt, source, kp, kp_detector=detector)
+    layers = select_layers(generator, loss_fn, top_k=2, probe_steps=1)
+    delta = adapt_style(generator, loss_fn, layers, steps=STEPS, lr=0.01, prompt="zombie")
+    assert len(layers) == 2 and set(delta.layers) == set(layers)
+    assert all(torch.isfinite(t).all() for t in delta.deltas.values())
+    assert max(float(t.abs().max()) for t in delta.deltas.values()) <= STEPS * 0.01 * 1.01
+    with torch.no_grad():
+        motion = generator.dense_motion_network(source, kp, kp)
+        plain = generator.decode(generator.encode_source(source), motion)
+        with delta.applied(generator):
+            styled = generator.decode(generator.encode_source(source), motion)
+        moved_px = structure_loss(detector(styled)["value"], detector(plain)["value"]) * 32 / 2
+    assert float(moved_px) < 0.5

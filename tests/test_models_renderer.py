@@ -1,6 +1,7 @@
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -288,3 +289,27 @@ def test_a_cached_style_is_found_in_half_precision_and_after_a_builtin_style(
         second.set_reference(face_like_frame(32))
         assert second.set_style("sketch").result(timeout=10) == "sketch"
         assert second.known_style("stripes") is not None
+
+
+def test_with_clip_style_pictures_are_also_an_image_prompt(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models import renderer as renderer_module
+
+    clips: list[object] = []
+    real = renderer_module.exemplar_style_loss
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        clips.append(kwargs.get("clip"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(renderer_module, "exemplar_style_loss", recording)
+    guide = tiny_clip()
+    adaptation = AdaptationConfig(top_k=1, steps=2, probe_steps=1)
+    with Renderer("tiny", checkpoint, "cpu", clip=guide, adaptation=adaptation) as renderer:
+        renderer.set_reference(face_like_frame(32))
+        assert renderer.set_style_images(_stripes(), "stripes").result(60) == "stripes"
+    with Renderer("tiny", checkpoint, "cpu", adaptation=adaptation) as renderer:
+        renderer.set_reference(face_like_frame(32))
+        assert renderer.set_style_images(_stripes(), "stripes").result(60) == "stripes"
+    assert clips == [guide, None]

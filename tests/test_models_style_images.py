@@ -10,8 +10,10 @@ import pytest
 from models import style_images
 from models.face_crop import FaceCropper
 from models.style_images import (
+    decode_sent_style_image,
     decode_style_image,
     exemplar_tensor,
+    picture_style_name,
     read_style_image,
     style_image_paths,
 )
@@ -112,3 +114,56 @@ def test_exemplars_are_face_crops_and_a_faceless_picture_is_logged(
     assert "grey: no face found" in caplog.text and "hopper" not in caplog.text
     with pytest.raises(ValueError, match="no style pictures"):
         exemplar_tensor([], 32)
+
+
+def test_a_sent_picture_is_scaled_to_the_sent_side_and_round_trips() -> None:
+    image = np.zeros((1200, 600, 3), np.uint8)
+    image[:, :300] = (250, 40, 10)
+    data = style_images.encode_style_image(image)
+    assert len(data) <= style_images.SENT_STYLE_IMAGE_BYTES
+    decoded = decode_sent_style_image(data)
+    assert decoded.shape == (512, 256, 3)
+    assert np.abs(decoded[:, :120].astype(int) - (250, 40, 10)).max() <= 6
+
+
+def test_a_noisy_picture_falls_to_jpeg_within_the_budget() -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    data = style_images.encode_style_image(noise)
+    assert data[:2] == b"\xff\xd8" and len(data) <= style_images.SENT_STYLE_IMAGE_BYTES
+
+
+def test_a_picture_that_fits_no_budget_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(style_images, "SENT_STYLE_IMAGE_BYTES", 200)
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"^me.png: \d+ bytes even as JPEG at quality 30; sent"):
+        style_images.encode_style_image(noise, "me.png")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_png(513, 512), "513x512 pixels; style pictures are limited to 262144 pixels"),
+        (b"\xff" * (128 * 1024 + 1), "131073 bytes; style pictures are limited to 128 KiB"),
+        (b"GIF89a not really", "not a readable picture"),
+    ],
+)
+def test_a_sent_picture_is_held_to_the_sent_limits(data: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^picture 2: {message}"):
+        decode_sent_style_image(data, "picture 2")
+
+
+def test_the_style_name_of_sent_pictures_depends_on_every_byte_and_the_order() -> None:
+    name = picture_style_name([b"ab", b"c"])
+    assert name == picture_style_name([b"ab", b"c"]) and name.startswith("picture-")
+    assert len(name) == len("picture-") + 16
+    assert len({name, picture_style_name([b"a", b"bc"]), picture_style_name([b"c", b"ab"])}) == 3
+
+
+def test_at_most_four_pictures_are_sent(tmp_path: Path) -> None:
+    for index in range(style_images.MAX_SENT_STYLE_IMAGES + 1):
+        cv2.imwrite(str(tmp_path / f"{index}.png"), np.full((20, 20, 3), index, np.uint8))
+    with pytest.raises(ValueError, match="^5 style pictures; at most 4 can be sent$"):
+        style_images.read_sent_style_images([tmp_path])
+    (tmp_path / "4.png").unlink()
+    sent = style_images.read_sent_style_images([tmp_path])
+    assert [int(decode_sent_style_image(data)[0, 0, 0]) for data in sent] == [0, 1, 2, 3]

@@ -59,3 +59,15 @@ async def test_beyond_threads_plus_queue_decodes_are_refused(
 def test_bad_bounds_are_refused() -> None:
     with pytest.raises(ValueError, match="need a decode thread and a queue >= 0, got 0 and 1"):
         KeyframeDecodes(threads=0, queue=1, max_side=64)
+
+
+async def test_style_pictures_decode_in_one_slot_and_bad_ones_are_named() -> None:
+    from models.style_images import encode_style_image
+
+    decodes = KeyframeDecodes(threads=1, queue=0, max_side=64)
+    red = encode_style_image(np.full((40, 30, 3), (220, 10, 10), np.uint8))
+    images = await decodes.decode_style_images([red, red])
+    assert [image.shape for image in images] == [(40, 30, 3)] * 2 and decodes.decoded == 1
+    with pytest.raises(ValueError, match="^style picture 2: not a readable picture"):
+        await decodes.decode_style_images([red, b"<html>not a picture</html>"])
+    decodes.close()

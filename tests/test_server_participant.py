@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,8 @@ from codec import MotionEncoder, motion_schema
 from codec.concealment import MAX_CONCEALED_FRAMES
 from codec.keyframe import encode_keyframe, split_chunks
 from models import Renderer
+from models.layer_selection import AdaptationConfig
+from models.style_images import encode_style_image, picture_style_name
 from server import protocol
 from server.keyframes import KeyframeDecodes
 from server.participant import Participant
@@ -53,12 +58,12 @@ async def participant(tmp_path: Path) -> AsyncIterator[Participant]:
     keyframes.close()
 
 
-async def until(condition: Any) -> None:
-    for _ in range(250):
+async def until(condition: Any, seconds: float = 5.0) -> None:
+    for _ in range(round(seconds / 0.02)):
         if condition():
             return
         await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in 5 s")
+    raise AssertionError(f"condition not met in {seconds:g} s")
 
 
 def control(p: Participant) -> RecordingChannel:
@@ -66,6 +71,14 @@ def control(p: Participant) -> RecordingChannel:
 
 
 SCHEMA = motion_schema().fingerprint()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels (its data is a 1x1 picture's)."""
+    small = encode_style_image(np.zeros((1, 1, 3), np.uint8))
+    assert small.startswith(b"\x89PNG")
+    header = b"IHDR" + struct.pack(">II", width, height) + small[24:29]
+    return small[:12] + header + struct.pack(">I", zlib.crc32(header)) + small[33:]
 
 
 def test_a_matching_hello_is_answered_with_the_servers_hello(participant: Participant) -> None:
@@ -320,3 +333,111 @@ async def test_the_settings_ice_servers_reach_the_peer_connection(
         "u",
         "pw",
     )
+
+
+def send_style_pictures(participant: Participant, prompt_id: int, pictures: list[bytes]) -> None:
+    """What the client does: announce the pictures, then send each as chunks."""
+    transfers = [zlib.crc32(data) for data in pictures]
+    participant._on_control(
+        protocol.encode_message("style_image", id=prompt_id, transfers=transfers)
+    )
+    for data in pictures:
+        for chunk in split_chunks(data):
+            participant._on_control(chunk)
+
+
+async def test_style_pictures_adapt_in_the_background_and_the_style_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoint = write_styled_checkpoint(tmp_path / "tiny.pt")
+    keyframes = KeyframeDecodes(threads=1, queue=0, max_side=64)
+    adaptation = AdaptationConfig(top_k=1, probe_steps=1, steps=2)
+    p = Participant(
+        "room",
+        0,
+        ServerSettings(preset="tiny"),
+        lambda: Renderer("tiny", checkpoint, adaptation=adaptation),
+        keyframes,
+    )
+    p.channels = {label: RecordingChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
+    p.worker.start()
+    await rendering(p)
+    stripes = np.zeros((64, 48, 3), np.uint8)
+    stripes[:, ::4] = (20, 120, 240)
+    pictures = [encode_style_image(stripes), encode_style_image(stripes[:, ::-1].copy())]
+    with caplog.at_level(logging.INFO):
+        send_style_pictures(p, 5, pictures)
+        await until(lambda: p.worker.active_prompt_id == 5, 50)  # adapting on a loaded CPU
+    style = control(p).messages()[-1]
+    assert style == {"type": "style", "id": 5, "name": picture_style_name(pictures)}
+    assert "picture 2: no face found; using its centre" in caplog.text
+    assert not p.refused
+    await p.close()
+    keyframes.close()
+
+
+@pytest.mark.parametrize(
+    ("pictures", "said"),
+    [
+        (
+            [b"<html>not a picture</html>"],
+            "style picture 3 refused: style picture 1: not a readable picture",
+        ),
+        (
+            [encode_style_image(np.zeros((300, 300, 3), np.uint8))[:100]],
+            "style picture 3 refused: style picture 1: corrupt picture",
+        ),
+        (
+            [encode_style_image(np.zeros((20, 20, 3), np.uint8)), png_claiming(4000, 4000)],
+            "style picture 3 refused: style picture 2: 4000x4000 pixels; style pictures are "
+            "limited to 262144 pixels",
+        ),
+    ],
+)
+async def test_bad_style_pictures_are_refused_to_their_sender_only(
+    participant: Participant, pictures: list[bytes], said: str
+) -> None:
+    rendered = await rendering(participant)
+    other = await anext(participant_of(participant.keyframes))
+    send_style_pictures(participant, 3, pictures)
+    await until(lambda: participant.refused)
+    assert participant.refused == {"style_image": 1}
+    error = control(participant).messages()[-1]
+    assert error["type"] == "error" and error["message"].startswith(said)
+    assert error["fatal"] is False and control(other).sent == []
+    participant._on_motion(MotionEncoder(schema=motion_schema()).encode(STILL, 40, 0))
+    await until(lambda: rendered)  # the call goes on
+    await other.close()
+
+
+async def test_an_announcement_of_too_many_pictures_is_refused_with_the_limit(
+    participant: Participant,
+) -> None:
+    participant._on_control(json.dumps({"type": "style_image", "id": 1, "transfers": [1] * 5}))
+    (error,) = control(participant).messages()
+    assert error["message"] == (
+        "style picture refused: 'style_image' message names 5 pictures; send 1 to 4"
+    )
+    assert participant.refused == {"style_image": 1}
+
+
+async def test_style_pictures_while_the_last_ones_are_read_are_refused(
+    participant: Participant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = asyncio.Event()
+
+    async def slow(pictures: list[bytes]) -> list[np.ndarray]:
+        await release.wait()
+        raise ValueError("style picture 1: not a readable picture (test)")
+
+    monkeypatch.setattr(participant.keyframes, "decode_style_images", slow)
+    send_style_pictures(participant, 1, [b"first"])
+    await asyncio.sleep(0)
+    send_style_pictures(participant, 2, [b"second"])
+    (busy,) = control(participant).messages()
+    assert busy["message"] == "style picture 2 refused: your last ones are still being read"
+    release.set()
+    await until(lambda: participant.refused["style_image"] == 1)
+    assert participant.refused == {"style_image_busy": 1, "style_image": 1}
+    # the refused announcement's chunks did not become a key frame
+    assert "keyframe" not in participant.refused and not participant.worker.has_reference

@@ -29,6 +29,8 @@ def test_encoded_messages_parse_back() -> None:
         "frame", pts=90, seq=1, capture_ms=5, prompt_id=0, render_ms=1.5, concealed=1
     )
     assert parse_message(frame)["render_ms"] == 1.5
+    pictures = encode_message("style_image", id=4, transfers=[0, 2**32 - 1])
+    assert parse_message(pictures) == {"type": "style_image", "id": 4, "transfers": [0, 2**32 - 1]}
 
 
 @pytest.mark.parametrize(
@@ -52,6 +54,25 @@ def test_encoded_messages_parse_back() -> None:
             "'hello' message needs 'capabilities' of strings",
         ),
         (json.dumps({"type": "style", "id": 1}), "'style' message needs 'name' of type str"),
+        (
+            json.dumps({"type": "style_image", "id": 1, "transfers": []}),
+            "'style_image' message names 0 pictures; send 1 to 4",
+        ),
+        (
+            json.dumps({"type": "style_image", "id": 1, "transfers": [1] * 5}),
+            "'style_image' message names 5 pictures; send 1 to 4",
+        ),
+        *(
+            (
+                json.dumps({"type": "style_image", "id": 1, "transfers": [bad]}),
+                r"needs 'transfers' of CRC32 values \(0 .. 2\*\*32 - 1\)",
+            )
+            for bad in (-1, 2**32, 1.5, True, "7")
+        ),
+        (
+            json.dumps({"type": "style_image", "id": 1, "transfers": [7, 7]}),
+            "'style_image' message names a picture twice",
+        ),
         ('{"type": []}', r"unknown message type \[\]"),
         ('{"type": {}}', r"unknown message type \{\}"),
         ("[" * 4000, f"not JSON: nested deeper than {MAX_JSON_DEPTH} levels"),

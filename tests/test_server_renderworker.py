@@ -150,3 +150,20 @@ async def test_closing_an_unstarted_worker_builds_nothing() -> None:
         raise AssertionError("built")
 
     await RenderWorker(never, name="test").close()
+
+
+async def test_style_pictures_that_cannot_be_used_fail_with_the_reason(tmp_path: Path) -> None:
+    checkpoint = write_styled_checkpoint(tmp_path / "tiny.pt")
+    worker = RenderWorker(lambda: Renderer("tiny", checkpoint), name="test")
+    failed: list[tuple[int, str]] = []
+    worker.on_style_failed = lambda prompt_id, reason: failed.append((prompt_id, reason))
+    worker.start()
+    worker.set_style_images(2, [image(100)], "Comic")
+    await asyncio.wait_for(_until(lambda: failed), 10)
+    assert failed == [
+        (2, "style name 'Comic' selects the built-in style 'comic'; choose another name")
+    ]
+    worker.set_style_images(3, [], "mine")
+    await asyncio.wait_for(_until(lambda: len(failed) == 2), 10)
+    assert failed[1] == (3, "no style pictures given")
+    await worker.close()

@@ -29,7 +29,7 @@ from bench.report import (
     publish,
     save_figure,
 )
-from server.meters import percentiles
+from pipeline.meters import percentiles
 
 if TYPE_CHECKING:
     from models import Renderer

@@ -41,10 +41,10 @@ from client.recorder import Mp4Recorder, OutputThread, Window
 from codec import MotionEncoder, motion_schema
 from codec.keyframe import encode_keyframe, split_chunks
 from codec.packet import TIME_MODULUS, unwrap
-from server import protocol
-from server.iceservers import ice_configuration
-from server.meters import RateMeter, percentiles
-from server.renderworker import frame_key
+from pipeline import protocol
+from pipeline.iceservers import ice_configuration
+from pipeline.meters import RateMeter, percentiles
+from pipeline.protocol import frame_key
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from server.iceservers import add_ice_server_argument
+from pipeline.iceservers import add_ice_server_argument
 from server.settings import ServerSettings
 
 

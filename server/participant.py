@@ -20,11 +20,11 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from codec import BitstreamError, MotionDecoder, motion_schema
 from codec.concealment import Concealer
 from codec.keyframe import KeyframeAssembler
-from server import protocol
-from server.iceservers import ice_configuration
+from pipeline import protocol
+from pipeline.iceservers import ice_configuration
+from pipeline.meters import RateMeter
+from pipeline.protocol import ProtocolError, redact_paths
 from server.keyframes import KeyframeDecodes, KeyframesBusy
-from server.meters import RateMeter
-from server.protocol import ProtocolError, redact_paths
 from server.renderworker import FrameMeta, RenderedVideoTrack, RenderWorker
 from server.settings import ServerSettings
 

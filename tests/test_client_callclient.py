@@ -16,7 +16,7 @@ import pytest
 from client.callclient import CallClient, CallConfig, CallError, CallResult
 from codec import motion_schema
 from codec.keyframe import split_chunks
-from server import protocol
+from pipeline import protocol
 from server.app import running_server
 from server.settings import ServerSettings
 from tests.looplag import LoopLag, SlowSource

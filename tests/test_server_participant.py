@@ -15,7 +15,7 @@ from codec import MotionEncoder, motion_schema
 from codec.concealment import MAX_CONCEALED_FRAMES
 from codec.keyframe import encode_keyframe, split_chunks
 from models import Renderer
-from server import protocol
+from pipeline import protocol
 from server.keyframes import KeyframeDecodes
 from server.participant import Participant
 from server.renderworker import FrameMeta

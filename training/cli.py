@@ -195,9 +195,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from bench.evaluate import evaluate
     from bench.ourcodec import Setting
     from models.checkpoint import CheckpointError
-    from training.evaluate import evaluate
 
     try:
         report = evaluate(

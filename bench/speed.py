@@ -28,6 +28,9 @@ import numpy as np
 
 from bench.report import Table, add_bench_parser, add_model_arguments, publish
 from bench.timing import WARMUP_CALLS, Timing, time_calls
+from codec.motiondecoder import MotionDecoder
+from codec.motionencoder import MotionEncoder
+from codec.schema import FeatureSchema, model_schema
 
 if TYPE_CHECKING:
     from models.extractor import MotionExtractor
@@ -92,11 +95,8 @@ def measure_swaps(renderer: Renderer, prompt: str, count: int) -> tuple[Timing, 
     return parameter_swap, set_style
 
 
-def measure_coding(features: Sequence[np.ndarray]) -> tuple[Timing, Timing]:
+def measure_coding(features: Sequence[np.ndarray], schema: FeatureSchema) -> tuple[Timing, Timing]:
     """(encode, decode) per motion packet with the codec's default setting, in order."""
-    from codec import MotionDecoder, MotionEncoder, motion_schema
-
-    schema = motion_schema(num_kp=len(features[0]) // 6)
     encoder, decoder = MotionEncoder(schema), MotionDecoder(schema)
     packets: list[bytes] = []
 
@@ -163,7 +163,7 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
         extraction = measure_extraction(extractor, frames)
         features = [extractor.extract(frame) for frame in frames]
         rendering = measure_rendering(renderer, features)
-        coding, decoding = measure_coding(features)
+        coding, decoding = measure_coding(features, model_schema(extractor.config))
         results: dict[str, Any] = {
             "extract": extraction,
             "code": coding,

@@ -61,7 +61,8 @@ class Adaptation:
 
 def talking_frames(source: str, size: int, count: int) -> np.ndarray:
     """``count`` face crops from a call input ('synthetic', a video or an image)."""
-    from client.capture import FaceTracker, open_source
+    from client.capture import open_source
+    from models.face_crop import FaceTracker
 
     stream = open_source(source, fps=25.0)
     tracker = FaceTracker(size)

@@ -36,11 +36,12 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
-from client.capture import CaptureThread, FaceTracker, open_source
+from client.capture import CaptureThread, open_source
 from client.recorder import Mp4Recorder, OutputThread, Window
 from codec import MotionEncoder, motion_schema
 from codec.keyframe import encode_keyframe, split_chunks
 from codec.packet import TIME_MODULUS, unwrap
+from models.face_crop import FaceTracker
 from pipeline import protocol
 from pipeline.iceservers import ice_configuration
 from pipeline.meters import RateMeter, percentiles

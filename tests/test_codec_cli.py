@@ -46,6 +46,7 @@ class FakeRenderer:
     """Draws the reference darkened by the first keypoint's x, so output depends on motion."""
 
     def __init__(self, preset: str = "tiny", checkpoint=None, device=None) -> None:
+        self.config = models.get_preset(preset)
         self.reference: np.ndarray | None = None
         self.styles: list[str | None] = []
 
@@ -137,3 +138,23 @@ def test_unknown_style_renders_unstyled_with_a_warning(tmp_path, fake_models, mo
     monkeypatch.setattr(models, "Renderer", StylelessRenderer)
     assert _run(["decode", str(ccv), "-o", str(mp4)]) == 0
     assert "rendering without style: no built-in style matches 'plaid'" in caplog.text
+
+
+class FiveKeypointRenderer(FakeRenderer):
+    def __init__(self, preset: str = "tiny", checkpoint=None, device=None) -> None:
+        super().__init__(preset)
+        self.config = models.get_preset(preset, num_kp=5)
+
+
+def test_decode_refuses_a_stream_of_another_motion_layout(
+    tmp_path, fake_models, monkeypatch, caplog
+):
+    clip, ccv, mp4 = tmp_path / "in.mp4", tmp_path / "out.ccv", tmp_path / "out.mp4"
+    _write_clip(clip, frames=2)
+    assert _run(["encode", str(clip), "-o", str(ccv)]) == 0
+    monkeypatch.setattr(models, "Renderer", FiveKeypointRenderer)
+    assert _run(["decode", str(ccv), "-o", str(mp4)]) == 1
+    assert "motion layout (60 numbers a frame, preset lite-128) is not the renderer's (30)" in (
+        caplog.text
+    )
+    assert not mp4.exists()

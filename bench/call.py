@@ -139,8 +139,7 @@ async def loopback_call(args: argparse.Namespace, inputs: list[str], loss: float
     from server.app import running_server
     from server.settings import ServerSettings
 
-    checkpoint = None if args.checkpoint is None else str(args.checkpoint)
-    settings = ServerSettings(preset=args.preset, checkpoint=checkpoint, loopback_ice=True)
+    settings = ServerSettings(preset=args.preset, checkpoint=args.checkpoint, loopback_ice=True)
     async with running_server(settings) as url:
         async with httpx.AsyncClient(timeout=10.0) as http:
             response = await http.post(f"{url}/rooms")
@@ -154,7 +153,7 @@ async def loopback_call(args: argparse.Namespace, inputs: list[str], loss: float
                 input=source,
                 prompt=PROMPTS[name],
                 preset=args.preset,
-                checkpoint=checkpoint,
+                checkpoint=args.checkpoint,
                 fps=args.fps,
                 seconds=args.seconds,
                 name=name,

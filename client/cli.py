@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from models.checkpoint_option import add_checkpoint_arguments
 from pipeline.iceservers import add_ice_server_argument
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -86,7 +87,7 @@ def _register_call(subparsers: argparse._SubParsersAction) -> None:
 
 def add_model_args(parser: argparse.ArgumentParser, fps: float) -> None:
     parser.add_argument("--preset", default="lite-128", help="model preset (must match server)")
-    parser.add_argument("--checkpoint", default=None, help="weights (default: the preset's)")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--fps", type=float, default=fps, help=f"capture rate (default {fps:g})")
 
 

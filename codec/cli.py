@@ -23,6 +23,7 @@ from codec.errors import BitstreamError
 from codec.keyframe import DEFAULT_QUALITY
 from codec.motiondecoder import DecodedFrame, MotionDecoder
 from codec.packet import OVERHEAD
+from models.checkpoint_option import add_checkpoint_arguments
 from pipeline.receiver import FrameRenderer, Receiver
 from pipeline.sender import Extractor, Sender
 
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     encode.add_argument("--stats-json", type=Path, help="write rate and error figures here")
     encode.add_argument("--preset", default=DEFAULT_PRESET, help="model preset (default lite-128)")
-    encode.add_argument("--checkpoint", type=Path, help="model checkpoint (default: shipped one)")
+    add_checkpoint_arguments(encode)
     encode.add_argument("--intra-period", type=int, default=25, help="frames between intra frames")
     encode.add_argument(
         "--keyframe-quality", type=int, default=DEFAULT_QUALITY, help="key frame quality 0..100"
@@ -70,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--features-only", action="store_true", help="write decoded features (.npy), no rendering"
     )
     decode.add_argument("--preset", help="model preset (default: the one the stream was made with)")
-    decode.add_argument("--checkpoint", type=Path, help="model checkpoint (default: shipped one)")
+    add_checkpoint_arguments(decode)
     decode.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
     decode.set_defaults(func=run_decode)
 

@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bench.cascade import cascade, classical_stylizer, cnn_stylizer, unified
 from bench.report import Table, add_bench_parser, add_model_arguments, publish
 from bench.timing import WARMUP_CALLS, Timing, time_calls
 from codec.motiondecoder import MotionDecoder
 from codec.motionencoder import MotionEncoder
 from codec.schema import FeatureSchema, model_schema
+from models.config import get_preset
 
 if TYPE_CHECKING:
     from models.extractor import MotionExtractor
@@ -116,7 +118,6 @@ def measure_cascade(
     ``style`` is a built-in style of the checkpoint; without one, the adapted NEW_PROMPT
     delta stands in on the unified side (same cost: a delta changes weights, not shapes).
     """
-    from bench.cascade import cascade, classical_stylizer, cnn_stylizer, unified
 
     delta_style = style if style in renderer.style_names() else NEW_PROMPT
     return {
@@ -278,7 +279,6 @@ def _clip_description(args: argparse.Namespace) -> str:
 
 
 def _preset_size(preset: str) -> int:
-    from models.config import get_preset
 
     return get_preset(preset).image_size
 

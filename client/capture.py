@@ -21,6 +21,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from models.face_crop import FaceCropper
+
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -71,7 +73,6 @@ class TalkingPortrait:
 
     def _mouth_weight(self, width: int, height: int) -> tuple[float, np.ndarray]:
         """Mouth line y and a Gaussian weight around the mouth (from the detected face)."""
-        from models.face_crop import FaceCropper
 
         box = FaceCropper(margin=0.0).detect(self.image)
         if box is None:

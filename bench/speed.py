@@ -32,6 +32,7 @@ from bench.timing import WARMUP_CALLS, Timing, time_calls
 from codec.motiondecoder import MotionDecoder
 from codec.motionencoder import MotionEncoder
 from codec.schema import FeatureSchema, model_schema
+from models.checkpoint_option import RANDOM_WEIGHTS  # --clip-weights random: the same word
 from models.config import get_preset
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ DEFAULT_FRAMES = {"full-256": 10, "lite-128": 200, "tiny": 50}
 DEFAULT_THREADS = 2
 # Matches no built-in style, so set_style has to adapt it with CLIP.
 NEW_PROMPT = "a neon cyberpunk portrait"
-RANDOM_WEIGHTS = "random"
 
 
 def build_inputs(size: int, count: int, seed: int = 0) -> list[np.ndarray]:

@@ -26,7 +26,9 @@ def hand_wired(extractor: MotionExtractor, frames: np.ndarray) -> tuple[bytes, l
         found = cropper.detect(frame)
         if found is not None:
             box = found if box is None else box.blend(found, cropper.smoothing)
-        face = center_crop(frame, extractor.size) if box is None else crop(frame, box, 32)
+        face = (
+            center_crop(frame, extractor.size) if box is None else crop(frame, box, extractor.size)
+        )
         if index == 0:
             keyframe = encode_keyframe(face)
         packets.append(encoder.encode(extractor.extract(face), index * 40))

@@ -80,6 +80,7 @@ def add_dataclass_options(
         if kind is bool:
             if item.default:
                 flag = "--no-" + flag.removeprefix("--")
+                help_text = f"without {help_text} (default: with)"
             action = "store_false" if item.default else "store_true"
             parser.add_argument(flag, dest=dest, action=action, help=help_text)
             continue

@@ -60,8 +60,8 @@ class TrainOptions:
     )
     validation_pairs: int = option(48, "(source, driving) pairs scored per validation run")
     num_workers: int = option(2, "data loader processes", flag="--workers")
-    augment: bool = option(True, "flip, scale/shift and colour jitter the pairs")
-    adversarial: bool = option(True, "train with a discriminator (without: L1 + MS-SSIM only)")
+    augment: bool = option(True, "flip, scale/shift and colour jitter of the pairs")
+    adversarial: bool = option(True, "a discriminator (else L1 + MS-SSIM only: faster, blurrier)")
     discriminator_lr: float = option(2e-4, "Adam learning rate of the discriminator")
     vgg_weights: Path | None = option(None, "torchvision vgg19 .pth: adds VGG loss")
     clip_weights: Path | None = option(

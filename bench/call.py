@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 NAMES = ("alice", "bob")
 PROMPTS = {"alice": "pencil sketch", "bob": "comic book"}
 DEFAULT_LOSSES = (0.0, 0.1, 0.3)
+CALL_FPS = 10.0  # the capture rate `cartooncodec demo` uses (DEMO_FPS), tested equal
 
 
 class DroppingChannel:
@@ -117,7 +118,7 @@ def _percentile(values: list[int], q: float) -> float | None:
 def lossy_client(config: CallConfig, loss: float, seed: int) -> Any:
     """A CallClient whose motion channel drops ``loss`` of the packets once connected."""
     from client.callclient import CallClient
-    from server import protocol
+    from pipeline import protocol
 
     class LossyCallClient(CallClient):
         motion_channel: DroppingChannel | None = None
@@ -138,8 +139,7 @@ async def loopback_call(args: argparse.Namespace, inputs: list[str], loss: float
     from server.app import running_server
     from server.settings import ServerSettings
 
-    checkpoint = None if args.checkpoint is None else str(args.checkpoint)
-    settings = ServerSettings(preset=args.preset, checkpoint=checkpoint, loopback_ice=True)
+    settings = ServerSettings(preset=args.preset, checkpoint=args.checkpoint, loopback_ice=True)
     async with running_server(settings) as url:
         async with httpx.AsyncClient(timeout=10.0) as http:
             response = await http.post(f"{url}/rooms")
@@ -153,7 +153,7 @@ async def loopback_call(args: argparse.Namespace, inputs: list[str], loss: float
                 input=source,
                 prompt=PROMPTS[name],
                 preset=args.preset,
-                checkpoint=checkpoint,
+                checkpoint=args.checkpoint,
                 fps=args.fps,
                 seconds=args.seconds,
                 name=name,
@@ -191,10 +191,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from client.demo import DemoOptions, data_folder
+    from training.videos import data_folder
 
     losses = check_losses(args.loss)
-    args.fps = args.fps or DemoOptions().fps
     inputs = call_inputs(args.clips or data_folder(None) / "eval")
     runs: list[CallRun] = []
     threads = torch.get_num_threads()
@@ -285,6 +284,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_arguments(parser)
     parser.add_argument(
-        "--fps", type=float, help="capture rate (default: the one `cartooncodec demo` uses)"
+        "--fps",
+        type=float,
+        default=CALL_FPS,
+        help=f"capture rate (default {CALL_FPS:g}, as `cartooncodec demo`)",
     )
     parser.set_defaults(func=run)

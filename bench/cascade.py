@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bench.timing import Timing, time_calls
+
 if TYPE_CHECKING:
-    from bench.speed import Timing
     from models import Renderer
 
 Stylizer = Callable[[np.ndarray], np.ndarray]
@@ -56,15 +57,11 @@ def cnn_stylizer(renderer: Renderer) -> Stylizer:
 
 def unified(renderer: Renderer, features: Sequence[np.ndarray], style: str) -> Timing:
     """Per-frame time of rendering with ``style`` applied inside the generator."""
-    from bench.speed import time_calls
-
     renderer.set_style(style).result()
     return time_calls(renderer.render, features)
 
 
 def cascade(renderer: Renderer, features: Sequence[np.ndarray], stylizer: Stylizer) -> Timing:
     """Per-frame time of a plain reconstruction followed by ``stylizer``."""
-    from bench.speed import time_calls
-
     renderer.set_style(None).result()
     return time_calls(lambda vector: stylizer(renderer.render(vector)), features)

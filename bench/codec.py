@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from bench.call import check_losses
+from bench.clips import load_bench_clips
 from bench.report import Table, add_bench_parser, publish
+from codec import MotionDecoder, MotionEncoder, motion_schema
+from codec.distortion import keypoint_error_px
+from codec.packet import OVERHEAD, SEQ_MODULUS
+from models.checkpoint_option import add_checkpoint_arguments
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +73,6 @@ def code_features(
     name: str, motion: str, features: np.ndarray, target_kbps: float | None
 ) -> dict[str, Any]:
     """features: N x 60 float32 -> one result row (rates, timings, keypoint error)."""
-    from codec import MotionDecoder, MotionEncoder, motion_schema
-    from codec.distortion import keypoint_error_px
-    from codec.packet import OVERHEAD
 
     schema = motion_schema()
     encoder, decoder = (
@@ -127,8 +130,6 @@ def lossy_features(
     arrives) or "ack" (each decoded frame acknowledged ``ack_delay`` frames later). Intra
     requests also take ``ack_delay`` frames. decoded_share is the mean and longest_freeze_ms
     the worst over the seeds."""
-    from codec import MotionDecoder, MotionEncoder, motion_schema
-    from codec.packet import SEQ_MODULUS
     from server.participant import INTRA_REQUEST_INTERVAL_S
 
     if reference not in REFERENCES:
@@ -229,8 +230,6 @@ def model_motion(frames: np.ndarray, preset: str, checkpoint: Path | None) -> np
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from bench.call import check_losses
-
     losses = check_losses(args.loss) if args.loss else []
     sources = _feature_sources(args)
     rows, loss_rows = [], []
@@ -288,8 +287,6 @@ def _feature_sources(args: argparse.Namespace) -> list[tuple[str, str, Any]]:
     for path in map(Path, args.features_npy or []):
         sources.append((path.stem, "npy", partial(_load_features, path)))
     if args.clips is not None:
-        from bench.clips import load_bench_clips
-
         clips = load_bench_clips(args.clips, ERROR_SIZE, max_frames=args.frames, crop=args.crop)
         for name, frames in clips:
             for motion in args.motion:
@@ -332,7 +329,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="features from the models' MotionExtractor (default) and/or tracked face points",
     )
     parser.add_argument("--preset", default="lite-128", help="MotionExtractor preset")
-    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (default: shipped one)")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--frames", type=int, help="use only the first N frames of each clip")
     parser.add_argument(
         "--crop", choices=("face", "center"), default="face", help="square crop of each clip"

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from bench.metrics import rate_point
+
 if TYPE_CHECKING:
     from av.video.codeccontext import VideoCodecContext
 
@@ -102,7 +104,6 @@ def measure_conventional(
     clip: str, frames: np.ndarray, codec: str, qp: int, preset: str = "medium", fps: float = FPS
 ) -> RatePoint:
     """Rate and mean quality of ``frames`` coded by ``codec`` (x264 or x265) at ``qp``."""
-    from bench.metrics import rate_point
 
     size, decoded = encode_decode(frames, ENCODERS[codec], qp, preset=preset)
     return rate_point(clip, codec, f"qp={qp}", kbps(size, len(frames), fps), frames, decoded)

@@ -28,7 +28,9 @@ import numpy as np
 
 from bench.conventional import FPS, LOWEST_RATE_QP, kbps, measure_conventional
 from bench.metrics import RatePoint, rate_point
-from codec.keyframe import DEFAULT_QUALITY, decode_keyframe, encode_keyframe, split_chunks
+from codec.keyframe import DEFAULT_QUALITY, split_chunks
+from pipeline.receiver import Receiver
+from pipeline.sender import Sender
 
 OURS = "ours"
 STATIC = "static"
@@ -110,25 +112,25 @@ class OfflineCodec:
         self, frames: np.ndarray, features: np.ndarray, setting: Setting, fps: float = FPS
     ) -> CodedClip:
         """Send ``frames`` (features given) at ``setting``; render what the receiver gets."""
-        from codec import MotionDecoder, MotionEncoder, motion_schema
-
-        config = self.extractor.config
-        schema = motion_schema(num_kp=config.num_kp, jacobians=config.estimate_jacobian)
-        keyframe = encode_keyframe(frames[0], quality=setting.keyframe_quality)
-        reference = decode_keyframe(keyframe)
-        self.renderer.set_reference(reference)
-        encoder = MotionEncoder(
-            schema=schema, level=setting.level, target_kbps=setting.target_kbps, fps=fps
+        sender = Sender(
+            self.extractor,
+            fps=fps,
+            level=setting.level,
+            target_kbps=setting.target_kbps,
+            keyframe_quality=setting.keyframe_quality,
         )
-        decoder = MotionDecoder(schema=schema)
+        receiver = Receiver(self.renderer)
+        keyframe = sender.keyframe(frames[0])  # the clip's frames are face crops already
+        reference = receiver.set_keyframe(keyframe)
         rendered = []
         for index, vector in enumerate(features):
-            packet = encoder.encode(vector, capture_time_ms=round(index * 1000 / fps))
-            decoded = decoder.decode(packet)
+            decoded = receiver.decode(sender.encode(vector, capture_ms=round(index * 1000 / fps)))
             if decoded is None:
-                raise RuntimeError(f"decoder dropped lossless packet {index}: {decoder.stats}")
-            rendered.append(self._at_size(self.renderer.render(decoded.features), frames))
-        stats = encoder.stats
+                raise RuntimeError(
+                    f"decoder dropped lossless packet {index}: {receiver.decoder.stats}"
+                )
+            rendered.append(self._at_size(receiver.render(decoded.features), frames))
+        stats = sender.encoder.stats
         return CodedClip(
             setting=setting,
             fps=fps,

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.bjontegaard import bd_rate, lowest_rate_reaching, rate_at_quality
-from bench.conventional import check_qps, measure_conventional
+from bench.clips import load_bench_clips
+from bench.conventional import DEFAULT_QPS, check_qps, measure_conventional
 from bench.metrics import MEAN, RatePoint, mean_points
 from bench.ourcodec import BASELINES, OURS, OfflineCodec, Setting, measure_clip
 from bench.report import (
@@ -33,6 +34,7 @@ from bench.report import (
     publish,
     save_figure,
 )
+from models.config import get_preset
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +148,6 @@ def plot_curves(points: Sequence[RatePoint], codecs: Sequence[str], title: str, 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from bench.clips import load_bench_clips
-
     qps = check_qps(args.qps)
     size = args.size or preset_size(args.preset)
     clips = load_bench_clips(args.clips, size, max_frames=args.frames, crop=args.crop)
@@ -252,13 +252,11 @@ def write_results(
 
 
 def preset_size(preset: str) -> int:
-    from models.config import get_preset
 
     return int(get_preset(preset).image_size)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bench.conventional import DEFAULT_QPS
 
     parser = add_bench_parser(
         subparsers,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.machine import describe, machine_record
+from models.checkpoint_option import add_checkpoint_arguments
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -65,11 +66,9 @@ def add_bench_parser(
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--preset and --checkpoint, as every bench that runs the models takes them."""
+    """--preset and --checkpoint or --random-weights, as every bench running the models takes."""
     parser.add_argument("--preset", default="lite-128", help="model preset (default lite-128)")
-    parser.add_argument(
-        "--checkpoint", type=Path, help="model checkpoint (default: the preset's shipped one)"
-    )
+    add_checkpoint_arguments(parser)
 
 
 def format_value(value: Any) -> str:

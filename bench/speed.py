@@ -7,8 +7,8 @@ seconds a new prompt takes to adapt with CLIP (a tiny random CLIP unless ``--cli
 is given: then the figure is for the real encoder). CPU runs use 2 torch threads unless told
 otherwise, the budget the product targets.
 
-The pieces (:func:`build_inputs`, :func:`time_calls`, ``measure_*``) are small so that other
-comparisons can reuse them and add a table, as the unified-versus-cascade one does
+The pieces (:func:`build_inputs`, :func:`bench.timing.time_calls`, ``measure_*``) are small
+so that other comparisons can reuse them and add a table, as the unified-versus-cascade one does
 (:mod:`bench.cascade`: styled generator in one pass against a plain reconstruction followed by
 a separate stylisation pass).
 """
@@ -19,14 +19,21 @@ import argparse
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bench.cascade import cascade, classical_stylizer, cnn_stylizer, unified
 from bench.report import Table, add_bench_parser, add_model_arguments, publish
+from bench.timing import WARMUP_CALLS, Timing, time_calls
+from codec.motiondecoder import MotionDecoder
+from codec.motionencoder import MotionEncoder
+from codec.schema import FeatureSchema, model_schema
+from models.checkpoint_option import RANDOM_WEIGHTS  # --clip-weights random: the same word
+from models.config import get_preset
 
 if TYPE_CHECKING:
     from models.extractor import MotionExtractor
@@ -38,47 +45,6 @@ DEFAULT_FRAMES = {"full-256": 10, "lite-128": 200, "tiny": 50}
 DEFAULT_THREADS = 2
 # Matches no built-in style, so set_style has to adapt it with CLIP.
 NEW_PROMPT = "a neon cyberpunk portrait"
-WARMUP_CALLS = 3
-RANDOM_WEIGHTS = "random"
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Milliseconds per call over ``calls`` timed calls."""
-
-    calls: int
-    mean_ms: float
-    p50_ms: float
-    p95_ms: float
-
-    @property
-    def fps(self) -> float:
-        return 1000.0 / self.mean_ms if self.mean_ms > 0 else float("inf")
-
-    @classmethod
-    def of(cls, milliseconds: Sequence[float]) -> Timing:
-        values = np.asarray(milliseconds, dtype=np.float64)
-        return cls(
-            len(values),
-            float(values.mean()),
-            float(np.percentile(values, 50)),
-            float(np.percentile(values, 95)),
-        )
-
-
-def time_calls(
-    step: Callable[[Any], object], inputs: Sequence[Any], warmup: int = WARMUP_CALLS
-) -> Timing:
-    """Time ``step`` on each input after ``warmup`` untimed calls (results reach the host:
-    the models return numpy arrays, so CUDA work is finished when the call returns)."""
-    for item in list(inputs)[:warmup]:
-        step(item)
-    times = []
-    for item in inputs:
-        start = time.perf_counter()
-        step(item)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return Timing.of(times)
 
 
 def build_inputs(size: int, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -131,11 +97,8 @@ def measure_swaps(renderer: Renderer, prompt: str, count: int) -> tuple[Timing, 
     return parameter_swap, set_style
 
 
-def measure_coding(features: Sequence[np.ndarray]) -> tuple[Timing, Timing]:
+def measure_coding(features: Sequence[np.ndarray], schema: FeatureSchema) -> tuple[Timing, Timing]:
     """(encode, decode) per motion packet with the codec's default setting, in order."""
-    from codec import MotionDecoder, MotionEncoder, motion_schema
-
-    schema = motion_schema(num_kp=len(features[0]) // 6)
     encoder, decoder = MotionEncoder(schema), MotionDecoder(schema)
     packets: list[bytes] = []
 
@@ -155,7 +118,6 @@ def measure_cascade(
     ``style`` is a built-in style of the checkpoint; without one, the adapted NEW_PROMPT
     delta stands in on the unified side (same cost: a delta changes weights, not shapes).
     """
-    from bench.cascade import cascade, classical_stylizer, cnn_stylizer, unified
 
     delta_style = style if style in renderer.style_names() else NEW_PROMPT
     return {
@@ -202,7 +164,7 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
         extraction = measure_extraction(extractor, frames)
         features = [extractor.extract(frame) for frame in frames]
         rendering = measure_rendering(renderer, features)
-        coding, decoding = measure_coding(features)
+        coding, decoding = measure_coding(features, model_schema(extractor.config))
         results: dict[str, Any] = {
             "extract": extraction,
             "code": coding,
@@ -317,7 +279,6 @@ def _clip_description(args: argparse.Namespace) -> str:
 
 
 def _preset_size(preset: str) -> int:
-    from models.config import get_preset
 
     return get_preset(preset).image_size
 

@@ -35,7 +35,7 @@ from bench.report import (
     publish,
     save_figure,
 )
-from server.meters import percentiles
+from pipeline.meters import percentiles
 
 if TYPE_CHECKING:
     from models import Renderer
@@ -71,7 +71,8 @@ class Adaptation:
 
 def talking_frames(source: str, size: int, count: int) -> np.ndarray:
     """``count`` face crops from a call input ('synthetic', a video or an image)."""
-    from client.capture import FaceTracker, open_source
+    from client.capture import open_source
+    from models.face_crop import FaceTracker
 
     stream = open_source(source, fps=25.0)
     tracker = FaceTracker(size)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from bench.clips import load_bench_clips
 from bench.report import Table, add_bench_parser, add_model_arguments, publish
 
 if TYPE_CHECKING:
@@ -57,7 +58,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.clips import load_bench_clips
     from models.checkpoint import load_models
 
     models = load_models(args.preset, args.checkpoint, torch.device("cpu"))

@@ -11,15 +11,20 @@ An exception escaping a subcommand ends the command with one line on stderr and 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from client.cli import add_model_args
 
 logger = logging.getLogger("cartooncodec")
 
+DEMO_FPS = 10.0  # two renderers and two extractors share this machine's CPU in the demo
 COMMAND_MODULES = (
-    "client.cli",  # demo, call
+    "client.cli",  # call
     "server.cli",  # serve
     "codec.cli",  # encode, decode
     "models.cli",  # style add
@@ -38,10 +43,51 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _register_demo(subparsers)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     _accept_verbose_after_subcommand(subparsers)
     return parser
+
+
+def _register_demo(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="a whole two-party call on this machine, with a latency report",
+        description="Start the server on loopback and two participants (alice, bob) in one "
+        "process; each swaps prompts mid-call. Writes alice.mp4 and bob.mp4 (what each "
+        "saw), latency.json, latency.png and summary.md into --out, and prints the figures.",
+    )
+    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the call")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder with train/*.mp4 clips to use as the two cameras (default "
+        "$CARTOONCODEC_DATA, else ../shared/data; synthetic portraits when absent)",
+    )
+    add_model_args(parser, fps=DEMO_FPS)
+    parser.set_defaults(func=demo)
+
+
+def demo(args: argparse.Namespace) -> int:
+    # Imported here, like every command's models and network stack, so that --help is instant.
+    from cartooncodec.demo import DemoOptions, run_demo
+    from training.videos import data_folder
+
+    options = DemoOptions(
+        out=args.out,
+        seconds=args.seconds,
+        preset=args.preset,
+        checkpoint=args.checkpoint,
+        fps=args.fps,
+        data=data_folder(args.data),
+    )
+    report = asyncio.run(run_demo(options))
+    sys.stdout.write(report.table() + "\n")
+    sys.stdout.write(f"wrote {', '.join(report.files)} into {args.out}/\n")
+    return 0
 
 
 def _accept_verbose_after_subcommand(subparsers: argparse._SubParsersAction) -> None:

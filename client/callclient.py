@@ -40,15 +40,16 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
-from client.capture import CaptureThread, FaceTracker, open_source
+from client.capture import CaptureThread, open_source
 from client.recorder import Mp4Recorder, OutputThread, Window
 from codec import MotionEncoder, motion_schema
 from codec.keyframe import encode_keyframe, split_chunks
 from codec.packet import TIME_MODULUS, unwrap
-from server import protocol
-from server.iceservers import ice_configuration
-from server.meters import RateMeter, percentiles
-from server.renderworker import frame_key
+from models.face_crop import FaceTracker
+from pipeline import protocol
+from pipeline.iceservers import ice_configuration
+from pipeline.meters import RateMeter, percentiles
+from pipeline.protocol import frame_key
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class CallConfig:
     name: str = "client"
     motion_amplitude: float = 1.0
     seed: int = 0
-    ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs, see server.iceservers
+    ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs, see pipeline.iceservers
 
 
 @dataclass

@@ -2,15 +2,14 @@
 
 ``open_source(spec)`` picks one from a string: ``synthetic`` (matplotlib's public-domain
 grace_hopper.jpg), a webcam index (``0``), an image file (animated like ``synthetic``) or a video
-file (looped). Every source returns HxWx3 uint8 RGB frames; ``FaceTracker`` turns them into the
-square face crops the motion extractor expects; ``CaptureThread`` reads a source on its own
+file (looped). Every source returns HxWx3 uint8 RGB frames (``models.face_crop.FaceTracker``
+cuts the face square out of them); ``CaptureThread`` reads a source on its own
 thread, so a camera's (or a slow file's) ``read()`` never holds up the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import math
 import threading
@@ -21,6 +20,8 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+
+from models.face_crop import FaceCropper
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,6 @@ class TalkingPortrait:
 
     def _mouth_weight(self, width: int, height: int) -> tuple[float, np.ndarray]:
         """Mouth line y and a Gaussian weight around the mouth (from the detected face)."""
-        from models.face_crop import FaceCropper
 
         box = FaceCropper(margin=0.0).detect(self.image)
         if box is None:
@@ -149,51 +149,6 @@ def open_source(spec: str, fps: float, amplitude: float = 1.0, seed: int = 0) ->
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return TalkingPortrait(read_image(path), fps, amplitude, seed)
     return VideoSource(str(path))
-
-
-class FaceTracker:
-    """Square face crops of a stream: a smoothed Haar box, the centre square until a face shows.
-
-    The cascade costs more than the rest of the sender's per-frame work, so after the first
-    frame it runs on a background thread every ``detect_every`` frames and never delays a
-    crop: each frame is cut with the latest box.
-    """
-
-    def __init__(self, size: int, detect_every: int = 10) -> None:
-        from models.face_crop import FaceBox, FaceCropper
-
-        if detect_every < 1:
-            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
-        self.size = size
-        self.detect_every = detect_every
-        self._cropper = FaceCropper()
-        self._box: FaceBox | None = None
-        self._frames = 0
-        self._detector = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="face")
-        self._detecting: concurrent.futures.Future[None] | None = None
-
-    def crop(self, frame: np.ndarray) -> np.ndarray:
-        """frame: HxWx3 uint8 RGB -> size x size x 3 face crop."""
-        from models.face_crop import center_crop, crop
-
-        if self._frames == 0:
-            self._update_box(frame)
-        elif self._frames % self.detect_every == 0 and (
-            self._detecting is None or self._detecting.done()
-        ):
-            self._detecting = self._detector.submit(self._update_box, frame)
-        self._frames += 1
-        box = self._box
-        return center_crop(frame, self.size) if box is None else crop(frame, box, self.size)
-
-    def _update_box(self, frame: np.ndarray) -> None:
-        box = self._cropper.detect(frame)
-        if box is not None:
-            keep = self._cropper.smoothing
-            self._box = box if self._box is None else self._box.blend(box, keep)
-
-    def close(self) -> None:
-        self._detector.shutdown(wait=True, cancel_futures=True)
 
 
 class CaptureThread:

@@ -1,4 +1,4 @@
-"""`cartooncodec call` (one participant) and `cartooncodec demo` (a whole call on loopback)."""
+"""`cartooncodec call`: one participant of a call (`cartooncodec demo` is cartooncodec/demo.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import json
 import sys
 from pathlib import Path
 
+from models.checkpoint_option import add_checkpoint_arguments
 from models.style_images import MAX_SENT_STYLE_IMAGES
-from server.iceservers import add_ice_server_argument
+from pipeline.iceservers import add_ice_server_argument
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
-DEMO_FPS = 10.0
 
 
 def parse_prompt_schedule(text: str) -> list[tuple[float, str]]:
@@ -34,7 +34,6 @@ def parse_prompt_schedule(text: str) -> list[tuple[float, str]]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     _register_call(subparsers)
-    _register_demo(subparsers)
 
 
 def _register_call(subparsers: argparse._SubParsersAction) -> None:
@@ -79,7 +78,7 @@ def _register_call(subparsers: argparse._SubParsersAction) -> None:
         f"{MAX_SENT_STYLE_IMAGES} pictures) sent at the start: the server adapts your style "
         "to its look in the background (after --prompt). Mid-call, type @PATH on stdin",
     )
-    _add_model_args(parser, fps=25.0)
+    add_model_args(parser, fps=25.0)
     parser.add_argument("--seconds", type=float, default=None, help="hang up after this long")
     parser.add_argument("--record", type=Path, help="write the other participant to this MP4")
     parser.add_argument("--show", action="store_true", help="show the other participant")
@@ -96,32 +95,10 @@ def _register_call(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=call)
 
 
-def _add_model_args(parser: argparse.ArgumentParser, fps: float) -> None:
+def add_model_args(parser: argparse.ArgumentParser, fps: float) -> None:
     parser.add_argument("--preset", default="lite-128", help="model preset (must match server)")
-    parser.add_argument("--checkpoint", default=None, help="weights (default: the preset's)")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--fps", type=float, default=fps, help=f"capture rate (default {fps:g})")
-
-
-def _register_demo(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="a whole two-party call on this machine, with a latency report",
-        description="Start the server on loopback and two participants (alice, bob) in one "
-        "process; each swaps prompts mid-call. Writes alice.mp4 and bob.mp4 (what each "
-        "saw), latency.json, latency.png and summary.md into --out, and prints the figures.",
-    )
-    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the call")
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help="folder with train/*.mp4 clips to use as the two cameras (default "
-        "$CARTOONCODEC_DATA, else ../shared/data; synthetic portraits when absent)",
-    )
-    # Two renderers and two extractors share this machine's CPU in the demo.
-    _add_model_args(parser, fps=DEMO_FPS)
-    parser.set_defaults(func=demo)
 
 
 def call(args: argparse.Namespace) -> int:
@@ -171,7 +148,7 @@ def _room_and_token(args: argparse.Namespace) -> tuple[str, str]:
 async def _call(args: argparse.Namespace) -> int:
     from client.callclient import CallClient, CallConfig
     from models.style_images import read_sent_style_images
-    from server.ice import use_loopback_ice
+    from pipeline.ice import use_loopback_ice
 
     room, token = _room_and_token(args)
     style_images = (
@@ -202,21 +179,4 @@ async def _call(args: argparse.Namespace) -> int:
     result = await client.run()
     summary = result.summary()
     sys.stdout.write(json.dumps(summary, indent=2) + "\n")
-    return 0
-
-
-def demo(args: argparse.Namespace) -> int:
-    from client.demo import DemoOptions, data_folder, run_demo
-
-    options = DemoOptions(
-        out=args.out,
-        seconds=args.seconds,
-        preset=args.preset,
-        checkpoint=args.checkpoint,
-        fps=args.fps,
-        data=data_folder(args.data),
-    )
-    report = asyncio.run(run_demo(options))
-    sys.stdout.write(report.table() + "\n")
-    sys.stdout.write(f"wrote {', '.join(report.files)} into {args.out}/\n")
     return 0

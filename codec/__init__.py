@@ -9,7 +9,13 @@ from codec.errors import BitstreamError
 from codec.motiondecoder import DecodedFrame, DecoderStats, MotionDecoder
 from codec.motionencoder import MotionEncoder
 from codec.ratecontrol import RateReport
-from codec.schema import FeatureGroup, FeatureSchema, feature_map_schema, motion_schema
+from codec.schema import (
+    FeatureGroup,
+    FeatureSchema,
+    feature_map_schema,
+    model_schema,
+    motion_schema,
+)
 
 __all__ = [
     "BitstreamError",
@@ -21,5 +27,6 @@ __all__ = [
     "MotionEncoder",
     "RateReport",
     "feature_map_schema",
+    "model_schema",
     "motion_schema",
 ]

@@ -11,59 +11,29 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from codec.container import CcvFile, read_container, write_container
 from codec.distortion import keypoint_error_px
 from codec.errors import BitstreamError
-from codec.keyframe import DEFAULT_QUALITY, decode_keyframe, encode_keyframe
+from codec.keyframe import DEFAULT_QUALITY
 from codec.motiondecoder import DecodedFrame, MotionDecoder
-from codec.motionencoder import MotionEncoder
 from codec.packet import OVERHEAD
-from codec.schema import motion_schema
+from models.checkpoint_option import add_checkpoint_arguments
 from models.style_images import MAX_SENT_STYLE_IMAGES, SENT_STYLE_IMAGE_BYTES
+from pipeline.receiver import FrameRenderer, Receiver
+from pipeline.sender import Extractor, Sender
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from concurrent.futures import Future
-
     from codec.schema import FeatureSchema
-    from models.config import ModelConfig
-    from models.face_crop import FaceCropper
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PRESET = "lite-128"
-
-
-class Extractor(Protocol):
-    """What encode needs from models.MotionExtractor."""
-
-    @property
-    def size(self) -> int: ...
-
-    @property
-    def config(self) -> ModelConfig: ...
-
-    def extract(self, frame: np.ndarray) -> np.ndarray: ...
-
-
-class FrameRenderer(Protocol):
-    """What decode needs from models.Renderer."""
-
-    def set_reference(self, image: np.ndarray) -> None: ...
-
-    def set_style(self, prompt: str | None) -> Future[str]: ...
-
-    def set_style_images(
-        self, images: Sequence[np.ndarray], name: str, cropper: FaceCropper | None = None
-    ) -> Future[str]: ...
-
-    def render(self, features: np.ndarray) -> np.ndarray: ...
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -90,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     encode.add_argument("--stats-json", type=Path, help="write rate and error figures here")
     encode.add_argument("--preset", default=DEFAULT_PRESET, help="model preset (default lite-128)")
-    encode.add_argument("--checkpoint", type=Path, help="model checkpoint (default: shipped one)")
+    add_checkpoint_arguments(encode)
     encode.add_argument("--intra-period", type=int, default=25, help="frames between intra frames")
     encode.add_argument(
         "--keyframe-quality", type=int, default=DEFAULT_QUALITY, help="key frame quality 0..100"
@@ -111,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--features-only", action="store_true", help="write decoded features (.npy), no rendering"
     )
     decode.add_argument("--preset", help="model preset (default: the one the stream was made with)")
-    decode.add_argument("--checkpoint", type=Path, help="model checkpoint (default: shipped one)")
+    add_checkpoint_arguments(decode)
     decode.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
     decode.set_defaults(func=run_decode)
 
@@ -174,38 +144,39 @@ def encode_video(
     pictures from ``models.style_images.encode_style_image``, stored for decode to adapt to."""
     from tqdm import tqdm
 
-    from models.face_crop import FaceCropper, center_crop
-
-    cropper = FaceCropper()  # the same smoothed face crop a call's sender uses
     fps, frames = read_video_frames(input_path, max_frames)
-    config = extractor.config
-    schema = motion_schema(config.num_kp, config.estimate_jacobian)  # the preset's own layout
-    encoder = MotionEncoder(schema, target_kbps=target_kbps, intra_period=intra_period, fps=fps)
+    sender = Sender(
+        extractor,
+        fps=fps,
+        target_kbps=target_kbps,
+        intra_period=intra_period,
+        keyframe_quality=keyframe_quality,
+        detect_every=1,  # a file has time for a detection on every frame
+    )
     keyframe = b""
     packets: list[bytes] = []
     originals, decoded = [], []
-    faceless = 0
-    for index, frame in enumerate(tqdm(frames, desc="encode", unit="frame", total=max_frames)):
-        square = cropper.crop_live(frame, extractor.size)
-        if square is None:  # no face seen yet: code the centre square rather than nothing
-            faceless += 1
-            square = center_crop(frame, extractor.size)
-        if index == 0:
-            keyframe = encode_keyframe(square, keyframe_quality)
-        features = extractor.extract(square)
-        packets.append(encoder.encode(features, round(index * 1000 / fps), prompt_id=0))
-        originals.append(features)
-        decoded.append(np.asarray(encoder.reconstruction))
+    try:
+        for index, frame in enumerate(tqdm(frames, desc="encode", unit="frame", total=max_frames)):
+            sent = sender.send(frame, round(index * 1000 / fps))
+            if index == 0:
+                keyframe = sender.keyframe(sent.face)
+            packets.append(sent.packet)
+            originals.append(sent.features)
+            decoded.append(np.asarray(sender.encoder.reconstruction))
+    finally:
+        sender.close()
     if not packets:
         raise ValueError(f"{input_path} has no video frames")
-    if faceless:
+    if sender.tracker.faceless:
         log.warning(
             "%s: no face detected in %d of %d frames: coded the centre square there; the codec "
             "animates a face, so use a clip where one is visible",
             input_path,
-            faceless,
+            sender.tracker.faceless,
             len(packets),
         )
+    schema, encoder = sender.schema, sender.encoder
     ccv = CcvFile(
         schema, fps, keyframe, packets, prompt=prompt, preset=preset, style_images=[*style_images]
     )
@@ -219,9 +190,10 @@ def encode_video(
     return stats
 
 
-def decode_packets(ccv: CcvFile) -> tuple[list[DecodedFrame | None], dict[str, Any]]:
-    """Every packet of the container through a MotionDecoder; None where dropped."""
-    decoder = MotionDecoder(ccv.schema)
+def decode_packets(
+    ccv: CcvFile, decoder: MotionDecoder
+) -> tuple[list[DecodedFrame | None], dict[str, Any]]:
+    """Every packet of the container through ``decoder``; None where dropped."""
     frames = [decoder.decode(packet) for packet in ccv.packets]
     stats = _rate_stats(ccv)
     stats["decoded"] = decoder.stats.decoded
@@ -231,7 +203,7 @@ def decode_packets(ccv: CcvFile) -> tuple[list[DecodedFrame | None], dict[str, A
 
 def decode_features(ccv: CcvFile, output_path: Path) -> dict[str, Any]:
     """Write the decoded features as an N x F float32 .npy (dropped frames repeat the last)."""
-    frames, stats = decode_packets(ccv)
+    frames, stats = decode_packets(ccv, MotionDecoder(ccv.schema))
     np.save(output_path, np.stack(_held_features(frames, ccv.schema)))
     return stats
 
@@ -240,11 +212,18 @@ def decode_video(ccv: CcvFile, output_path: Path, renderer: FrameRenderer) -> di
     """Render every decoded frame from the key frame and write an MP4 at the stream's fps."""
     from tqdm import tqdm
 
-    frames, stats = decode_packets(ccv)
-    renderer.set_reference(decode_keyframe(ccv.keyframe))
+    receiver = Receiver(renderer)
+    if receiver.schema != ccv.schema:
+        raise BitstreamError(
+            f"the stream's motion layout ({ccv.schema.size} numbers a frame, preset "
+            f"{ccv.preset or 'not recorded'}) is not the renderer's ({receiver.schema.size}): "
+            "decode with the preset the stream was encoded with (--preset)"
+        )
+    frames, stats = decode_packets(ccv, receiver.decoder)
+    receiver.set_keyframe(ccv.keyframe)
     stats["style"] = _apply_style(renderer, ccv)
     features = _held_features(frames, ccv.schema)
-    images = (renderer.render(f) for f in tqdm(features, desc="render", unit="frame"))
+    images = (receiver.render(f) for f in tqdm(features, desc="render", unit="frame"))
     write_mp4(output_path, images, ccv.fps)
     return stats
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from codec.errors import BitstreamError
+from models.config import ModelConfig
 
 MAX_SCHEMA_SIZE = 4096  # bounds every per-frame allocation a (possibly hostile) schema can cause
 
@@ -128,6 +129,11 @@ def motion_schema(num_kp: int = 10, jacobians: bool = True) -> FeatureSchema:
     if jacobians:
         groups.append(FeatureGroup("jacobians", 4 * num_kp, JACOBIAN_STEP, -4.0, 4.0, 1.0, 0.03))
     return FeatureSchema(groups=tuple(groups))
+
+
+def model_schema(config: ModelConfig) -> FeatureSchema:
+    """The motion layout a model config's extractor writes and its renderer reads."""
+    return motion_schema(config.num_kp, config.estimate_jacobian)
 
 
 def feature_map_schema(

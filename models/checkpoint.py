@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.checkpoint_option import RANDOM_WEIGHTS, RANDOM_WEIGHTS_ENV
 from models.config import GENERATOR_ARCHITECTURE, ModelConfig, get_preset
 from models.errors import short_reason
 from models.generator import OcclusionAwareGenerator
@@ -72,17 +73,24 @@ def load_models(
     checkpoint: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
 ) -> LoadedModels:
-    """Networks of ``preset`` from ``checkpoint``, else from the shipped default for the
-    preset when it exists, else randomly initialised (with a warning: they render noise)."""
-    if checkpoint is None and default_checkpoint_path(preset).exists():
-        checkpoint = default_checkpoint_path(preset)
-    if checkpoint is not None:
+    """Networks of ``preset`` from ``checkpoint``, else from the shipped default for the preset.
+
+    ``checkpoint`` RANDOM_WEIGHTS (``--random-weights``) gives randomly initialised networks, as
+    does a preset without a shipped checkpoint when $CARTOONCODEC_RANDOM_WEIGHTS is set (see
+    models.checkpoint_option); otherwise a missing checkpoint raises CheckpointError.
+    """
+    default = default_checkpoint_path(preset)
+    if checkpoint is None and default.exists():
+        checkpoint = default
+    if checkpoint is None and not os.environ.get(RANDOM_WEIGHTS_ENV):
+        raise CheckpointError(
+            f"no checkpoint for preset {preset!r}: {default} does not exist; pass --checkpoint "
+            "FILE (one `cartooncodec train` wrote), or --random-weights for untrained networks "
+            "(they render noise: for tests and speed measurements only)"
+        )
+    if checkpoint is not None and str(checkpoint) != RANDOM_WEIGHTS:
         return load_checkpoint(checkpoint, preset, device)
-    log.warning(
-        "no checkpoint for preset %r (looked for %s): using random weights, output is noise",
-        preset,
-        default_checkpoint_path(preset),
-    )
+    log.warning("preset %r with random weights: its output is noise", preset)
     models = build_models(get_preset(preset))
     models.kp_detector.to(device)
     models.generator.to(device)

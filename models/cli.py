@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from models.checkpoint_option import add_checkpoint_arguments
+
 log = logging.getLogger(__name__)
 
 STYLE_EPILOG = """\
@@ -48,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder keeping adapted styles (default $CARTOONCODEC_STYLE_CACHE)",
     )
     add.add_argument("--preset", default="lite-128", help="model preset (must match the server)")
-    add.add_argument("--checkpoint", default=None, help="weights (default: the preset's)")
+    add_checkpoint_arguments(add)
     add.add_argument("--device", default=None, help="torch device (default: cuda if present)")
     add.add_argument("--steps", type=int, help="adaptation steps (default: the renderer's)")
     add.set_defaults(func=_add)

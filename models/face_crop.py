@@ -10,14 +10,15 @@ tight clip where the face fills the picture gives the whole frame, not smeared e
 This module is the one face tracker of the project: training (``training.videos``), the eval
 clips, ``encode`` and the call all crop through it. Two uses:
 
-* live calls (:meth:`FaceCropper.crop_live`): a detection per frame, smoothed over time so
-  the crop does not jitter, and the previous box kept when a frame has no detection;
+* streams (:class:`FaceTracker`: a call's sender, ``encode``): detections smoothed over time
+  so the crop does not jitter, and the previous box kept when a frame has no detection;
 * training (:meth:`FaceCropper.clip_box`): one box per clip, the median of detections over
   sampled frames, so the motion inside the crop is the head's own motion.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import threading
@@ -41,6 +42,9 @@ MIN_CONFIDENCE = 0.6
 # With the default margin 0.75 the face box is 57% of the crop's side, as in the median
 # pre-cropped (VoxCeleb-style) clip of ../shared/data.
 UPWARD_SHARE = 0.65
+# A call's sender detects on every 10th frame (FaceTracker): detection costs more than the
+# rest of its per-frame work.
+LIVE_DETECT_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,6 @@ class FaceCropper:
         self.smoothing = smoothing
         self.min_face_fraction = min_face_fraction
         self._detector = _BlazeFace()
-        self._live_box: FaceBox | None = None
 
     def detect(self, image: np.ndarray) -> FaceBox | None:
         """The crop box around the largest face in ``image`` (HxWx3 uint8 RGB), or None.
@@ -185,24 +188,53 @@ class FaceCropper:
         height, width = frames[0].shape[:2]
         return box.inside(height, width) if self.margin > 0 else box
 
-    def crop_live(self, image: np.ndarray, size: int) -> np.ndarray | None:
-        """Crop for a live stream: smoothed box; the last box when this frame has no face.
 
-        image: HxWx3 uint8 RGB -> size x size x 3, or None until a face has been seen once;
-        call :meth:`reset` on a scene change.
-        """
-        box = self.detect(image)
+class FaceTracker:
+    """Square face crops of a stream: the smoothed box of the detections so far, the centre
+    square until a face shows, the last box while it is gone.
+
+    ``detect_every`` 1 (offline ``encode``): a detection on every frame, in the caller's
+    thread, so each frame is cut with its own detection. Above 1 (a live call, where the
+    detector costs more than the rest of the sender's per-frame work): after the first frame,
+    detection runs on a background thread every ``detect_every`` frames and never delays a crop;
+    each frame is cut with the latest box. ``faceless`` counts the centre squares cut.
+    """
+
+    def __init__(self, size: int, detect_every: int = LIVE_DETECT_EVERY) -> None:
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        self.size = size
+        self.detect_every = detect_every
+        self.faceless = 0
+        self._cropper = FaceCropper()
+        self._box: FaceBox | None = None
+        self._frames = 0
+        self._detector = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="face")
+        self._detecting: concurrent.futures.Future[None] | None = None
+
+    def crop(self, frame: np.ndarray) -> np.ndarray:
+        """frame: HxWx3 uint8 RGB -> size x size x 3 face crop."""
+        if self._frames == 0 or self.detect_every == 1:
+            self._update_box(frame)
+        elif self._frames % self.detect_every == 0 and (
+            self._detecting is None or self._detecting.done()
+        ):
+            self._detecting = self._detector.submit(self._update_box, frame)
+        self._frames += 1
+        box = self._box
+        if box is None:
+            self.faceless += 1
+            return center_crop(frame, self.size)
+        return crop(frame, box, self.size)
+
+    def _update_box(self, frame: np.ndarray) -> None:
+        box = self._cropper.detect(frame)
         if box is not None:
-            self._live_box = (
-                box if self._live_box is None else self._live_box.blend(box, self.smoothing)
-            )
-        if self._live_box is None:
-            return None
-        return crop(image, self._live_box, size)
+            keep = self._cropper.smoothing
+            self._box = box if self._box is None else self._box.blend(box, keep)
 
-    def reset(self) -> None:
-        """Forget the live box (a new call or a new person)."""
-        self._live_box = None
+    def close(self) -> None:
+        self._detector.shutdown(wait=True, cancel_futures=True)
 
 
 def crop(image: np.ndarray, box: FaceBox, size: int) -> np.ndarray:

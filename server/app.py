@@ -26,10 +26,10 @@ from aiortc import RTCSessionDescription
 from aiortc.sdp import SessionDescription
 from fastapi import FastAPI, HTTPException, Request
 
-from server.ice import use_loopback_ice
-from server.meters import RateMeter
+from pipeline.ice import use_loopback_ice
+from pipeline.meters import RateMeter
+from pipeline.protocol import ProtocolError, load_json, redact_paths
 from server.participant import NEGOTIATION_ERRORS
-from server.protocol import ProtocolError, load_json, redact_paths
 from server.rooms import RoomError, RoomRegistry
 from server.settings import ServerSettings
 from server.tokens import TokenError, TokenSigner, secret_from_env

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from server.iceservers import add_ice_server_argument
+from models.checkpoint_option import add_checkpoint_arguments
+from pipeline.iceservers import add_ice_server_argument
 from server.settings import ServerSettings
 
 
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="TCP port")
     parser.add_argument("--preset", default="lite-128", help="model preset clients must use")
-    parser.add_argument("--checkpoint", default=None, help="weights (default: the preset's)")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--device", default=None, help="torch device (default: cuda if present)")
     parser.add_argument(
         "--clip-weights",

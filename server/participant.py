@@ -1,6 +1,6 @@
 """One participant of a room: their RTCPeerConnection, data channels and render worker.
 
-The client opens the three data channels (see server.protocol) and a receive-only video
+The client opens the three data channels (see pipeline.protocol) and a receive-only video
 transceiver; the server answers with a RenderedVideoTrack on that transceiver that carries the
 *other* participant's stylized face. Joining costs only the peer connection: the renderer is
 built once the connection is up (or a data channel opens, which needs it up).
@@ -23,11 +23,11 @@ from codec import BitstreamError, MotionDecoder, motion_schema
 from codec.concealment import Concealer
 from codec.keyframe import KeyframeAssembler
 from models.style_images import picture_style_name
-from server import protocol
-from server.iceservers import ice_configuration
+from pipeline import protocol
+from pipeline.iceservers import ice_configuration
+from pipeline.meters import RateMeter
+from pipeline.protocol import ProtocolError, redact_paths
 from server.keyframes import KeyframeDecodes, KeyframesBusy
-from server.meters import RateMeter
-from server.protocol import ProtocolError, redact_paths
 from server.renderworker import FrameMeta, RenderedVideoTrack, RenderWorker
 from server.settings import ServerSettings
 

@@ -24,16 +24,14 @@ from aiortc import VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
+from pipeline.protocol import PTS_PER_MS, VIDEO_CLOCK_RATE
+
 if TYPE_CHECKING:
     from codec import DecodedFrame
     from models.face_crop import FaceCropper
 
 logger = logging.getLogger(__name__)
 
-VIDEO_CLOCK_RATE = 90_000
-# pts are whole milliseconds: the receiver's pts can be one tick off after the 90 kHz round
-# trip through the encoder, so viewers match frames to metadata by the nearest millisecond.
-PTS_PER_MS = VIDEO_CLOCK_RATE // 1000
 NO_STYLE_ID = -1
 
 
@@ -118,11 +116,6 @@ class RenderedVideoTrack(VideoStreamTrack):
         frame.pts = elapsed_ms * PTS_PER_MS
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
         return frame, frame.pts
-
-
-def frame_key(pts: int) -> int:
-    """The millisecond a video frame's pts stands for: the same on both ends of the call."""
-    return round(pts / PTS_PER_MS)
 
 
 class RenderWorker:

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiortc import RTCSessionDescription
 
-from server import protocol
+from pipeline import protocol
 from server.keyframes import KeyframeDecodes
 from server.participant import Participant
 from server.settings import ServerSettings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.iceservers import ice_configuration
+from pipeline.iceservers import ice_configuration
 
 
 @dataclass
@@ -17,7 +17,7 @@ class ServerSettings:
     token_secret: bytes | None = None  # None: $CARTOONCODEC_TOKEN_SECRET or random per process
     token_ttl_s: float = 3600.0
     loopback_ice: bool = False  # offer only 127.0.0.1 ICE candidates (demo and tests)
-    ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs, see server.iceservers (one of each)
+    ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs, see pipeline.iceservers (one of each)
     max_keyframe_side: int = 1024
     keyframe_decode_threads: int = 2  # key frames decoding at once, server-wide
     keyframe_queue: int = 8  # key frames waiting for a decode thread; more are refused

@@ -48,9 +48,3 @@ def test_too_few_frames_is_refused(tmp_path: Path) -> None:
     args = _parse(["speed", "--preset", "tiny", "--frames", "2", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--frames must be above 3"):
         args.func(args)
-
-
-def test_timing_statistics() -> None:
-    timing = speed.Timing.of([1.0, 2.0, 3.0, 4.0])
-    assert (timing.calls, timing.mean_ms, timing.p50_ms) == (4, 2.5, 2.5)
-    assert timing.fps == 400.0

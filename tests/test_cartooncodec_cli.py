@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from cartooncodec import cli
+from bench.call import CALL_FPS
+from cartooncodec import cli, demo
 
 
 def failing(exc: Exception) -> Callable[[argparse.Namespace], int]:
@@ -59,3 +61,34 @@ def test_without_verbose_no_traceback_is_logged(
 def test_an_exception_without_a_message_is_named() -> None:
     assert cli.one_line(KeyError()) == "KeyError"
     assert cli.one_line(ValueError(" a\n\tb ")) == "a b"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (["--data", "given"], "from-env", Path("given")),
+        ([], "from-env", Path("from-env")),
+    ],
+)
+def test_demo_data_is_the_option_else_the_environment(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], env: str, expected: Path
+) -> None:
+    seen: list[demo.DemoOptions] = []
+
+    class Stopped(Exception):
+        pass
+
+    async def record(options: demo.DemoOptions) -> None:
+        seen.append(options)
+        raise Stopped
+
+    monkeypatch.setattr(demo, "run_demo", record)
+    monkeypatch.setenv("CARTOONCODEC_DATA", env)
+    args = cli.build_parser().parse_args(["demo", *argv])
+    with pytest.raises(Stopped):
+        args.func(args)
+    assert seen[0].data == expected
+
+
+def test_bench_call_captures_at_the_demos_rate() -> None:
+    assert CALL_FPS == cli.DEMO_FPS == cli.build_parser().parse_args(["demo"]).fps

@@ -18,7 +18,7 @@ from client.callclient import CallClient, CallConfig, CallError, CallResult
 from codec import motion_schema
 from codec.keyframe import KeyframeAssembler, split_chunks
 from models.style_images import encode_style_image, picture_style_name
-from server import protocol
+from pipeline import protocol
 from server.app import running_server
 from server.settings import ServerSettings
 from tests.looplag import LoopLag, SlowSource

@@ -9,7 +9,6 @@ import pytest
 
 from client.capture import (
     CaptureThread,
-    FaceTracker,
     TalkingPortrait,
     VideoSource,
     open_source,
@@ -62,20 +61,6 @@ def test_video_file_loops(tmp_path: Path) -> None:
     frames = [source.read() for _ in range(6)]  # past the end: starts over
     assert [round(f.mean() / 80) for f in frames] == [0, 1, 2, 0, 1, 2]
     source.close()
-
-
-def test_face_tracker_crops_the_face_square() -> None:
-    tracker = FaceTracker(size=64)
-    portrait = read_image(synthetic_portrait_path())
-    crop = tracker.crop(portrait)
-    assert crop.shape == (64, 64, 3)
-    # the crop follows the detected face, not the centre square of the picture
-    from models.face_crop import center_crop
-
-    assert not np.array_equal(crop, center_crop(portrait, 64))
-    tracker.close()
-    with pytest.raises(ValueError, match="detect_every must be >= 1"):
-        FaceTracker(size=64, detect_every=0)
 
 
 async def test_a_slow_source_does_not_block_the_event_loop() -> None:

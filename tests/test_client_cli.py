@@ -93,35 +93,6 @@ def test_call_refuses_a_malformed_ice_server(capsys: pytest.CaptureFixture[str])
     assert "a STUN server takes no credentials" in err and "secret" not in err
 
 
-@pytest.mark.parametrize(
-    ("argv", "env", "expected"),
-    [
-        (["--data", "given"], "from-env", Path("given")),
-        ([], "from-env", Path("from-env")),
-    ],
-)
-def test_demo_data_is_the_option_else_the_environment(
-    monkeypatch: pytest.MonkeyPatch, argv: list[str], env: str, expected: Path
-) -> None:
-    from client import demo
-
-    seen: list[demo.DemoOptions] = []
-
-    class Stopped(Exception):
-        pass
-
-    async def record(options: demo.DemoOptions) -> None:
-        seen.append(options)
-        raise Stopped
-
-    monkeypatch.setattr(demo, "run_demo", record)
-    monkeypatch.setenv("CARTOONCODEC_DATA", env)
-    args = build_parser().parse_args(["demo", *argv])
-    with pytest.raises(Stopped):
-        args.func(args)
-    assert seen[0].data == expected
-
-
 def test_call_sends_its_style_pictures_re_encoded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -48,6 +48,7 @@ class FakeRenderer:
     """Draws the reference darkened by the first keypoint's x, so output depends on motion."""
 
     def __init__(self, preset: str = "tiny", checkpoint=None, device=None) -> None:
+        self.config = models.get_preset(preset)
         self.reference: np.ndarray | None = None
         self.styles: list[str | None] = []
         self.pictures: list[np.ndarray] = []
@@ -220,3 +221,23 @@ def test_encode_refuses_a_prompt_and_style_pictures_together(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _run(["encode", "in.mp4", "-o", "o.ccv", "--prompt", "x", "--style-image", "a.png"])
     assert "not allowed with argument --prompt" in capsys.readouterr().err
+
+
+class FiveKeypointRenderer(FakeRenderer):
+    def __init__(self, preset: str = "tiny", checkpoint=None, device=None) -> None:
+        super().__init__(preset)
+        self.config = models.get_preset(preset, num_kp=5)
+
+
+def test_decode_refuses_a_stream_of_another_motion_layout(
+    tmp_path, fake_models, monkeypatch, caplog
+):
+    clip, ccv, mp4 = tmp_path / "in.mp4", tmp_path / "out.ccv", tmp_path / "out.mp4"
+    _write_clip(clip, frames=2)
+    assert _run(["encode", str(clip), "-o", str(ccv)]) == 0
+    monkeypatch.setattr(models, "Renderer", FiveKeypointRenderer)
+    assert _run(["decode", str(ccv), "-o", str(mp4)]) == 1
+    assert "motion layout (60 numbers a frame, preset lite-128) is not the renderer's (30)" in (
+        caplog.text
+    )
+    assert not mp4.exists()

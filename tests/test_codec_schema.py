@@ -1,6 +1,8 @@
 import pytest
 
 from codec import BitstreamError, FeatureGroup, FeatureSchema, feature_map_schema, motion_schema
+from codec.schema import model_schema
+from models.config import get_preset
 
 
 def test_motion_schema_layout_is_keypoints_then_jacobians():
@@ -40,3 +42,8 @@ def test_bad_group_values_are_refused():
         FeatureGroup("g", 4, 0.1, 1, -1, 1, 1)
     with pytest.raises(ValueError, match="unique"):
         FeatureSchema((FeatureGroup("g", 1, 0.1, -1, 1, 1, 1),) * 2)
+
+
+def test_a_model_configs_schema_has_its_keypoints_and_jacobians() -> None:
+    assert model_schema(get_preset("lite-128")) == motion_schema(10, True)
+    assert model_schema(get_preset("tiny", num_kp=5, estimate_jacobian=False)).size == 10

@@ -6,10 +6,12 @@ import torch
 from models.checkpoint import (
     CheckpointError,
     build_models,
+    default_checkpoint_path,
     load_checkpoint,
     load_models,
     save_checkpoint,
 )
+from models.checkpoint_option import RANDOM_WEIGHTS, RANDOM_WEIGHTS_ENV
 from models.config import get_preset
 from models.style_delta import StyleDelta
 from tests.models_helpers import single_thread  # noqa: F401
@@ -204,9 +206,24 @@ def test_style_for_a_missing_parameter_is_refused(tmp_path: Path) -> None:
         load_checkpoint(path)
 
 
-def test_without_a_checkpoint_random_weights_come_with_a_warning(
-    caplog: pytest.LogCaptureFixture,
+def test_a_missing_checkpoint_is_an_error_naming_the_file_and_the_way_out(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    models = load_models("tiny")
-    assert models.path is None
-    assert "using random weights" in caplog.text
+    monkeypatch.delenv(RANDOM_WEIGHTS_ENV)
+    with pytest.raises(CheckpointError) as refused:
+        load_models("tiny")
+    message = str(refused.value)
+    assert str(default_checkpoint_path("tiny")) in message
+    assert "--checkpoint FILE" in message and "--random-weights" in message
+
+
+def test_random_weights_only_when_asked_for(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(RANDOM_WEIGHTS_ENV)
+    asked = load_models("tiny", RANDOM_WEIGHTS)
+    assert asked.path is None and asked.config == get_preset("tiny")
+    assert "preset 'tiny' with random weights: its output is noise" in caplog.text
+    monkeypatch.setenv(RANDOM_WEIGHTS_ENV, "1")  # as the test suite runs
+    assert load_models("tiny").path is None
+    assert load_models("lite-128").path == default_checkpoint_path("lite-128")  # shipped: used

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.face_crop import FaceBox, FaceCropper, center_crop, crop
+from models.face_crop import FaceBox, FaceCropper, FaceTracker, center_crop, crop
 from tests.bench_clip import moving_shapes
 from tests.face_clip import drifting_portrait, portrait
 
@@ -90,18 +90,35 @@ def test_clip_box_is_one_stable_box_for_a_moving_face(cropper: FaceCropper) -> N
     assert box.side >= float(np.median([b.side for b in singles if b is not None]))
 
 
-def test_live_crop_smooths_and_keeps_the_last_box_when_the_face_is_lost() -> None:
-    live = FaceCropper(smoothing=0.5)
+def test_tracker_smooths_and_keeps_the_last_box_when_the_face_is_lost() -> None:
+    tracker = FaceTracker(32, detect_every=1)
     flat = np.full((200, 200, 3), 90, np.uint8)
-    assert live.crop_live(flat, 32) is None  # no face seen yet
+    assert np.array_equal(tracker.crop(flat), center_crop(flat, 32))  # no face seen yet
     frames = drifting_portrait(frames=3)
-    first = live.crop_live(frames[0], 32)
-    assert first is not None and first.shape == (32, 32, 3)
-    # A frame without a face keeps rendering from the last box instead of dropping out.
-    kept = live.crop_live(flat, 32)
-    assert kept is not None and kept.shape == (32, 32, 3)
-    live.reset()
-    assert live.crop_live(flat, 32) is None
+    first = tracker.crop(frames[0])
+    box = tracker._cropper.detect(frames[0])
+    assert box is not None and np.array_equal(first, crop(frames[0], box, 32))
+    second = tracker.crop(frames[1])
+    moved = tracker._cropper.detect(frames[1])
+    assert moved is not None
+    assert np.array_equal(second, crop(frames[1], box.blend(moved, 0.8), 32))  # smoothed
+    # A frame without a face is cut with the last box instead of dropping out.
+    assert np.array_equal(tracker.crop(flat), crop(flat, box.blend(moved, 0.8), 32))
+    assert tracker.faceless == 1
+    tracker.close()
+
+
+def test_face_tracker_crops_the_face_square() -> None:
+    tracker = FaceTracker(size=64)
+    picture = portrait()
+    face = tracker.crop(picture)
+    assert face.shape == (64, 64, 3)
+    # the crop follows the detected face, not the centre square of the picture
+    assert not np.array_equal(face, center_crop(picture, 64))
+    assert tracker.faceless == 0
+    tracker.close()
+    with pytest.raises(ValueError, match="detect_every must be >= 1"):
+        FaceTracker(size=64, detect_every=0)
 
 
 def test_bad_input_is_refused_with_a_reason(cropper: FaceCropper) -> None:

@@ -20,7 +20,7 @@ from codec.keyframe import encode_keyframe, split_chunks
 from models import Renderer
 from models.layer_selection import AdaptationConfig
 from models.style_images import encode_style_image, picture_style_name
-from server import protocol
+from pipeline import protocol
 from server.keyframes import KeyframeDecodes
 from server.participant import Participant
 from server.renderworker import FrameMeta

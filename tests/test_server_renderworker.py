@@ -11,14 +11,8 @@ from aiortc.mediastreams import MediaStreamError
 
 from codec import DecodedFrame
 from models import MotionExtractor, Renderer
-from server.renderworker import (
-    NO_STYLE_ID,
-    PTS_PER_MS,
-    FrameMeta,
-    RenderedVideoTrack,
-    RenderWorker,
-    frame_key,
-)
+from pipeline.protocol import PTS_PER_MS
+from server.renderworker import NO_STYLE_ID, FrameMeta, RenderedVideoTrack, RenderWorker
 from tests.tinycall import write_styled_checkpoint
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,10 +45,6 @@ async def test_track_sends_the_newest_frame_then_one_repeat() -> None:
     track.stop()
     with pytest.raises(MediaStreamError):
         await track.recv()
-
-
-def test_frame_key_absorbs_one_tick_of_rounding() -> None:
-    assert frame_key(7 * PTS_PER_MS - 1) == frame_key(7 * PTS_PER_MS) == 7
 
 
 def decoded(seq: int, features: np.ndarray) -> DecodedFrame:

@@ -1,4 +1,6 @@
 import argparse
+import dataclasses
+import typing
 from pathlib import Path
 
 import cv2
@@ -8,6 +10,7 @@ import pytest
 from models.checkpoint import load_checkpoint
 from tests.face_clip import write_face_video
 from training import cli
+from training.options import Stage1Weights, TrainOptions
 from training.styles import EXEMPLAR_STYLES
 
 
@@ -27,10 +30,46 @@ def test_help_explains_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--json" in text and "kbps" in text
 
 
-def test_train_defaults() -> None:
+def test_train_defaults_are_the_options_defaults() -> None:
     args = parse(["train", "--data", "d", "--out", "o"])
-    assert args.preset == "lite-128"
-    assert args.styles.split(",") == ["sketch", "zombie", "cel", "comic", "watercolor", "pop-art"]
+    options = cli.dataclass_from_options(TrainOptions, args)
+    assert options == TrainOptions(data=Path("d"), out=Path("o"))
+    assert options.styles == ("sketch", "zombie", "cel", "comic", "watercolor", "pop-art")
+    assert options.preset == "lite-128" and options.num_workers == 2 and options.augment
+
+
+def other_value(kind: object, default: object) -> tuple[list[str], object]:
+    """Command-line words that set a field of type ``kind`` to something but ``default``."""
+    if kind is bool:
+        return [], not default
+    if typing.get_origin(kind) is tuple:
+        return ["a,b"], ("a", "b")
+    inner = [k for k in typing.get_args(kind) if k is not type(None)] or [kind]
+    value = {int: 7, float: 0.5, str: "x", Path: Path("p")}[inner[0]]  # type: ignore[index]
+    return [str(value)], value
+
+
+def test_every_train_option_reaches_its_field() -> None:
+    expected: dict[str, object] = {}
+    argv = ["train"]
+    for owner, prefix in ((TrainOptions, ""), (Stage1Weights, "weights_")):
+        hints = typing.get_type_hints(owner)
+        for item in dataclasses.fields(owner):
+            if dataclasses.is_dataclass(hints[item.name]):
+                continue
+            dest = prefix + item.name
+            words, value = other_value(hints[item.name], item.default)
+            flag = item.metadata.get("flag", "--" + dest.replace("_", "-"))
+            if hints[item.name] is bool and item.default:
+                flag = "--no-" + flag.removeprefix("--")
+            argv += [flag, *words]
+            expected[dest] = value
+    options = cli.dataclass_from_options(TrainOptions, parse(argv))
+    seen = {**vars(options), **{f"weights_{k}": v for k, v in vars(options.weights).items()}}
+    del seen["weights"]
+    assert seen == expected
+    assert len(expected) == len(dataclasses.fields(TrainOptions)) - 1 + 7
+    assert "--workers" in argv and "--no-augment" in argv and "--weights-l1" in argv
 
 
 def test_empty_folder_fails_with_a_message(

@@ -8,8 +8,8 @@ import torch
 
 from models.checkpoint import CheckpointError, load_checkpoint
 from tests.face_clip import write_face_video
-from training.stage1 import Stage1Weights
-from training.trainer import TrainingDivergedError, TrainOptions, run
+from training.options import Stage1Weights, TrainOptions
+from training.trainer import TrainingDivergedError, run
 
 
 @pytest.fixture(scope="module")

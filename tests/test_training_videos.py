@@ -7,7 +7,7 @@ import torch
 
 from tests.face_clip import portrait, write_face_video
 from training import videos
-from training.videos import PairDataset, discover, load_clips
+from training.videos import DEFAULT_DATA, PairDataset, data_folder, discover, load_clips
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +87,17 @@ def test_pairs_come_from_one_clip_and_are_repeatable(face_folder: Path) -> None:
     candidates = torch.cat([frames, frames.flip(-1)])
     assert any(torch.allclose(source, c) for c in candidates)
     assert len(dataset) == 10
+
+
+def test_the_data_folder_is_the_option_then_the_environment_then_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CARTOONCODEC_DATA", raising=False)
+    assert data_folder(None) == DEFAULT_DATA
+    assert DEFAULT_DATA.parts[-2:] == ("shared", "data")
+    assert DEFAULT_DATA.parent.parent == Path(__file__).resolve().parents[1].parent
+    monkeypatch.setenv("CARTOONCODEC_DATA", str(tmp_path / "env"))
+    assert data_folder(None) == tmp_path / "env"
+    assert data_folder(tmp_path / "option") == tmp_path / "option"
+    monkeypatch.setenv("CARTOONCODEC_DATA", "")  # set but empty: the default
+    assert data_folder(None) == DEFAULT_DATA

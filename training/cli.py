@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
 from codec.keyframe import DEFAULT_QUALITY
+from models.checkpoint_option import add_checkpoint_arguments
+from training.options import TrainOptions
 
 log = logging.getLogger(__name__)
-
-DEFAULT_STYLES = ("sketch", "zombie", "cel", "comic", "watercolor", "pop-art")
 
 TRAIN_EPILOG = """\
 examples:
@@ -54,66 +58,68 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", type=Path, required=True, help="folder of mp4/mov/avi/png/jpg")
-    parser.add_argument("--out", type=Path, required=True, help="run folder (created)")
-    parser.add_argument("--preset", default="lite-128", help="full-256, lite-128 or tiny")
-    parser.add_argument("--steps", type=int, default=100_000, help="stage-1 steps (default 100000)")
-    parser.add_argument("--max-minutes", type=float, help="stop stage 1 after this wall time")
-    parser.add_argument("--batch-size", type=int, default=8, help="pairs per step and process")
-    parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", type=Path, help="continue from this checkpoint.pt")
-    parser.add_argument(
-        "--init-from",
-        type=Path,
-        help="start from the weights of this checkpoint that fit (any generator version)",
-    )
-    parser.add_argument("--cache-dir", type=Path, help="decoded-frame cache (default OUT/cache)")
-    parser.add_argument("--max-frames", type=int, help="keep at most N frames per clip")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--log-every", type=int, default=10, help="steps between CSV rows")
-    parser.add_argument("--sample-every", type=int, default=500, help="steps between grids")
-    parser.add_argument("--checkpoint-every", type=int, default=1000, help="steps between saves")
-    parser.add_argument(
-        "--validate-every", type=int, default=250, help="steps between validation runs"
-    )
-    parser.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=0.1,
-        help="share of frames held out for validation, whole people at a time (0: none)",
-    )
-    parser.add_argument("--workers", type=int, default=2, help="data loader processes")
-    parser.add_argument(
-        "--no-augment", action="store_true", help="no flip, scale/shift or colour jitter"
-    )
-    parser.add_argument(
-        "--no-adversarial",
-        action="store_true",
-        help="no discriminator (L1 + MS-SSIM only: faster, blurrier)",
-    )
-    parser.add_argument("--vgg-weights", type=Path, help="torchvision vgg19 .pth: adds VGG loss")
-    parser.add_argument(
-        "--clip-weights",
-        type=Path,
-        help="local open_clip weights file: adds CLIP directional/global losses in stage 2",
-    )
-    parser.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture")
-    parser.add_argument(
-        "--styles",
-        default=",".join(DEFAULT_STYLES),
-        help="comma-separated built-in styles for stage 2; empty to skip stage 2",
-    )
-    parser.add_argument("--style-steps", type=int, default=100, help="adaptation steps per style")
-    parser.add_argument("--style-top-k", type=int, default=4, help="layers adapted per style")
-    parser.add_argument("--style-minutes", type=float, help="time budget for all of stage 2")
-    parser.add_argument(
-        "--style-data",
-        type=Path,
-        help="folder of the exemplar styles' pictures (disney-princess, pixar, anime-painting)",
-    )
-    parser.add_argument("--export", type=Path, help="also write a float16 inference checkpoint")
+    add_dataclass_options(parser, TrainOptions)
     parser.set_defaults(func=_train)
+
+
+def add_dataclass_options(
+    parser: argparse.ArgumentParser, cls: type[Any], prefix: str = ""
+) -> None:
+    """One option per field of the dataclass ``cls``: ``--field-name`` (or the field's
+    ``flag``), typed by the annotation, defaulting to the field's default, with its ``help``.
+    A field without a default is required; a bool that defaults to true becomes ``--no-NAME``;
+    a tuple of strings is comma-separated; a dataclass field adds its own fields, prefixed."""
+    hints = typing.get_type_hints(cls)
+    for item in dataclasses.fields(cls):
+        kind, dest = hints[item.name], prefix + item.name
+        if dataclasses.is_dataclass(kind):
+            add_dataclass_options(parser, typing.cast(type, kind), prefix=f"{dest}_")
+            continue
+        flag = item.metadata.get("flag", "--" + dest.replace("_", "-"))
+        help_text = item.metadata.get("help", "")
+        if kind is bool:
+            if item.default:
+                flag = "--no-" + flag.removeprefix("--")
+                help_text = f"without {help_text} (default: with)"
+            action = "store_false" if item.default else "store_true"
+            parser.add_argument(flag, dest=dest, action=action, help=help_text)
+            continue
+        required = item.default is dataclasses.MISSING
+        default = None if required else item.default
+        if default is not None:
+            shown = ",".join(default) if isinstance(default, tuple) else default
+            help_text = f"{help_text} (default {shown})"
+        parser.add_argument(
+            flag,
+            dest=dest,
+            type=_parser_of(kind),
+            default=default,
+            required=required,
+            help=help_text,
+        )
+
+
+def dataclass_from_options(cls: type[Any], args: argparse.Namespace, prefix: str = "") -> Any:
+    """The ``cls`` instance the options of :func:`add_dataclass_options` were parsed into."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for item in dataclasses.fields(cls):
+        kind, dest = hints[item.name], prefix + item.name
+        if dataclasses.is_dataclass(kind):
+            values[item.name] = dataclass_from_options(typing.cast(type, kind), args, f"{dest}_")
+        else:
+            values[item.name] = getattr(args, dest)
+    return cls(**values)
+
+
+def _parser_of(kind: Any) -> Any:
+    """The argparse ``type`` of an annotation: X | None parses as X; tuple[str, ...] as a
+    comma-separated list."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        (kind,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    if typing.get_origin(kind) is tuple:
+        return lambda text: tuple(name.strip() for name in text.split(",") if name.strip())
+    return kind
 
 
 def _register_eval(subparsers: argparse._SubParsersAction) -> None:
@@ -123,7 +129,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         description=EVAL_EPILOG,
     )
     parser.add_argument("--clips", type=Path, required=True, help="folder of face videos")
-    parser.add_argument("--checkpoint", type=Path, help="default: the shipped one for --preset")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--preset", default="lite-128")
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
     parser.add_argument(
@@ -143,48 +149,16 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from models.checkpoint import CheckpointError
     from training.styles import EXEMPLAR_STYLES
-    from training.trainer import TrainingDivergedError, TrainOptions, run
+    from training.trainer import TrainingDivergedError, run
 
-    styles = tuple(name.strip() for name in args.styles.split(",") if name.strip())
-    needs_pictures = [name for name in styles if name in EXEMPLAR_STYLES]
-    if needs_pictures and args.style_data is None:
+    options = dataclass_from_options(TrainOptions, args)
+    needs_pictures = [name for name in options.styles if name in EXEMPLAR_STYLES]
+    if needs_pictures and options.style_data is None:
         sys.stderr.write(
             f"cartooncodec train: {', '.join(needs_pictures)} are learned from pictures: "
             "give their folder with --style-data\n"
         )
         return 1
-    options = TrainOptions(
-        data=args.data,
-        out=args.out,
-        preset=args.preset,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        max_minutes=args.max_minutes,
-        resume=args.resume,
-        init_from=args.init_from,
-        cache_dir=args.cache_dir or args.out / "cache",
-        max_frames=args.max_frames,
-        device=args.device,
-        log_every=args.log_every,
-        sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every,
-        validate_every=args.validate_every,
-        validation_fraction=args.validation_fraction,
-        num_workers=args.workers,
-        augment=not args.no_augment,
-        adversarial=not args.no_adversarial,
-        vgg_weights=args.vgg_weights,
-        clip_weights=args.clip_weights,
-        clip_model=args.clip_model,
-        styles=styles,
-        style_steps=args.style_steps,
-        style_top_k=args.style_top_k,
-        style_minutes=args.style_minutes,
-        style_data=args.style_data,
-        export=args.export,
-    )
     try:
         path = run(options)
     except (ValueError, CheckpointError, TrainingDivergedError) as error:
@@ -195,9 +169,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from bench.evaluate import evaluate
     from bench.ourcodec import Setting
     from models.checkpoint import CheckpointError
-    from training.evaluate import evaluate
 
     try:
         report = evaluate(

@@ -10,8 +10,6 @@ discriminator is trained by :func:`discriminator_step` between generator steps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
@@ -28,19 +26,7 @@ from training.losses import (
     ms_ssim_loss,
     multiscale_l1,
 )
-
-
-@dataclass(frozen=True)
-class Stage1Weights:
-    """Loss weights (FOMM's equivariance weights; L1/MS-SSIM stand in for its VGG loss)."""
-
-    l1: float = 10.0
-    ms_ssim: float = 5.0
-    perceptual: float = 1.0
-    adversarial: float = 1.0
-    feature_matching: float = 10.0
-    equivariance_value: float = 10.0
-    equivariance_jacobian: float = 10.0
+from training.options import Stage1Weights
 
 
 def keypoints_of(kp_detector: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

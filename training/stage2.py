@@ -32,8 +32,10 @@ from models.generator import OcclusionAwareGenerator
 from models.layer_selection import (
     NEUTRAL_PROMPT,
     LossFn,
+    adapt_style,
     directional_loss,
     exemplar_style_loss,
+    select_layers,
     structure_loss,
 )
 from models.style_delta import StyleDelta
@@ -197,7 +199,6 @@ def train_style(
     ``style_data`` (CLIP, when given, guides classical styles only). Returns the delta and
     the last value of each loss term.
     """
-    from models.layer_selection import adapt_style, select_layers
 
     if name not in BUILTIN_STYLES:
         raise ValueError(f"unknown built-in style {name!r}; available: {', '.join(BUILTIN_STYLES)}")

@@ -25,13 +25,23 @@ from torch import nn
 if TYPE_CHECKING:
     from models.text_encoder import ClipGuide
 
+from models.checkpoint import (
+    CheckpointError,
+    build_models,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from models.config import ModelConfig, get_preset
 from training.augment import NONE, Augmentation
 from training.discriminator import MultiScaleDiscriminator
-from training.losses import ms_ssim_value
+from training.losses import VGGPerceptualLoss, ms_ssim_value
 from training.monitor import LossLog, plot_losses, save_grid
+from training.options import TrainOptions
 from training.split import split_by_person
-from training.stage1 import ReconstructionModel, Stage1Weights, discriminator_step
+from training.stage1 import ReconstructionModel, discriminator_step
+from training.stage2 import ClipTarget, make_style_batches, render_styles, train_style
+from training.styles import BUILTIN_STYLES
 from training.videos import Clip, PairDataset, load_clips
 
 log = logging.getLogger(__name__)
@@ -42,48 +52,6 @@ BEST_NAME = "best.pt"  # the checkpoint with the best validation MS-SSIM so far
 
 class TrainingDivergedError(RuntimeError):
     """A loss became NaN or infinite; the message names the step and every loss term."""
-
-
-@dataclass
-class TrainOptions:
-    """Everything ``cartooncodec train`` can set (see training/cli.py for the meaning)."""
-
-    data: Path
-    out: Path
-    preset: str = "lite-128"
-    steps: int = 100_000
-    batch_size: int = 8
-    lr: float = 2e-4
-    seed: int = 0
-    max_minutes: float | None = None
-    resume: Path | None = None
-    init_from: Path | None = None
-    cache_dir: Path | None = None
-    max_frames: int | None = None
-    device: str | None = None
-    log_every: int = 10
-    sample_every: int = 500
-    checkpoint_every: int = 1000
-    validate_every: int = 250
-    validation_fraction: float = 0.1
-    validation_pairs: int = 48
-    num_workers: int = 2
-    augment: bool = True
-    adversarial: bool = True
-    discriminator_lr: float = 2e-4
-    vgg_weights: Path | None = None
-    clip_weights: Path | None = None
-    clip_model: str = "ViT-B-32"
-    styles: tuple[str, ...] = ()
-    style_steps: int = 100
-    style_top_k: int = 4
-    style_probe_steps: int = 3
-    style_lr: float = 1e-3
-    style_batches: int = 6
-    style_minutes: float | None = None
-    style_data: Path | None = None  # folder of the exemplar styles' pictures
-    export: Path | None = None
-    weights: Stage1Weights = field(default_factory=Stage1Weights)
 
 
 @dataclass
@@ -153,14 +121,16 @@ class Trainer:
     """Owns the networks, optimiser, data and run folder of one training run."""
 
     def __init__(self, options: TrainOptions) -> None:
-        from models.checkpoint import build_models
 
         self.options = options
         self.dist = setup_distributed(options.device)
         seed_everything(options.seed + self.dist.rank)
         self.config: ModelConfig = get_preset(options.preset)
         clips, _ = load_clips(
-            options.data, self.config.image_size, options.cache_dir, options.max_frames
+            options.data,
+            self.config.image_size,
+            options.cache_dir or options.out / "cache",
+            options.max_frames,
         )
         train_clips, validation_clips = self._split(clips)
         self.dataset = PairDataset(
@@ -233,7 +203,6 @@ class Trainer:
         The generator's residual head always starts at zero (the output starts as the warped
         reference), so it is never taken from another file.
         """
-        from models.checkpoint import CheckpointError, read_checkpoint
 
         data = read_checkpoint(path)
         taken = 0
@@ -258,7 +227,6 @@ class Trainer:
 
     def _resume(self, path: Path) -> dict[str, Any] | None:
         """Load networks, styles and step from ``path``; CheckpointError names file and mismatch."""
-        from models.checkpoint import load_checkpoint, read_checkpoint
 
         self.models = load_checkpoint(path, preset=self.options.preset)
         train_state = read_checkpoint(path).get("train_state")
@@ -282,7 +250,6 @@ class Trainer:
     def save(self, path: Path, half: bool = False, with_train_state: bool = True) -> Path:
         """Checkpoint in the models' format; the train state (optimizers, discriminator) lets
         --resume continue."""
-        from models.checkpoint import save_checkpoint
 
         extra = None
         if with_train_state:
@@ -316,8 +283,6 @@ class Trainer:
     def _build_model(self) -> nn.Module:
         perceptual = None
         if self.options.vgg_weights is not None:
-            from training.losses import VGGPerceptualLoss
-
             perceptual = VGGPerceptualLoss(self.options.vgg_weights).to(self.dist.device)
         model: nn.Module = ReconstructionModel(
             self.kp_detector, self.generator, self.options.weights, perceptual
@@ -454,7 +419,6 @@ class Trainer:
 
     def write_samples(self) -> Path:
         """Sample grid PNG: source | driving | reconstruction | each trained style."""
-        from training.stage2 import render_styles
 
         source, driving = self._fixed_batch
         was_training = self.model.training
@@ -476,7 +440,6 @@ class Trainer:
 
     def restore_best(self) -> None:
         """Take the weights of the best validation checkpoint, if this run wrote one."""
-        from models.checkpoint import load_checkpoint
 
         best = self.out / BEST_NAME
         if self.validation is None or not best.exists():
@@ -493,8 +456,6 @@ class Trainer:
 
     def train_stage2(self) -> None:
         """One style delta per requested built-in style (rank 0; deltas are small)."""
-        from training.stage2 import ClipTarget, make_style_batches, train_style
-        from training.styles import BUILTIN_STYLES
 
         options = self.options
         if not options.styles or not self.dist.is_main:

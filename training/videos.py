@@ -25,6 +25,9 @@ from training.augment import NONE, Augmentation, augment_pair
 
 log = logging.getLogger(__name__)
 
+DATA_ENV = "CARTOONCODEC_DATA"
+# Only the demo and bench entry points fall back to this; nothing below them names a data folder.
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 # Bump when cropping changes so stale caches are not reused.
@@ -216,3 +219,12 @@ class PairDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 def _to_tensor(frame: np.ndarray) -> torch.Tensor:
     """frame: SxSx3 uint8 -> 3xSxS float in [0, 1]."""
     return torch.from_numpy(np.array(frame)).permute(2, 0, 1).float().div_(255.0)
+
+
+def data_folder(given: Path | None) -> Path:
+    """The data folder of an entry point: ``given`` (its --data option), else $CARTOONCODEC_DATA,
+    else DEFAULT_DATA (../shared/data beside the repository)."""
+    if given is not None:
+        return given
+    from_env = os.environ.get(DATA_ENV)
+    return Path(from_env) if from_env else DEFAULT_DATA

@@ -5,11 +5,12 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.evaluate import evaluate
 from bench.metrics import MEAN, video_metrics
 from bench.ourcodec import OURS, STATIC, X265_LOWEST, ZERO_MOTION, Setting
 from tests.face_clip import portrait, write_face_video
-from training.evaluate import evaluate
-from training.trainer import TrainOptions, run
+from training.options import TrainOptions
+from training.trainer import run
 from training.videos import load_clips
 
 

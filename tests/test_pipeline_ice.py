@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import aioice.ice
 
-from server.ice import use_loopback_ice
+from pipeline.ice import use_loopback_ice
 
 
 def test_loopback_ice_offers_only_127_0_0_1() -> None:

@@ -4,16 +4,19 @@ import json
 
 import pytest
 
-from server.protocol import (
+from pipeline.protocol import (
     CAPABILITIES,
     MAX_JSON_DEPTH,
     MAX_PROMPT_CHARS,
     MAX_TEXT_MESSAGE_CHARS,
+    PTS_PER_MS,
+    VIDEO_CLOCK_RATE,
     ProtocolError,
     check_prompt,
     encode_ack,
     encode_hello,
     encode_message,
+    frame_key,
     hello_mismatch,
     load_json,
     parse_ack,
@@ -194,3 +197,13 @@ def test_a_refused_message_names_its_type_when_it_is_a_known_one() -> None:
     with pytest.raises(ProtocolError) as unknown:
         parse_message(json.dumps({"type": "launch"}))
     assert unknown.value.kind is None
+
+
+def test_frame_key_absorbs_one_tick_of_rounding() -> None:
+    assert frame_key(7 * PTS_PER_MS - 1) == frame_key(7 * PTS_PER_MS) == 7
+
+
+def test_video_clock_is_aiortcs() -> None:
+    from aiortc.mediastreams import VIDEO_CLOCK_RATE as AIORTC_VIDEO_CLOCK_RATE
+
+    assert VIDEO_CLOCK_RATE == AIORTC_VIDEO_CLOCK_RATE == 90_000

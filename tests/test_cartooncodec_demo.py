@@ -5,15 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from cartooncodec.demo import DemoOptions, measure_swaps, pick_inputs, run_demo
 from client.callclient import CallResult, PromptSent, ShownFrame
-from client.demo import (
-    DEFAULT_DATA,
-    DemoOptions,
-    data_folder,
-    measure_swaps,
-    pick_inputs,
-    run_demo,
-)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -42,20 +35,6 @@ def test_demo_inputs_are_training_clips_or_synthetic(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"")
     assert pick_inputs(tmp_path) == [str(tmp_path / "train/a.mp4"), str(tmp_path / "train/b.mp4")]
     assert pick_inputs(None) == ["synthetic", "synthetic"]  # no data folder: no clips looked for
-
-
-def test_the_data_folder_is_the_option_then_the_environment_then_the_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("CARTOONCODEC_DATA", raising=False)
-    assert data_folder(None) == DEFAULT_DATA
-    assert DEFAULT_DATA.parts[-2:] == ("shared", "data")
-    assert DEFAULT_DATA.parent.parent == Path(__file__).resolve().parents[1].parent
-    monkeypatch.setenv("CARTOONCODEC_DATA", str(tmp_path / "env"))
-    assert data_folder(None) == tmp_path / "env"
-    assert data_folder(tmp_path / "option") == tmp_path / "option"
-    monkeypatch.setenv("CARTOONCODEC_DATA", "")  # set but empty: the default
-    assert data_folder(None) == DEFAULT_DATA
 
 
 async def test_demo_writes_every_output(tmp_path: Path) -> None:

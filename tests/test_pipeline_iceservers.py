@@ -5,7 +5,7 @@ import argparse
 import pytest
 from aiortc.rtcicetransport import connection_kwargs
 
-from server.iceservers import ice_configuration, ice_server, ice_server_option
+from pipeline.iceservers import ice_configuration, ice_server, ice_server_option
 
 
 def test_stun_url_is_passed_as_it_is() -> None:

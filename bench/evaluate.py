@@ -27,6 +27,7 @@ from bench.ourcodec import (
     Setting,
     measure_clip,
 )
+from models.config import get_preset
 from training.videos import load_clips
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,6 @@ def evaluate(
 ) -> EvalReport:
     """Rows of every usable clip in ``clips_dir`` and their means over clips."""
     from tqdm import tqdm
-
-    from models.config import get_preset
 
     setting = setting or Setting()
     size = get_preset(preset).image_size

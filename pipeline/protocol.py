@@ -48,6 +48,11 @@ CONTROL = "control"
 STATS = "stats"
 CHANNELS = (MOTION, CONTROL, STATS)
 
+VIDEO_CLOCK_RATE = 90_000  # the video track's clock (RTP video, aiortc's VIDEO_CLOCK_RATE)
+# pts are whole milliseconds: the receiver's pts can be one tick off after the 90 kHz round
+# trip through the encoder, so viewers match frames to metadata by the nearest millisecond.
+PTS_PER_MS = VIDEO_CLOCK_RATE // 1000
+
 MAX_KEYFRAME_BYTES = 256 * 1024
 MAX_TEXT_MESSAGE_CHARS = 4096
 MAX_JSON_DEPTH = 8  # every message and signalling body is at most 2 levels deep
@@ -214,3 +219,8 @@ def redact_paths(text: str) -> str:
     """``text`` with every absolute file path cut to its last part: what the server says to
     clients (refusals, HTTP errors) must not show its file system."""
     return _PATH.sub(r"\1", text)
+
+
+def frame_key(pts: int) -> int:
+    """The millisecond a video frame's pts stands for: the same on both ends of the call."""
+    return round(pts / PTS_PER_MS)

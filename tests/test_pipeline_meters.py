@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.meters import RateMeter, percentiles
+from pipeline.meters import RateMeter, percentiles
 
 
 def test_rates_cover_only_the_window() -> None:

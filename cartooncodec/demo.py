@@ -10,22 +10,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import torch
 
 from client.callclient import CallClient, CallConfig, CallResult
-from server.meters import percentiles
+from pipeline.meters import percentiles
+from server.app import running_server
+from server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_ENV = "CARTOONCODEC_DATA"
-# Only the demo and bench entry points fall back to this; nothing below them names a data folder.
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 NAMES = ("alice", "bob")
 # (initial prompt, then prompts at fractions of the call); the last goes back to a cached style.
 PROMPT_PLANS = {
@@ -116,15 +114,6 @@ def _fmt(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def data_folder(given: Path | None) -> Path:
-    """The data folder of an entry point: ``given`` (its --data option), else $CARTOONCODEC_DATA,
-    else DEFAULT_DATA (../shared/data beside the repository)."""
-    if given is not None:
-        return given
-    from_env = os.environ.get(DATA_ENV)
-    return Path(from_env) if from_env else DEFAULT_DATA
-
-
 def pick_inputs(data: Path | None) -> list[str]:
     """Two training clips of ``data`` (never eval clips), else the synthetic portrait twice."""
     clips = sorted(data.glob("train/*.mp4")) if data is not None else []
@@ -135,11 +124,6 @@ def pick_inputs(data: Path | None) -> list[str]:
 
 
 async def run_demo(options: DemoOptions) -> DemoReport:
-    import torch
-
-    from server.app import running_server
-    from server.settings import ServerSettings
-
     # Four networks (two extractors, two renderers) run at once on their own threads: one
     # intra-op thread each keeps them from fighting over the cores.
     torch.set_num_threads(1)

@@ -97,8 +97,14 @@ def evaluate(
     setting: Setting | None = None,
     samples_dir: Path | None = None,
     cache_dir: Path | None = None,
+    frames: int | None = None,
 ) -> EvalReport:
-    """Rows of every usable clip in ``clips_dir`` and their means over clips."""
+    """Rows of every usable clip in ``clips_dir`` and their means over clips; ``frames``: score
+    only the first N frames of each clip (a shorter run, coded as a call would code it)."""
+    if frames is not None and frames < 2:
+        raise ValueError(
+            f"frames must be at least 2 (a key frame and one coded frame), got {frames}"
+        )
     from tqdm import tqdm
 
     setting = setting or Setting()
@@ -113,13 +119,13 @@ def evaluate(
     costs, points = [], []
     try:
         for clip in tqdm(videos, desc="eval", unit="clip"):
-            frames = np.asarray(clip.frames)
-            measured = measure_clip(codec, clip.name, frames, [setting], fps=clip.fps or FPS)
-            costs.append(_cost(measured, len(frames)))
+            video = np.asarray(clip.frames[:frames])
+            measured = measure_clip(codec, clip.name, video, [setting], fps=clip.fps or FPS)
+            costs.append(_cost(measured, len(video)))
             points.append(replace(measured.point(setting.codec), codec=OURS))
             points += [p for p in measured.points if p.codec in BASELINES]
             if samples_dir is not None:
-                _save_samples(samples_dir / f"{clip.name}.png", frames, measured)
+                _save_samples(samples_dir / f"{clip.name}.png", video, measured)
     finally:
         codec.close()
     return EvalReport(

@@ -8,6 +8,7 @@ import pytest
 from bench.evaluate import evaluate
 from bench.metrics import MEAN, video_metrics
 from bench.ourcodec import OURS, STATIC, X265_LOWEST, ZERO_MOTION, Setting
+from codec.keyframe import DEFAULT_QUALITY, decode_keyframe, encode_keyframe
 from tests.face_clip import portrait, write_face_video
 from training.options import TrainOptions
 from training.trainer import run
@@ -62,6 +63,21 @@ def test_static_row_scores_the_decoded_key_frame(trained: tuple[Path, Path]) -> 
     uncoded = video_metrics(frames, np.broadcast_to(frames[0], frames.shape))
     assert coarse.row("talk", STATIC).psnr < fine.row("talk", STATIC).psnr < uncoded["psnr"]
     assert coarse.costs[0].keyframe_bytes < fine.costs[0].keyframe_bytes
+
+
+def test_eval_scores_only_the_first_frames_when_asked(trained: tuple[Path, Path]) -> None:
+    folder, checkpoint = trained
+    whole = evaluate(folder, preset="tiny", checkpoint=checkpoint)
+    first = evaluate(folder, preset="tiny", checkpoint=checkpoint, frames=3)
+    assert [c.frames for c in first.costs] == [3]
+    (clip,) = load_clips(folder, 32)[0]
+    frames = np.asarray(clip.frames[:3])
+    key = decode_keyframe(encode_keyframe(frames[0], DEFAULT_QUALITY))
+    static = video_metrics(frames, np.broadcast_to(key, frames.shape))
+    assert first.row("talk", STATIC).ssim == pytest.approx(static["ssim"])
+    assert first.row("talk", STATIC).ssim != whole.row("talk", STATIC).ssim
+    with pytest.raises(ValueError, match="frames must be at least 2"):
+        evaluate(folder, preset="tiny", checkpoint=checkpoint, frames=1)
 
 
 def test_eval_needs_a_video(tmp_path: Path, trained: tuple[Path, Path]) -> None:

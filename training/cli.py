@@ -143,6 +143,9 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         help=f"key frame quality 0..100 (default {DEFAULT_QUALITY}, as a call sends)",
     )
     parser.add_argument("--cache-dir", type=Path, help="decoded-frame cache")
+    parser.add_argument(
+        "--frames", type=int, help="score only the first N frames of each clip (default: all)"
+    )
     parser.set_defaults(func=_eval)
 
 
@@ -181,6 +184,7 @@ def _eval(args: argparse.Namespace) -> int:
             setting=Setting(keyframe_quality=args.keyframe_quality, target_kbps=args.target_kbps),
             samples_dir=args.samples,
             cache_dir=args.cache_dir,
+            frames=args.frames,
         )
     except (ValueError, CheckpointError) as error:
         sys.stderr.write(f"cartooncodec eval: {error}\n")

@@ -42,7 +42,7 @@ from av import VideoFrame
 
 from client.capture import CaptureThread, open_source
 from client.recorder import Mp4Recorder, OutputThread, Window
-from codec import MotionEncoder, motion_schema
+from codec import DEFAULT_TARGET_KBPS, MotionEncoder, motion_schema
 from codec.keyframe import encode_keyframe, split_chunks
 from codec.packet import TIME_MODULUS, unwrap
 from models.face_crop import FaceTracker
@@ -176,7 +176,9 @@ class CallClient:
         self.config = config
         self.extractor = MotionExtractor(preset=config.preset, checkpoint=config.checkpoint)
         # the server acknowledges each decoded frame: inter frames predict from those
-        self.encoder = MotionEncoder(schema=motion_schema(), fps=config.fps, feedback=True)
+        self.encoder = MotionEncoder(
+            schema=motion_schema(), fps=config.fps, feedback=True, target_kbps=DEFAULT_TARGET_KBPS
+        )
         self.tracker = FaceTracker(self.extractor.size)
         self.clock = ServerClock()
         source = open_source(config.input, config.fps, config.motion_amplitude, config.seed)

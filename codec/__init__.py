@@ -8,7 +8,7 @@ frame = MotionDecoder(schema=motion_schema()).decode(packet)  # DecodedFrame | N
 from codec.errors import BitstreamError
 from codec.motiondecoder import DecodedFrame, DecoderStats, MotionDecoder
 from codec.motionencoder import MotionEncoder
-from codec.ratecontrol import RateReport
+from codec.ratecontrol import DEFAULT_TARGET_KBPS, RateReport
 from codec.schema import (
     FeatureGroup,
     FeatureSchema,
@@ -19,6 +19,7 @@ from codec.schema import (
 
 __all__ = [
     "BitstreamError",
+    "DEFAULT_TARGET_KBPS",
     "DecodedFrame",
     "DecoderStats",
     "FeatureGroup",

@@ -23,6 +23,7 @@ from codec.errors import BitstreamError
 from codec.keyframe import DEFAULT_QUALITY
 from codec.motiondecoder import DecodedFrame, MotionDecoder
 from codec.packet import OVERHEAD
+from codec.ratecontrol import DEFAULT_TARGET_KBPS, parse_target_kbps
 from models.checkpoint_option import add_checkpoint_arguments
 from models.style_images import MAX_SENT_STYLE_IMAGES, SENT_STYLE_IMAGE_BYTES
 from pipeline.receiver import FrameRenderer, Receiver
@@ -56,7 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "KiB each: decode adapts a style to its look",
     )
     encode.add_argument(
-        "--target-kbps", type=float, help="payload rate to aim for (default: fixed step)"
+        "--target-kbps",
+        type=parse_target_kbps,
+        default=DEFAULT_TARGET_KBPS,
+        help=f"payload rate to aim for, without packet headers (default {DEFAULT_TARGET_KBPS}); "
+        "'off' codes every frame at the finest fixed step",
     )
     encode.add_argument("--stats-json", type=Path, help="write rate and error figures here")
     encode.add_argument("--preset", default=DEFAULT_PRESET, help="model preset (default lite-128)")

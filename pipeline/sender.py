@@ -17,6 +17,7 @@ import numpy as np
 
 from codec.keyframe import DEFAULT_QUALITY, encode_keyframe
 from codec.motionencoder import MotionEncoder
+from codec.ratecontrol import DEFAULT_TARGET_KBPS
 from codec.schema import model_schema
 from models.config import ModelConfig
 from models.face_crop import LIVE_DETECT_EVERY, FaceTracker
@@ -52,7 +53,7 @@ class Sender:
         *,
         fps: float = 25.0,
         level: int = 0,
-        target_kbps: float | None = None,
+        target_kbps: float | None = DEFAULT_TARGET_KBPS,
         intra_period: int = 25,
         feedback: bool = False,
         keyframe_quality: int = DEFAULT_QUALITY,

@@ -1,7 +1,9 @@
+import argparse
+
 import pytest
 
 from codec import MotionDecoder, MotionEncoder
-from codec.ratecontrol import RateController
+from codec.ratecontrol import RateController, parse_target_kbps
 from tests.codec_samples import encode_all, synthetic_motion
 
 FEATURES = synthetic_motion(300, seed=11)
@@ -64,3 +66,16 @@ def test_tiny_target_with_short_intra_period_codes_and_decodes():
     encoder, decoder = MotionEncoder(target_kbps=0.05, intra_period=5), MotionDecoder()
     frames = [decoder.decode(encoder.encode(f, i * 40)) for i, f in enumerate(synthetic_motion(60))]
     assert all(f is not None for f in frames) and encoder.stats.level == 24
+
+
+@pytest.mark.parametrize(("text", "expected"), [("2.7", 2.7), ("off", None), (" OFF ", None)])
+def test_a_rate_target_option_reads_kbps_or_off(text: str, expected: float | None) -> None:
+    assert parse_target_kbps(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "fast"])
+def test_a_rate_target_option_refuses_what_is_not_a_positive_rate(text: str) -> None:
+    with pytest.raises(
+        argparse.ArgumentTypeError, match=f"expected a positive kbps or 'off', got {text!r}"
+    ):
+        parse_target_kbps(text)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from codec.keyframe import DEFAULT_QUALITY
+from codec.ratecontrol import DEFAULT_TARGET_KBPS, parse_target_kbps
 from models.checkpoint_option import add_checkpoint_arguments
 from training.options import TrainOptions
 
@@ -135,7 +136,13 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--samples", type=Path, help="write real/static/ours frame strips here (one PNG a clip)"
     )
-    parser.add_argument("--target-kbps", type=float, help="motion rate target (default: none)")
+    parser.add_argument(
+        "--target-kbps",
+        type=parse_target_kbps,
+        default=DEFAULT_TARGET_KBPS,
+        help=f"motion payload rate target (default {DEFAULT_TARGET_KBPS}, as encode and a call "
+        "send); 'off' for the finest fixed step",
+    )
     parser.add_argument(
         "--keyframe-quality",
         type=int,

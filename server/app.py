@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -62,10 +63,21 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     networks = SharedNetworks(settings)
     registry = RoomRegistry(settings, signer, networks.renderer)
 
+    async def sweep_rooms() -> None:
+        """Rooms whose tokens have expired go even when no request comes to expire them."""
+        while True:
+            await asyncio.sleep(settings.room_sweep_s)
+            registry.expire(time.time())
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await registry.close_all()
+        sweeping = asyncio.create_task(sweep_rooms(), name="sweep-rooms")
+        try:
+            yield
+        finally:
+            sweeping.cancel()
+            await asyncio.gather(sweeping, return_exceptions=True)
+            await registry.close_all()
 
     app = FastAPI(title="CartoonCodec signaling", lifespan=lifespan)
     app.state.registry = registry

@@ -411,18 +411,18 @@ def _free_port() -> int:
 
 @asynccontextmanager
 async def served(
-    checkpoint: Path, max_rooms: int, live: LiveOptions, log: Path
+    preset: str, checkpoint: Path | None, options: Sequence[str], log: Path
 ) -> AsyncIterator[tuple[str, int]]:
-    """`cartooncodec serve` (tiny preset, loopback ICE) in a process of its own; yields its URL
-    and process id, and stops it on exit."""
+    """`cartooncodec serve --preset preset [--checkpoint] --loopback-ice *options` on a free
+    port of 127.0.0.1, in a process of its own (its output in ``log``); yields its URL and
+    process id, and stops it on exit."""
     import httpx
 
     port = _free_port()
     command = [
         *(sys.executable, "-m", "cartooncodec", "serve", "--host", "127.0.0.1"),
-        *("--port", str(port), "--preset", "tiny", "--checkpoint", str(checkpoint)),
-        *("--loopback-ice", "--token-ttl", str(live.token_ttl_s), "--max-rooms", str(max_rooms)),
-        *("--connect-timeout", str(live.connect_timeout_s), "--rooms-per-minute", str(10**9)),
+        *("--port", str(port), "--preset", preset, "--loopback-ice", *options),
+        *(("--checkpoint", str(checkpoint)) if checkpoint is not None else ()),
     ]
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
@@ -515,7 +515,16 @@ async def _attack_live_call(
         checkpoint = write_styled_tiny_checkpoint(Path(folder) / "tiny.pt")
         max_rooms = counts["rooms"] + counts["joins"] + 10
         log = Path(folder) / "server.log"
-        server = served(checkpoint, max_rooms, live, log)
+        server = served(
+            "tiny",
+            checkpoint,
+            [
+                *("--token-ttl", str(live.token_ttl_s), "--max-rooms", str(max_rooms)),
+                *("--connect-timeout", str(live.connect_timeout_s)),
+                *("--rooms-per-minute", str(10**9)),
+            ],
+            log,
+        )
         async with server as (url, pid), httpx.AsyncClient(timeout=30.0) as http:
             return await _in_a_call(http, url, pid, checkpoint, counts, seconds, rng, live)
 

@@ -10,9 +10,12 @@ import pytest
 from cartooncodec.cli import main
 
 
-def test_at_least_one_participant_is_asked_for(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="--participants must be at least 1, got 0"):
-        main(["bench", "memory", "--participants", "0", "--out", str(tmp_path)])
+def test_at_least_one_participant_is_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "memory", "--participants", "0", "--out", str(tmp_path)]) == 1
+    error = "cartooncodec bench: error: --participants must be at least 1, got 0\n"
+    assert capsys.readouterr().err == error
 
 
 @pytest.mark.live

@@ -38,6 +38,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import os
 import random
 import socket
 import struct
@@ -47,6 +49,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -458,11 +461,12 @@ class FrameRates:
 
     def __init__(self, clients: Sequence[Any]) -> None:
         self.clients = clients
-        self.samples: list[tuple[float, list[int]]] = []
+        self.samples: list[tuple[float, list[int], float]] = []  # (time, shown, load average)
 
     async def sample(self) -> None:
         while True:
-            self.samples.append((time.monotonic(), [len(c.shown) for c in self.clients]))
+            shown = [len(c.shown) for c in self.clients]
+            self.samples.append((time.monotonic(), shown, os.getloadavg()[0]))
             await asyncio.sleep(SAMPLE_S)
 
     def fps(self, start: float, end: float) -> float:
@@ -470,7 +474,7 @@ class FrameRates:
         or after ``end`` (monotonic), for the slower viewer."""
         before = [s for s in self.samples if s[0] <= start] or self.samples[:1]
         after = [s for s in self.samples if s[0] >= end] or self.samples[-1:]
-        (t0, first), (t1, last) = before[-1], after[0]
+        (t0, first, _), (t1, last, _) = before[-1], after[0]
         if t1 <= t0:
             return 0.0
         return min(b - a for a, b in zip(first, last, strict=True)) / (t1 - t0)
@@ -569,7 +573,7 @@ async def _in_a_call(
         await asyncio.sleep(live.baseline_s)
         baseline = rates.fps(start, time.monotonic())
         rows = [_row("call before the churn", 2, "fps shown", round(baseline, 2))]
-        rows += await _churn(http, url, pid, counts, seconds, rates, baseline)
+        rows += await _churn(url, pid, counts, seconds, rates, baseline)
         rows += await _barrage(clients, counts["prompts"], seconds, rng, rates, baseline)
         rows += await _after_expiry(http, url, counts["rooms"] + counts["joins"])
         return rows
@@ -593,37 +597,56 @@ async def _until(
         await asyncio.sleep(0.2)
 
 
+def churn_requests(url: str, offer: str, joins: int, rooms: int, seconds: float) -> Counter[int]:
+    """``joins`` dead-end joins (a room each), then ``rooms`` room creations, each for at most
+    ``seconds``; the HTTP statuses. Run in a process of its own, so that sending the requests
+    takes nothing from the call being measured in this one."""
+
+    async def send() -> Counter[int]:
+        import httpx
+
+        statuses: Counter[int] = Counter()
+        async with httpx.AsyncClient(timeout=30.0) as http:
+            deadline, sent = time.monotonic() + seconds, 0
+            while sent < joins and time.monotonic() < deadline:
+                room = (await http.post(f"{url}/rooms")).json()
+                join = {"token": room["tokens"][0], "sdp": offer, "type": "offer"}
+                answer = await http.post(f"{url}/rooms/{room['room']}/offer", json=join)
+                statuses[answer.status_code] += 1
+                sent += 1
+            deadline, sent = time.monotonic() + seconds, 0
+            while sent < rooms and time.monotonic() < deadline:
+                statuses[(await http.post(f"{url}/rooms")).status_code] += 1
+                sent += 1
+        return statuses
+
+    return asyncio.run(send())
+
+
 async def _churn(
-    http: Any,
-    url: str,
-    pid: int,
-    counts: dict[str, int],
-    seconds: float,
-    rates: FrameRates,
-    baseline: float,
+    url: str, pid: int, counts: dict[str, int], seconds: float, rates: FrameRates, baseline: float
 ) -> list[dict[str, Any]]:
-    """Dead-end joins, then room creations, against the call's server."""
+    """Dead-end joins, then room creations, against the call's server, from another process."""
     offer = await _client_offer()
-    rss_start = server_rss_mb(pid)
-    churn_start = deadline = time.monotonic()
-    deadline += seconds
-    statuses: Counter[int] = Counter()
-    joined = 0
-    while joined < counts["joins"] and time.monotonic() < deadline:
-        room = (await http.post(f"{url}/rooms")).json()
-        join = {"token": room["tokens"][0], "sdp": offer, "type": "offer"}
-        answer = await http.post(f"{url}/rooms/{room['room']}/offer", json=join)
-        statuses[answer.status_code] += 1
-        joined += answer.status_code == 200
-    rss_joins = server_rss_mb(pid)
-    deadline, created = time.monotonic() + seconds, 0
-    while created < counts["rooms"] and time.monotonic() < deadline:
-        response = await http.post(f"{url}/rooms")
-        statuses[response.status_code] += 1
-        created += response.status_code == 200
-    churn_end = time.monotonic()
+    loop = asyncio.get_running_loop()
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        await loop.run_in_executor(pool, churn_requests, url, offer, 0, 0, 0.0)  # started
+        rss_start = server_rss_mb(pid)
+        churn_start = time.monotonic()
+        joins = await loop.run_in_executor(
+            pool, churn_requests, url, offer, counts["joins"], 0, seconds
+        )
+        rss_joins, joins_end = server_rss_mb(pid), time.monotonic()
+        rooms = await loop.run_in_executor(
+            pool, churn_requests, url, offer, 0, counts["rooms"], seconds
+        )
+        churn_end = time.monotonic()
+    joined, created = joins[200], rooms[200]
     windows = rates.windows(churn_start, churn_end)
     worst = min(windows, default=rates.fps(churn_start, churn_end))
+    load = [s[2] for s in rates.samples if churn_start <= s[0] <= churn_end]
+    call = "call during the churn"
     return [
         _row(
             "dead-end joins",
@@ -631,33 +654,24 @@ async def _churn(
             "server RSS MB start -> end",
             f"{rss_start:.0f} -> {rss_joins:.0f}",
         ),
+        _row("dead-end joins", joined, "seconds", round(joins_end - churn_start, 1)),
         _row(
             "room creations",
             created,
             "server RSS MB start -> end",
             f"{rss_joins:.0f} -> {server_rss_mb(pid):.0f}",
         ),
-        _row("churn (joins, rooms)", joined + created, "HTTP statuses", dict(statuses)),
+        _row("room creations", created, "seconds", round(churn_end - joins_end, 1)),
+        _row("churn (joins, rooms)", joined + created, "HTTP statuses", dict(joins + rooms)),
+        _row(call, 2, "fps shown, whole churn", round(rates.fps(churn_start, churn_end), 2)),
+        _row(call, 2, f"fps shown, worst {FPS_WINDOW_S:g} s window", round(worst, 2)),
+        _row(call, 2, "worst window / before", round(worst / max(baseline, 1e-9), 3)),
+        _row(call, 2, f"fps shown per {FPS_WINDOW_S:g} s window", [round(w, 1) for w in windows]),
         _row(
-            "churn (joins, rooms)", joined + created, "seconds", round(churn_end - churn_start, 1)
-        ),
-        _row(
-            "call during the churn",
+            call,
             2,
-            f"fps shown, worst {FPS_WINDOW_S:g} s window",
-            round(worst, 2),
-        ),
-        _row(
-            "call during the churn",
-            2,
-            "fps shown, whole churn",
-            round(rates.fps(churn_start, churn_end), 2),
-        ),
-        _row(
-            "call during the churn",
-            2,
-            "worst window / before",
-            round(worst / max(baseline, 1e-9), 3),
+            "machine load average, mean / max",
+            f"{np.mean(load):.1f} / {max(load):.1f}" if load else None,
         ),
     ]
 
@@ -746,7 +760,7 @@ class MotionEncoderStream:
 async def _after_expiry(http: Any, url: str, created: int) -> list[dict[str, Any]]:
     """Rooms left (the call's own aside) once every token has expired and every dead-end
     participant has left: the server's health, polled until none is left or for
-    ROOMS_GONE_WITHIN_S."""
+    ROOMS_GONE_WITHIN_S (this runs after the prompt changes, over 15 s after the churn)."""
     started = time.monotonic()
     left = -1
     while time.monotonic() - started < ROOMS_GONE_WITHIN_S:
@@ -755,7 +769,10 @@ async def _after_expiry(http: Any, url: str, created: int) -> list[dict[str, Any
             break
         await asyncio.sleep(1.0)
     waited = round(time.monotonic() - started)
-    return [_row("churn (joins, rooms)", created, f"rooms left {waited} s after the churn", left)]
+    return [
+        _row("churn (joins, rooms)", created, "rooms left (the call's aside) after expiry", left),
+        _row("churn (joins, rooms)", created, "seconds polled until none was left", waited),
+    ]
 
 
 async def _client_offer() -> str:

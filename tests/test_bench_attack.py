@@ -48,8 +48,13 @@ def test_a_tiny_live_call_survives_churn_prompts_and_malformed_messages(tmp_path
     assert figures[(barrage, "participants told bye or failed")] == (30, [])
     assert figures[(barrage, "alice heard bye")] == (30, False)
     assert figures[(barrage, "fps shown after / before")][1] > 0.5
-    gone = [v for (name, m), v in figures.items() if m.startswith("rooms left")]
-    assert gone == [(22, 0)]
+    assert figures[("churn (joins, rooms)", "rooms left (the call's aside) after expiry")] == (
+        22,
+        0,
+    )
+    assert figures[("dead-end joins", "seconds")][0] == 2
+    windows = figures[("call during the churn", "fps shown per 5 s window")][1]
+    assert isinstance(windows, list) and len(windows) >= 1
 
 
 def test_the_time_limit_bounds_each_attack() -> None:
@@ -66,11 +71,15 @@ class Viewer:
 def test_frame_rates_are_read_between_the_samples_around_a_window() -> None:
     fast, slow = Viewer(), Viewer()
     rates = FrameRates([fast, slow])
-    rates.samples = [(float(t), [10 * t, 5 * t]) for t in range(11)]  # 10 and 5 frames a second
+    rates.samples = [
+        (float(t), [10 * t, 5 * t], 1.0) for t in range(11)
+    ]  # 10 and 5 frames a second
     assert rates.fps(2.0, 6.0) == 5.0  # the slower viewer
     assert rates.fps(2.5, 3.2) == 5.0  # from sample 2 to sample 4
     assert rates.windows(0.0, 10.0) == [5.0, 5.0]
-    rates.samples[6:] = [(float(t), [50, 25]) for t in range(6, 11)]  # both viewers froze at 5 s
+    rates.samples[6:] = [
+        (float(t), [50, 25], 1.0) for t in range(6, 11)
+    ]  # both viewers froze at 5 s
     assert rates.windows(0.0, 10.0) == [5.0, 0.0]
 
 

@@ -642,7 +642,7 @@ async def _churn(
             pool, churn_requests, url, offer, 0, counts["rooms"], seconds
         )
         churn_end = time.monotonic()
-    joined, created = joins[200], rooms[200]
+    joined, created = sum(joins.values()), rooms[200]
     windows = rates.windows(churn_start, churn_end)
     worst = min(windows, default=rates.fps(churn_start, churn_end))
     load = [s[2] for s in rates.samples if churn_start <= s[0] <= churn_end]
@@ -662,7 +662,8 @@ async def _churn(
             f"{rss_joins:.0f} -> {server_rss_mb(pid):.0f}",
         ),
         _row("room creations", created, "seconds", round(churn_end - joins_end, 1)),
-        _row("churn (joins, rooms)", joined + created, "HTTP statuses", dict(joins + rooms)),
+        _row("dead-end joins", joined, "HTTP statuses", dict(joins)),
+        _row("room creations", created, "HTTP statuses", dict(rooms)),
         _row(call, 2, "fps shown, whole churn", round(rates.fps(churn_start, churn_end), 2)),
         _row(call, 2, f"fps shown, worst {FPS_WINDOW_S:g} s window", round(worst, 2)),
         _row(call, 2, "worst window / before", round(worst / max(baseline, 1e-9), 3)),

@@ -41,7 +41,8 @@ def test_a_tiny_live_call_survives_churn_prompts_and_malformed_messages(tmp_path
     assert main(["bench", "attack", *nothing, *live, *server, "--out", str(tmp_path)]) == 0
     figures = _figures(tmp_path)
     assert figures[("call before the churn", "fps shown")][1] > 3  # 10 asked, a loaded machine
-    assert figures[("churn (joins, rooms)", "HTTP statuses")] == (22, {"200": 22})
+    assert figures[("dead-end joins", "HTTP statuses")] == (2, {"200": 2})
+    assert figures[("room creations", "HTTP statuses")] == (20, {"200": 20})
     assert figures[("dead-end joins", "server RSS MB start -> end")][0] == 2
     barrage = "prompt changes with malformed messages"
     assert figures[(barrage, "last prompt active as")] == (30, "comic")

@@ -348,6 +348,7 @@ async def _attack_signalling(
         preset="tiny",
         loopback_ice=True,
         max_rooms=count + 10,
+        max_connecting=count + 10,  # every answered offer goes on through aiortc's accept
         rooms_per_client_per_minute=10**9,
     )
     app = create_app(settings)
@@ -572,7 +573,11 @@ async def _in_a_call(
         start = time.monotonic()
         await asyncio.sleep(live.baseline_s)
         baseline = rates.fps(start, time.monotonic())
-        rows = [_row("call before the churn", 2, "fps shown", round(baseline, 2))]
+        windows = [round(w, 1) for w in rates.windows(start, time.monotonic())]
+        rows = [
+            _row("call before the churn", 2, "fps shown", round(baseline, 2)),
+            _row("call before the churn", 2, f"fps shown per {FPS_WINDOW_S:g} s window", windows),
+        ]
         rows += await _churn(url, pid, counts, seconds, rates, baseline)
         rows += await _barrage(clients, counts["prompts"], seconds, rng, rates, baseline)
         rows += await _after_expiry(http, url, counts["rooms"] + counts["joins"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -39,9 +40,11 @@ from models.style_manager import NO_STYLE, LossBuilder, StyleManager
 from models.style_names import MAX_PROMPT_CHARS, custom_style_key
 from models.text_encoder import DEFAULT_CLIP_MODEL, ClipGuide
 
-__all__ = ["MAX_PROMPT_CHARS", "NO_STYLE", "Renderer"]
+__all__ = ["ENCODED_STYLES_KEPT", "MAX_PROMPT_CHARS", "NO_STYLE", "Renderer"]
 
 log = logging.getLogger(__name__)
+
+ENCODED_STYLES_KEPT = 2  # encoded references a renderer keeps: the active style's and one more
 
 
 class Renderer:
@@ -109,8 +112,9 @@ class Renderer:
         self._source: torch.Tensor | None = None
         self._source_small: torch.Tensor | None = None
         self._source_features: list[torch.Tensor] | None = None
-        # Encoded reference per style delta, so switching back to a style skips the encoder.
-        self._features_by_style: dict[StyleDelta | None, list[torch.Tensor]] = {}
+        # Encoded reference of the last styles used (their deltas change the encoder), so
+        # switching back skips the encoder; bounded: each is a few MB (3.7 MB on lite-128).
+        self._features_by_style: OrderedDict[StyleDelta | None, list[torch.Tensor]] = OrderedDict()
         self._kp_source: dict[str, torch.Tensor] = {}
         self._kp_driving = self._driving_buffers()
 
@@ -300,6 +304,9 @@ class Renderer:
         if key not in self._features_by_style:
             with torch.inference_mode():
                 self._features_by_style[key] = self._generator.encode_source(self._source)
+            while len(self._features_by_style) > ENCODED_STYLES_KEPT:
+                self._features_by_style.popitem(last=False)
+        self._features_by_style.move_to_end(key)
         return self._features_by_style[key]
 
     def _adapt_then_activate(

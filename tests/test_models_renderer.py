@@ -381,3 +381,26 @@ def test_a_style_that_does_not_fit_the_networks_fails_its_future(renderer: Rende
     with pytest.raises(ValueError, match="shape"):
         renderer.set_style("wrong").result(timeout=10)
     assert renderer.style_key == NO_STYLE
+
+
+def test_a_renderer_keeps_the_encoded_reference_of_its_last_two_styles_only(
+    renderer: Renderer,
+) -> None:
+    """Every style that changes the encoder used to keep its encoded reference for good."""
+    weight = renderer.generator.first.conv.weight
+    for name, scale in (("enc two", 0.1), ("enc three", 0.2)):
+        change = scale * torch.ones(weight.shape)
+        renderer.styles.cache.put(
+            name, StyleDelta(name, ("first.conv",), {"first.conv.weight": change})
+        )
+    one_set = renderer.state_bytes()  # the unstyled encoding
+    features = _features(renderer)
+    renderer.set_style("cel").result(timeout=10)
+    cel = renderer.render(features)
+    two_sets = renderer.state_bytes()
+    assert two_sets > one_set
+    for style in ("enc two", "enc three", None, "cel", "enc two"):
+        renderer.set_style(style).result(timeout=10)
+        assert renderer.state_bytes() == two_sets, style  # never a third encoding
+    renderer.set_style("cel").result(timeout=10)
+    assert np.array_equal(renderer.render(features), cel)

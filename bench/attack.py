@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from bench.report import Table, add_bench_parser, publish
@@ -75,7 +76,12 @@ DEFAULTS = {
 CALL_FPS = 10.0  # the concurrent call's capture rate: what 2 shared CPU cores sustain
 SAMPLE_S = 0.25  # the viewers' shown frames are counted this often
 FPS_WINDOW_S = 5.0  # "throughout": the frame rate of every such window of the churn counts
-ROOMS_GONE_WITHIN_S = 180.0  # dead-end participants leave once ICE fails (about a minute)
+ROOMS_GONE_WITHIN_S = 180.0
+# a connection idle past uvicorn's keep-alive (5 s) can be closed just as httpx reuses it
+# ("Server disconnected without sending a response"): every request on a new connection
+NO_KEEPALIVE = httpx.Limits(
+    max_keepalive_connections=0
+)  # dead-end participants leave once ICE fails (about a minute)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -339,8 +345,6 @@ def _mutated_body(token: str, offer: str, rng: random.Random) -> bytes:
 async def _attack_signalling(
     count: int, seconds: float, rng: random.Random
 ) -> list[dict[str, Any]]:
-    import httpx
-
     from server.app import create_app
     from server.settings import ServerSettings
 
@@ -420,8 +424,6 @@ async def served(
     """`cartooncodec serve --preset preset [--checkpoint] --loopback-ice *options` on a free
     port of 127.0.0.1, in a process of its own (its output in ``log``); yields its URL and
     process id, and stops it on exit."""
-    import httpx
-
     port = _free_port()
     command = [
         *(sys.executable, "-m", "cartooncodec", "serve", "--host", "127.0.0.1"),
@@ -514,8 +516,6 @@ def malformed_messages(rng: random.Random) -> dict[str, list[str | bytes]]:
 async def _attack_live_call(
     counts: dict[str, int], seconds: float, rng: random.Random, live: LiveOptions
 ) -> list[dict[str, Any]]:
-    import httpx
-
     with tempfile.TemporaryDirectory(prefix="cartooncodec-attack-") as folder:
         checkpoint = write_styled_tiny_checkpoint(Path(folder) / "tiny.pt")
         max_rooms = counts["rooms"] + counts["joins"] + 10
@@ -530,7 +530,10 @@ async def _attack_live_call(
             ],
             log,
         )
-        async with server as (url, pid), httpx.AsyncClient(timeout=30.0) as http:
+        async with (
+            server as (url, pid),
+            httpx.AsyncClient(timeout=30.0, limits=NO_KEEPALIVE) as http,
+        ):
             return await _in_a_call(http, url, pid, checkpoint, counts, seconds, rng, live)
 
 
@@ -608,10 +611,8 @@ def churn_requests(url: str, offer: str, joins: int, rooms: int, seconds: float)
     takes nothing from the call being measured in this one."""
 
     async def send() -> Counter[int]:
-        import httpx
-
         statuses: Counter[int] = Counter()
-        async with httpx.AsyncClient(timeout=30.0) as http:
+        async with httpx.AsyncClient(timeout=30.0, limits=NO_KEEPALIVE) as http:
             deadline, sent = time.monotonic() + seconds, 0
             while sent < joins and time.monotonic() < deadline:
                 room = (await http.post(f"{url}/rooms")).json()

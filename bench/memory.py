@@ -3,7 +3,8 @@
 A real server (`cartooncodec serve`, its own process, on 127.0.0.1) and N call clients in this
 process (synthetic faces, --fps frames a second), joined one at a time, two to a room, each
 with its own built-in style (cycling through the checkpoint's styles). After each join, once
-the server has rendered that participant's frames, the server's RSS is read from /proc. The
+the server holds that participant's renderer and reference, the server's RSS is read from
+/proc. The
 networks are loaded once per server (server/networks.py), so each participant should add only
 its own state (reference features, peer connection, decoder), not a copy of the networks.
 """
@@ -17,12 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
-from bench.attack import served, server_rss_mb
+from bench.attack import NO_KEEPALIVE, served, server_rss_mb
 from bench.report import Table, add_bench_parser, add_model_arguments, publish
 
-SETTLE_S = 3.0  # after a participant's first rendered frames, before RSS is read
+SETTLE_S = 3.0  # after a participant's renderer and reference are up, before RSS is read
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
 async def measure(
     preset: str, checkpoint: Path | None, participants: int, fps: float
 ) -> list[dict[str, Any]]:
-    import httpx
-
     from client.callclient import CallClient, CallConfig
     from models.checkpoint import load_models
 
@@ -72,7 +72,10 @@ async def measure(
         log = Path(folder) / "server.log"
         options = ["--max-rooms", str(participants), "--rooms-per-minute", str(participants)]
         server = served(preset, checkpoint, options, log)
-        async with server as (url, pid), httpx.AsyncClient(timeout=30.0) as http:
+        async with (
+            server as (url, pid),
+            httpx.AsyncClient(timeout=30.0, limits=NO_KEEPALIVE) as http,
+        ):
             calls: list[asyncio.Task[Any]] = []
             clients: list[CallClient] = []
             room: dict[str, Any] = {}
@@ -115,7 +118,9 @@ async def measure(
 async def _rendered(
     http: Any, url: str, room: dict[str, Any], seat: int, calls: list[asyncio.Task[Any]]
 ) -> None:
-    """Until the server has rendered frames of the participant in ``seat``."""
+    """Until the server holds the participant in ``seat`` with its renderer and reference:
+    its frames are rendered, or, with nobody yet in the other seat, dropped for want of a
+    viewer (which the worker counts only once the reference is set)."""
     headers = {"Authorization": f"Bearer {room['tokens'][0]}"}
     deadline = time.monotonic() + 120.0
     while time.monotonic() < deadline:
@@ -123,7 +128,8 @@ async def _rendered(
             raise RuntimeError(f"a call ended before it rendered: {calls[-1].exception()!r}")
         stats = (await http.get(f"{url}/rooms/{room['room']}/stats", headers=headers)).json()
         seated = [p for p in stats.get("participants", []) if p["seat"] == seat]
-        if seated and seated[0]["render"]["frames_rendered"] > 0:
+        render = seated[0]["render"] if seated else {}
+        if render.get("frames_rendered", 0) + render.get("frames_without_viewer", 0) > 0:
             return
         await asyncio.sleep(0.5)
-    raise RuntimeError("the server rendered none of the participant's frames within 120 s")
+    raise RuntimeError("the server set up none of the participant's rendering within 120 s")

@@ -13,12 +13,24 @@ Four attacks, each bounded by its count and by --seconds (whichever comes first)
   unknown or path-like presets, wrong types), bytes flipped (header CRC recomputed), or one
   packet mutated (its record CRC recomputed), parsed and their packets decoded. Counts
   exceptions other than BitstreamError.
-- churn: dead-end joins (a valid offer, a client that never connects) and room creations, with
-  the process's RSS before and after, and the rooms left once their tokens have expired.
+- encoder: every rate target from 0.001 to 1,000 kbps (log-spaced) with short and long intra
+  periods, encoded and decoded. Counts exceptions (a panic included).
+- churn during a call: a real server (`cartooncodec serve`, its own process, on 127.0.0.1) with
+  a two-party call (two CallClients in this process, synthetic faces); the shown frame rate of
+  each viewer is sampled every second before (baseline) and during dead-end joins (a valid
+  offer, a client that never connects) then room creations; the server's RSS before and after,
+  and the rooms left once their tokens have expired (only the call's room may remain).
+- prompts and malformed messages in that call: one participant sends --prompts prompt changes
+  (built-in styles, none, unknown, over-long) with every malformed message among them (control
+  and stats: wrong types, unhashable types, deep nesting, huge integers, over-long text, bad
+  key-frame chunks; motion: mutated packets); the call must go on both ways, neither side may
+  hear `bye`, and the last prompt must become active.
 
 The issue's targets: 0 HTTP 500 in >= 1,000 signalling requests, 0 stranded seats, 0 foreign
-exceptions in >= 100,000 packets and >= 2,000 .ccv files, RSS within +200 MB after 1,000
-dead-end joins and 20,000 rooms, every room gone after expiry. The defaults are those counts.
+exceptions in >= 100,000 packets and >= 2,000 .ccv files, no encoder panic at any rate, RSS
+within +200 MB after 1,000 dead-end joins and 20,000 rooms, every room gone after expiry, the
+call at >= 90 % of its frame rate throughout, surviving 1,000 prompt changes. The defaults are
+those counts.
 """
 
 from __future__ import annotations
@@ -26,15 +38,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import os
 import random
+import socket
 import struct
+import sys
+import tempfile
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from bench.report import Table, add_bench_parser, publish
@@ -42,9 +63,25 @@ from codec import BitstreamError, MotionDecoder, MotionEncoder, motion_schema
 from codec.container import MAGIC as CCV_MAGIC
 from codec.container import VERSION as CCV_VERSION
 from codec.container import CcvFile, from_bytes, to_bytes
+from server.settings import ServerSettings
 
-DEFAULTS = {"requests": 1000, "packets": 100_000, "ccv": 2000, "joins": 1000, "rooms": 20_000}
-TOKEN_TTL_S = 2.0  # rooms of the churn attack expire this soon after creation
+DEFAULTS = {
+    "requests": 1000,
+    "packets": 100_000,
+    "ccv": 2000,
+    "joins": 1000,
+    "rooms": 20_000,
+    "prompts": 1000,
+}
+CALL_FPS = 10.0  # the concurrent call's capture rate: what 2 shared CPU cores sustain
+SAMPLE_S = 0.25  # the viewers' shown frames are counted this often
+FPS_WINDOW_S = 5.0  # "throughout": the frame rate of every such window of the churn counts
+ROOMS_GONE_WITHIN_S = 180.0
+# a connection idle past uvicorn's keep-alive (5 s) can be closed just as httpx reuses it
+# ("Server disconnected without sending a response"): every request on a new connection
+NO_KEEPALIVE = httpx.Limits(
+    max_keepalive_connections=0
+)  # dead-end participants leave once ICE fails (about a minute)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,13 +93,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seconds", type=float, default=60.0, help="time limit of each attack (default 60)"
     )
+    parser.add_argument(
+        "--token-ttl",
+        type=float,
+        default=10.0,
+        help="the live server's --token-ttl: churned rooms expire this soon (default 10)",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=ServerSettings.connect_timeout_s,
+        help="the live server's --connect-timeout: dead-end joins leave this soon "
+        f"(default {ServerSettings.connect_timeout_s:g}, the server's)",
+    )
+    parser.add_argument(
+        "--baseline-seconds",
+        type=float,
+        default=20.0,
+        help="the call's frame rate is measured this long before the churn (default 20)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the mutations")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     results = attack(
-        {name: getattr(args, name) for name in DEFAULTS}, seconds=args.seconds, seed=args.seed
+        {name: getattr(args, name) for name in DEFAULTS},
+        seconds=args.seconds,
+        seed=args.seed,
+        live=LiveOptions(args.baseline_seconds, args.token_ttl, args.connect_timeout),
     )
     table = Table(
         "figures", "hostile input: what got through", ["attack", "count", "measure", "value"]
@@ -73,14 +132,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def attack(counts: dict[str, int], seconds: float, seed: int) -> list[dict[str, Any]]:
-    """One row per figure: attack, how many inputs it sent, what was measured, the value."""
+@dataclass
+class LiveOptions:
+    """How the live call's server runs, and how long the call is measured before the churn."""
+
+    baseline_s: float = 20.0
+    token_ttl_s: float = 10.0
+    connect_timeout_s: float = ServerSettings.connect_timeout_s
+
+
+def attack(
+    counts: dict[str, int], seconds: float, seed: int, live: LiveOptions | None = None
+) -> list[dict[str, Any]]:
+    """One row per figure: attack, how many inputs it sent, what was measured, the value.
+    The live call (churn, prompts) runs when joins, rooms or prompts are asked for."""
     rng = random.Random(seed)
     rows = [
         *attack_packets(counts["packets"], seconds, rng),
         *attack_ccv(counts["ccv"], seconds, rng),
+        *attack_encoder(),
     ]
-    rows += asyncio.run(_attack_server(counts, seconds, rng))
+    rows += asyncio.run(_attack_signalling(counts["requests"], seconds, rng))
+    if counts["joins"] or counts["rooms"] or counts["prompts"]:
+        rows += asyncio.run(_attack_live_call(counts, seconds, rng, live or LiveOptions()))
     return rows
 
 
@@ -212,14 +286,30 @@ def attack_ccv(count: int, seconds: float, rng: random.Random) -> list[dict[str,
     return [_row(".ccv files (crafted)", sent, "exceptions not BitstreamError", foreign)]
 
 
+def attack_encoder() -> list[dict[str, Any]]:
+    """Encode and decode at every rate target, log-spaced from 0.001 to 1,000 kbps."""
+    rng = random.Random(0)
+    motion = _motion(40, rng)
+    targets = [float(t) for t in np.geomspace(1e-3, 1e3, 31)]  # x1.58 apart
+    seen: Counter[str] = Counter()
+
+    def code(target: float, intra_period: int) -> None:
+        encoder = MotionEncoder(motion_schema(), intra_period=intra_period, target_kbps=target)
+        decoder = MotionDecoder(motion_schema())
+        for i, features in enumerate(motion):
+            if decoder.decode(encoder.encode(features, i * 40)) is None:
+                raise RuntimeError(f"frame {i} at {target} kbps did not decode")
+
+    runs = 0
+    for target in targets:
+        for intra_period in (1, 5, 250):
+            _foreign(seen, code, target, intra_period)
+            runs += 1
+    failed = sum(seen.values())
+    return [_row("encoder rate targets (0.001-1000 kbps)", runs, "runs that raised", failed)]
+
+
 # -- server ------------------------------------------------------------------------------------
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise OSError("no VmRSS in /proc/self/status")
 
 
 def _mutated_body(token: str, offer: str, rng: random.Random) -> bytes:
@@ -252,30 +342,27 @@ def _mutated_body(token: str, offer: str, rng: random.Random) -> bytes:
     return json.dumps({**good, "sdp": "\r\n".join(lines)}).encode()
 
 
-async def _attack_server(
-    counts: dict[str, int], seconds: float, rng: random.Random
+async def _attack_signalling(
+    count: int, seconds: float, rng: random.Random
 ) -> list[dict[str, Any]]:
-    import httpx
-
     from server.app import create_app
     from server.settings import ServerSettings
 
     settings = ServerSettings(
         preset="tiny",
         loopback_ice=True,
-        token_ttl_s=TOKEN_TTL_S,
-        max_rooms=counts["rooms"] + counts["requests"] + counts["joins"] + 10,
+        max_rooms=count + 10,
+        max_connecting=count + 10,  # every answered offer goes on through aiortc's accept
         rooms_per_client_per_minute=10**9,
     )
     app = create_app(settings)
     registry = app.state.registry
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     offer = await _client_offer()
-    rows = []
     async with httpx.AsyncClient(transport=transport, base_url="http://attack") as http:
         statuses: Counter[int] = Counter()
         stranded, deadline, sent = 0, time.monotonic() + seconds, 0
-        while sent < counts["requests"] and time.monotonic() < deadline:
+        while sent < count and time.monotonic() < deadline:
             room = (await http.post("/rooms")).json()
             body = _mutated_body(room["tokens"][0], offer, rng)
             response = await http.post(f"/rooms/{room['room']}/offer", content=body)
@@ -284,31 +371,415 @@ async def _attack_server(
             if response.status_code != 200 and held is not None:
                 stranded += bool(held.joining or held.participants)
             sent += 1
-        rows.append(_row("signalling requests (mutated)", sent, "HTTP 500", statuses[500]))
-        rows.append(_row("signalling requests (mutated)", sent, "stranded seats", stranded))
-        rows.append(_row("signalling requests (mutated)", sent, "statuses", dict(statuses)))
         await registry.close_all()
+    return [
+        _row("signalling requests (mutated)", sent, "HTTP 500", statuses[500]),
+        _row("signalling requests (mutated)", sent, "stranded seats", stranded),
+        _row("signalling requests (mutated)", sent, "statuses", dict(statuses)),
+    ]
 
-        start = rss_mb()
-        deadline, joined = time.monotonic() + seconds, 0
-        while joined < counts["joins"] and time.monotonic() < deadline:
-            room = (await http.post("/rooms")).json()
-            join = {"token": room["tokens"][0], "sdp": offer, "type": "offer"}
-            answer = await http.post(f"/rooms/{room['room']}/offer", json=join)
-            joined += answer.status_code == 200
-        rows.append(_row("dead-end joins", joined, "RSS MB start -> end", _rss_change(start)))
-        await registry.close_all()
 
-        start = rss_mb()
-        deadline, created = time.monotonic() + seconds, 0
-        while created < counts["rooms"] and time.monotonic() < deadline:
-            created += (await http.post("/rooms")).status_code == 200
-        rows.append(_row("room creations", created, "RSS MB start -> end", _rss_change(start)))
-        await asyncio.sleep(TOKEN_TTL_S + 0.1)
-        registry.expire(time.time())
-        rows.append(_row("room creations", created, "rooms left after expiry", len(registry.rooms)))
-        await registry.close_all()
-    return rows
+# -- a live call: churn, prompts, malformed messages -------------------------------------------
+
+
+def server_rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise OSError(f"no VmRSS in /proc/{pid}/status")
+
+
+def write_styled_tiny_checkpoint(path: Path) -> Path:
+    """Random tiny networks with built-in styles sketch and comic (they move the output's
+    bias), so that prompt changes switch real styles."""
+    import torch
+
+    from models.checkpoint import build_models, save_checkpoint
+    from models.config import get_preset
+    from models.style_delta import StyleDelta
+
+    torch.manual_seed(0)
+    models = build_models(get_preset("tiny"))
+    bias = models.generator.final.bias
+    assert bias is not None
+    styles = {
+        name: StyleDelta(name, ("final",), {"final.bias": torch.full_like(bias, shift)})
+        for name, shift in (("sketch", 0.5), ("comic", 2.0))
+    }
+    return save_checkpoint(path, models, styles=styles)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def served(
+    preset: str, checkpoint: Path | None, options: Sequence[str], log: Path
+) -> AsyncIterator[tuple[str, int]]:
+    """`cartooncodec serve --preset preset [--checkpoint] --loopback-ice *options` on a free
+    port of 127.0.0.1, in a process of its own (its output in ``log``); yields its URL and
+    process id, and stops it on exit."""
+    port = _free_port()
+    command = [
+        *(sys.executable, "-m", "cartooncodec", "serve", "--host", "127.0.0.1"),
+        *("--port", str(port), "--preset", preset, "--loopback-ice", *options),
+        *(("--checkpoint", str(checkpoint)) if checkpoint is not None else ()),
+    ]
+    with log.open("wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=output, stderr=asyncio.subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            for _ in range(600):
+                if process.returncode is not None:
+                    raise RuntimeError(f"the server exited with {process.returncode}: see {log}")
+                try:
+                    if (await http.get(f"{url}/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass  # not listening yet
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"the server did not answer within 60 s: see {log}")
+        yield url, process.pid
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 20)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+class FrameRates:
+    """Frames each viewer has shown, sampled every SAMPLE_S while the call runs."""
+
+    def __init__(self, clients: Sequence[Any]) -> None:
+        self.clients = clients
+        self.samples: list[tuple[float, list[int], float]] = []  # (time, shown, load average)
+
+    async def sample(self) -> None:
+        while True:
+            shown = [len(c.shown) for c in self.clients]
+            self.samples.append((time.monotonic(), shown, os.getloadavg()[0]))
+            await asyncio.sleep(SAMPLE_S)
+
+    def fps(self, start: float, end: float) -> float:
+        """Shown frames a second from the last sample at or before ``start`` to the first at
+        or after ``end`` (monotonic), for the slower viewer."""
+        before = [s for s in self.samples if s[0] <= start] or self.samples[:1]
+        after = [s for s in self.samples if s[0] >= end] or self.samples[-1:]
+        (t0, first, _), (t1, last, _) = before[-1], after[0]
+        if t1 <= t0:
+            return 0.0
+        return min(b - a for a, b in zip(first, last, strict=True)) / (t1 - t0)
+
+    def windows(self, start: float, end: float) -> list[float]:
+        """The frame rate of each FPS_WINDOW_S window from ``start`` to ``end``."""
+        edges = np.arange(start, max(end - FPS_WINDOW_S / 2, start + 1e-3), FPS_WINDOW_S)
+        return [self.fps(a, min(a + FPS_WINDOW_S, end)) for a in edges]
+
+
+def malformed_messages(rng: random.Random) -> dict[str, list[str | bytes]]:
+    """Every kind of bad message a participant can send, by channel."""
+    text: list[str | bytes] = [
+        '{"type": []}',
+        '{"type": {}}',
+        '{"type": null}',
+        "[" * 4000,
+        "{" * 3000,
+        '{"type": "prompt", "id": ' + "9" * 5000 + ', "text": "x"}',
+        '{"type": "prompt", "id": -1, "text": "sketch"}',
+        '{"type": "prompt", "id": 1e999, "text": "sketch"}',
+        '{"type": "prompt", "id": 3, "text": ' + json.dumps("x" * 5000) + "}",
+        '{"type": "prompt", "id": 3, "text": ["sketch"]}',
+        '{"type": "prompt", "id": 3}',
+        '{"type": "ping", "t": "soon"}',
+        '{"type": "report", "fps_shown": NaN, "latency_p50_ms": {}}',
+        '{"type": "no such type"}',
+        "not json",
+        "",
+        json.dumps({"type": "prompt", "id": 4, "text": "x" * 4100}),
+    ]
+    binary: list[str | bytes] = [b"", b"\x00" * 8, rng.randbytes(300), b"KF" + rng.randbytes(64)]
+    return {"control": text + binary, "stats": text + binary}
+
+
+async def _attack_live_call(
+    counts: dict[str, int], seconds: float, rng: random.Random, live: LiveOptions
+) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="cartooncodec-attack-") as folder:
+        checkpoint = write_styled_tiny_checkpoint(Path(folder) / "tiny.pt")
+        max_rooms = counts["rooms"] + counts["joins"] + 10
+        log = Path(folder) / "server.log"
+        server = served(
+            "tiny",
+            checkpoint,
+            [
+                *("--token-ttl", str(live.token_ttl_s), "--max-rooms", str(max_rooms)),
+                *("--connect-timeout", str(live.connect_timeout_s)),
+                *("--rooms-per-minute", str(10**9)),
+            ],
+            log,
+        )
+        async with (
+            server as (url, pid),
+            httpx.AsyncClient(timeout=30.0, limits=NO_KEEPALIVE) as http,
+        ):
+            return await _in_a_call(http, url, pid, checkpoint, counts, seconds, rng, live)
+
+
+async def _in_a_call(
+    http: Any,
+    url: str,
+    pid: int,
+    checkpoint: Path,
+    counts: dict[str, int],
+    seconds: float,
+    rng: random.Random,
+    live: LiveOptions,
+) -> list[dict[str, Any]]:
+    """Alice and Mallory in ``room``: the baseline, the churn, Mallory's barrage, the expiry."""
+    from client.callclient import CallClient, CallConfig
+
+    configs = [
+        CallConfig(
+            server=url,
+            room="",  # the room is created once the clients are built: its tokens are fresh
+            token="",
+            prompt="sketch",
+            preset="tiny",
+            checkpoint=str(checkpoint),
+            fps=CALL_FPS,
+            name=name,
+            seed=seat,
+        )
+        for seat, name in enumerate(("alice", "mallory"))
+    ]
+    clients = await asyncio.gather(*(asyncio.to_thread(CallClient, c) for c in configs))
+    room = (await http.post(f"{url}/rooms")).json()
+    for seat, config in enumerate(configs):
+        config.room, config.token = room["room"], room["tokens"][seat]
+    calls = [asyncio.create_task(c.run()) for c in clients]
+    rates = FrameRates(clients)
+    sampling = asyncio.create_task(rates.sample())
+    try:
+        await _until(lambda: all(len(c.shown) > 0 for c in clients), 60.0, calls)
+        start = time.monotonic()
+        await asyncio.sleep(live.baseline_s)
+        baseline = rates.fps(start, time.monotonic())
+        windows = [round(w, 1) for w in rates.windows(start, time.monotonic())]
+        rows = [
+            _row("call before the churn", 2, "fps shown", round(baseline, 2)),
+            _row("call before the churn", 2, f"fps shown per {FPS_WINDOW_S:g} s window", windows),
+        ]
+        rows += await _churn(url, pid, counts, seconds, rates, baseline)
+        rows += await _barrage(clients, counts["prompts"], seconds, rng, rates, baseline)
+        rows += await _after_expiry(http, url, counts["rooms"] + counts["joins"])
+        return rows
+    finally:
+        sampling.cancel()
+        for client in clients:
+            client.stop()
+        await asyncio.gather(*calls, sampling, return_exceptions=True)
+
+
+async def _until(
+    condition: Callable[[], bool], timeout_s: float, calls: Sequence[asyncio.Task[Any]] = ()
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        ended = [c for c in calls if c.done()]
+        if ended:
+            raise RuntimeError(f"the call ended before it was up: {ended[0].exception()!r}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not reached within {timeout_s:g} s")
+        await asyncio.sleep(0.2)
+
+
+def churn_requests(url: str, offer: str, joins: int, rooms: int, seconds: float) -> Counter[int]:
+    """``joins`` dead-end joins (a room each), then ``rooms`` room creations, each for at most
+    ``seconds``; the HTTP statuses. Run in a process of its own, so that sending the requests
+    takes nothing from the call being measured in this one."""
+
+    async def send() -> Counter[int]:
+        statuses: Counter[int] = Counter()
+        async with httpx.AsyncClient(timeout=30.0, limits=NO_KEEPALIVE) as http:
+            deadline, sent = time.monotonic() + seconds, 0
+            while sent < joins and time.monotonic() < deadline:
+                room = (await http.post(f"{url}/rooms")).json()
+                join = {"token": room["tokens"][0], "sdp": offer, "type": "offer"}
+                answer = await http.post(f"{url}/rooms/{room['room']}/offer", json=join)
+                statuses[answer.status_code] += 1
+                sent += 1
+            deadline, sent = time.monotonic() + seconds, 0
+            while sent < rooms and time.monotonic() < deadline:
+                statuses[(await http.post(f"{url}/rooms")).status_code] += 1
+                sent += 1
+        return statuses
+
+    return asyncio.run(send())
+
+
+async def _churn(
+    url: str, pid: int, counts: dict[str, int], seconds: float, rates: FrameRates, baseline: float
+) -> list[dict[str, Any]]:
+    """Dead-end joins, then room creations, against the call's server, from another process."""
+    offer = await _client_offer()
+    loop = asyncio.get_running_loop()
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        await loop.run_in_executor(pool, churn_requests, url, offer, 0, 0, 0.0)  # started
+        rss_start = server_rss_mb(pid)
+        churn_start = time.monotonic()
+        joins = await loop.run_in_executor(
+            pool, churn_requests, url, offer, counts["joins"], 0, seconds
+        )
+        rss_joins, joins_end = server_rss_mb(pid), time.monotonic()
+        rooms = await loop.run_in_executor(
+            pool, churn_requests, url, offer, 0, counts["rooms"], seconds
+        )
+        churn_end = time.monotonic()
+    joined, created = sum(joins.values()), rooms[200]
+    windows = rates.windows(churn_start, churn_end)
+    worst = min(windows, default=rates.fps(churn_start, churn_end))
+    load = [s[2] for s in rates.samples if churn_start <= s[0] <= churn_end]
+    call = "call during the churn"
+    return [
+        _row(
+            "dead-end joins",
+            joined,
+            "server RSS MB start -> end",
+            f"{rss_start:.0f} -> {rss_joins:.0f}",
+        ),
+        _row("dead-end joins", joined, "seconds", round(joins_end - churn_start, 1)),
+        _row(
+            "room creations",
+            created,
+            "server RSS MB start -> end",
+            f"{rss_joins:.0f} -> {server_rss_mb(pid):.0f}",
+        ),
+        _row("room creations", created, "seconds", round(churn_end - joins_end, 1)),
+        _row("dead-end joins", joined, "HTTP statuses", dict(joins)),
+        _row("room creations", created, "HTTP statuses", dict(rooms)),
+        _row(call, 2, "fps shown, whole churn", round(rates.fps(churn_start, churn_end), 2)),
+        _row(call, 2, f"fps shown, worst {FPS_WINDOW_S:g} s window", round(worst, 2)),
+        _row(call, 2, "worst window / before", round(worst / max(baseline, 1e-9), 3)),
+        _row(call, 2, f"fps shown per {FPS_WINDOW_S:g} s window", [round(w, 1) for w in windows]),
+        _row(
+            call,
+            2,
+            "machine load average, mean / max",
+            f"{np.mean(load):.1f} / {max(load):.1f}" if load else None,
+        ),
+    ]
+
+
+async def _barrage(
+    clients: Sequence[Any],
+    prompts: int,
+    seconds: float,
+    rng: random.Random,
+    rates: FrameRates,
+    baseline: float,
+) -> list[dict[str, Any]]:
+    """Mallory changes prompts ``prompts`` times with every malformed message among them."""
+    from pipeline import protocol
+
+    alice, mallory = clients
+    bad = malformed_messages(rng)
+    texts = ["sketch", "comic", "", "a pencil sketch", "an unknown style", "x" * 300]
+    stream = MotionEncoderStream(rng)
+    start = time.monotonic()
+    deadline, sent = start + seconds, 0
+    while sent < prompts and time.monotonic() < deadline:
+        mallory.send_prompt(texts[sent % len(texts)])
+        channel = rng.choice([protocol.CONTROL, protocol.STATS])
+        mallory.channels[channel].send(rng.choice(bad[channel]))
+        mallory.channels[protocol.MOTION].send(_mutate(stream.next(), rng))
+        sent += 1
+        await asyncio.sleep(0.01)
+    for channel, messages in bad.items():  # and each one at least once
+        for message in messages:
+            mallory.channels[channel].send(message)
+    mallory.send_prompt("comic")
+    last = mallory.prompt_id
+    barrage_end = time.monotonic()
+    await _until(lambda: last in mallory.styles, 30.0)
+    await asyncio.sleep(FPS_WINDOW_S)
+    after = rates.fps(barrage_end, time.monotonic())
+    ended = [c.config.name for c in clients if c.peer_left.is_set() or c.failure is not None]
+    return [
+        _row(
+            "prompt changes with malformed messages", sent, "seconds", round(barrage_end - start, 1)
+        ),
+        _row(
+            "prompt changes with malformed messages",
+            sent,
+            "last prompt active as",
+            mallory.styles[last],
+        ),
+        _row(
+            "prompt changes with malformed messages",
+            sent,
+            "fps shown during",
+            round(rates.fps(start, barrage_end), 2),
+        ),
+        _row(
+            "prompt changes with malformed messages",
+            sent,
+            "fps shown after / before",
+            round(after / max(baseline, 1e-9), 3),
+        ),
+        _row(
+            "prompt changes with malformed messages", sent, "participants told bye or failed", ended
+        ),
+        _row(
+            "prompt changes with malformed messages",
+            sent,
+            "alice heard bye",
+            alice.peer_left.is_set(),
+        ),
+    ]
+
+
+class MotionEncoderStream:
+    """Valid motion packets to mutate, one at a time."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._packets = _stream(rng)
+        self._next = 0
+
+    def next(self) -> bytes:
+        packet = self._packets[self._next % len(self._packets)]
+        self._next += 1
+        return packet
+
+
+async def _after_expiry(http: Any, url: str, created: int) -> list[dict[str, Any]]:
+    """Rooms left (the call's own aside) once every token has expired and every dead-end
+    participant has left: the server's health, polled until none is left or for
+    ROOMS_GONE_WITHIN_S (this runs after the prompt changes, over 15 s after the churn)."""
+    started = time.monotonic()
+    left = -1
+    while time.monotonic() - started < ROOMS_GONE_WITHIN_S:
+        left = (await http.get(f"{url}/health")).json()["rooms"] - 1
+        if left == 0:
+            break
+        await asyncio.sleep(1.0)
+    waited = round(time.monotonic() - started)
+    return [
+        _row("churn (joins, rooms)", created, "rooms left (the call's aside) after expiry", left),
+        _row("churn (joins, rooms)", created, "seconds polled until none was left", waited),
+    ]
 
 
 async def _client_offer() -> str:
@@ -322,10 +793,6 @@ async def _client_offer() -> str:
     sdp: str = pc.localDescription.sdp
     await pc.close()
     return sdp
-
-
-def _rss_change(start: float) -> str:
-    return f"{start:.0f} -> {rss_mb():.0f}"
 
 
 def _row(attack: str, count: int, measure: str, value: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "bench.call",
     "bench.speed",
     "bench.attack",
+    "bench.memory",
 )
 
 

@@ -1,68 +1,60 @@
 """Receiver side: reference frame + motion features (+ style prompt) -> stylised frame.
 
-The reference is encoded once (:meth:`Renderer.set_reference`); each frame then runs only the
-dense motion network and the generator's warp-bottleneck-decoder. Styles switch by applying a
-cached :class:`StyleDelta` between two frames. A prompt that is neither a built-in style nor
-cached is adapted with CLIP on a background thread while the previous style keeps rendering;
-style pictures (an "image prompt", :meth:`Renderer.set_style_images`) are adapted the same way
-with the exemplar losses, which need no pretrained network.
+A :class:`Renderer` is one participant's state on networks that may be shared
+(:class:`models.inference.InferenceWrapper`, loaded once per server) with a style manager that
+may be shared too (:class:`models.style_manager.StyleManager`): the reference (its keypoints,
+its downscaled copy, its encoded features), the active style, and the preallocated tensors
+each frame's features are copied into. The reference is encoded once
+(:meth:`Renderer.set_reference`); each frame then runs only the dense motion network and the
+generator's warp-bottleneck-decoder. A style switches between two frames to the wrapper's
+styled view of the generator for its delta (nothing is changed in place, so participants with
+different styles render side by side). A prompt that is neither a built-in style nor cached is
+adapted with CLIP on a background thread while the previous style keeps rendering; style
+pictures (an "image prompt", :meth:`Renderer.set_style_images`) are adapted the same way with
+the exemplar losses, which need no pretrained network.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from models.checkpoint import LoadedModels, load_models
+from models.checkpoint import LoadedModels
+from models.config import ModelConfig
 from models.extractor import MotionExtractor
 from models.face_crop import FaceCropper
-from models.frames import frame_to_tensor, resolve_device, tensor_to_frame
+from models.frames import frame_to_tensor, tensor_to_frame
 from models.generator import OcclusionAwareGenerator
-from models.layer_selection import (
-    AdaptationCancelled,
-    AdaptationConfig,
-    LossFn,
-    adapt_style,
-    clip_style_loss,
-    exemplar_style_loss,
-    select_layers,
-)
+from models.inference import InferenceWrapper
+from models.layer_selection import AdaptationCancelled, AdaptationConfig
 from models.motion_features import unpack_motion
-from models.style_delta import StyleCache, StyleDelta, StyleSwitch, weights_fingerprint
-from models.style_images import exemplar_tensor
-from models.style_names import MAX_PROMPT_CHARS, custom_style_key, match_style, normalize_prompt
-from models.text_encoder import DEFAULT_CLIP_MODEL, ClipGuide, load_clip
+from models.style_delta import StyleCache, StyleDelta
+from models.style_manager import NO_STYLE, LossBuilder, StyleManager
+from models.style_names import MAX_PROMPT_CHARS, custom_style_key
+from models.text_encoder import DEFAULT_CLIP_MODEL, ClipGuide
 
-__all__ = ["MAX_PROMPT_CHARS", "NO_STYLE", "Renderer"]
+__all__ = ["ENCODED_STYLES_KEPT", "MAX_PROMPT_CHARS", "NO_STYLE", "Renderer"]
 
 log = logging.getLogger(__name__)
 
-LossBuilder = Callable[
-    [OcclusionAwareGenerator, nn.Module, torch.Tensor, dict[str, torch.Tensor]], LossFn
-]
-"""(float32 generator copy, keypoint detector copy, 1x3xSxS reference, its keypoints) -> loss."""
-
-NO_STYLE = "none"
+ENCODED_STYLES_KEPT = 2  # encoded references a renderer keeps: the active style's and one more
 
 
 class Renderer:
     """Renders one participant: ``set_reference`` once, ``render`` per frame.
 
-    ``checkpoint`` None uses the shipped checkpoint of ``preset`` when present, else random
-    weights (with a warning). New prompts need CLIP: pass ``clip`` (a loaded
-    :class:`ClipGuide`) or ``clip_weights`` (file or open_clip tag, loaded on first use).
-    ``style_cache_dir`` keeps adapted styles across runs; ``style_cache`` shares one cache
-    between renderers of the same weights (e.g. all participants on a server). On CUDA, ``half`` and
-    ``channels_last`` default to on and ``compile`` uses torch.compile.
+    Pass ``wrapper`` (and ``styles``) to render with networks loaded once and shared with other
+    renderers; without them the renderer loads its own from ``preset``/``checkpoint``/``models``
+    (see :class:`InferenceWrapper` for ``device``, ``half``, ``channels_last``, ``compile``) and
+    builds its own :class:`StyleManager` from the CLIP and cache arguments. Calls on one
+    renderer are serialised; different renderers on one wrapper render concurrently.
     """
 
     def __init__(
@@ -71,6 +63,8 @@ class Renderer:
         checkpoint: str | os.PathLike[str] | None = None,
         device: str | torch.device | None = None,
         *,
+        wrapper: InferenceWrapper | None = None,
+        styles: StyleManager | None = None,
         models: LoadedModels | None = None,
         clip: ClipGuide | None = None,
         clip_weights: str | os.PathLike[str] | None = None,
@@ -82,66 +76,110 @@ class Renderer:
         channels_last: bool | None = None,
         compile: bool = False,
     ) -> None:
-        self.device = resolve_device(device)
-        self.models = models or load_models(preset, checkpoint, self.device)
-        self.config = self.models.config
-        self.extractor = MotionExtractor(device=self.device, models=self.models)
-        self.generator = self.models.generator.eval()
-        on_cuda = self.device.type == "cuda"
-        self.dtype = torch.float16 if (on_cuda if half is None else half) else torch.float32
-        # The cache's key of these weights, taken now: in float32 and unstyled, so that a style
-        # cached by a CPU float32 process (`cartooncodec style add`) fits a float16 server.
-        self._namespace = (
-            weights_fingerprint(self.generator)
-            if style_cache_dir is not None and style_cache is None
-            else ""
+        if styles is not None and wrapper is not None and styles.wrapper is not wrapper:
+            raise ValueError("the style manager was built for other networks than the wrapper")
+        self.wrapper = wrapper or (
+            styles.wrapper
+            if styles is not None
+            else InferenceWrapper(
+                preset,
+                checkpoint,
+                device,
+                models=models,
+                half=half,
+                channels_last=channels_last,
+                compile=compile,
+            )
         )
-        self._optimise_for_device(on_cuda if channels_last is None else channels_last, compile)
-        self._builtin = dict(self.models.styles)
-        self._switch = StyleSwitch(self.generator)
-        self._clip = clip
-        self._clip_weights = clip_weights
-        self._clip_model = clip_model
-        self._cache_dir = Path(style_cache_dir) if style_cache_dir is not None else None
-        self._cache = style_cache
-        self.adaptation = adaptation or AdaptationConfig()
-        self._render_lock = threading.Lock()  # held while the networks run or weights change
+        self.styles = styles or StyleManager(
+            self.wrapper,
+            clip=clip,
+            clip_weights=clip_weights,
+            clip_model=clip_model,
+            style_cache_dir=style_cache_dir,
+            style_cache=style_cache,
+            adaptation=adaptation,
+        )
+        self._lock = threading.Lock()  # held while this participant's state is used or changed
         self._style_lock = threading.Lock()  # held briefly for style bookkeeping only
         self._generation = 0
         self._pending: Future[str] | None = None
         self.style_key = NO_STYLE
+        self._delta: StyleDelta | None = None
+        self._generator, self._decode = self.wrapper.styled(None)
         self._swapper = ThreadPoolExecutor(1, thread_name_prefix="style-swap")
         self._adapter = ThreadPoolExecutor(1, thread_name_prefix="style-adapt")
         self._source: torch.Tensor | None = None
         self._source_small: torch.Tensor | None = None
         self._source_features: list[torch.Tensor] | None = None
-        # Encoded reference per style delta, so switching back to a style skips the encoder.
-        self._features_by_style: dict[StyleDelta | None, list[torch.Tensor]] = {}
+        # Encoded reference of the last styles used (their deltas change the encoder), so
+        # switching back skips the encoder; bounded: each is a few MB (3.7 MB on lite-128).
+        self._features_by_style: OrderedDict[StyleDelta | None, list[torch.Tensor]] = OrderedDict()
         self._kp_source: dict[str, torch.Tensor] = {}
         self._kp_driving = self._driving_buffers()
 
     @property
     def size(self) -> int:
         """Side of the square frames rendered (and of the reference, resized if needed)."""
-        return self.config.image_size
+        return self.wrapper.size
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.wrapper.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.wrapper.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.wrapper.dtype
+
+    @property
+    def extractor(self) -> MotionExtractor:
+        """A motion extractor on the same (shared) keypoint detector."""
+        return self.wrapper.extractor
+
+    @property
+    def generator(self) -> OcclusionAwareGenerator:
+        """The shared, unstyled generator (never changed by a style)."""
+        return self.wrapper.generator
+
+    @property
+    def adaptation(self) -> AdaptationConfig:
+        """Adaptation settings of the style manager (shared with its other renderers)."""
+        return self.styles.adaptation
+
+    @adaptation.setter
+    def adaptation(self, config: AdaptationConfig) -> None:
+        self.styles.adaptation = config
+
+    def state_bytes(self) -> int:
+        """Bytes of tensors this participant holds (the shared networks not counted)."""
+        with self._lock:
+            tensors = [t for t in (self._source, self._source_small) if t is not None]
+            tensors += [t for f in self._features_by_style.values() for t in f]
+            tensors += [*self._kp_source.values(), *self._kp_driving.values()]
+        distinct = {id(t): t for t in tensors}.values()  # the image is also features[0]
+        return sum(t.numel() * t.element_size() for t in distinct)
 
     def style_names(self) -> list[str]:
         """Built-in styles of the checkpoint, usable without CLIP."""
-        return sorted(self._builtin)
+        return self.styles.names()
 
     def known_style(self, prompt: str) -> StyleDelta | None:
         """The delta ``prompt`` selects without adaptation (built-in or cached), else None."""
-        return self._lookup(prompt)[1]
+        return self.styles.lookup(prompt)[1]
 
     def set_reference(self, image: np.ndarray) -> None:
         """Use ``image`` (HxWx3 uint8 RGB, resized to ``size``) as the frame to animate."""
         source = frame_to_tensor(image, self.size, self.device, self.dtype)
-        if self._channels_last:
+        if self.wrapper.channels_last:
             source = source.contiguous(memory_format=torch.channels_last)
-        with self._render_lock, torch.inference_mode():
-            self._kp_source = self.extractor.kp_detector(source)
+        with self._lock, torch.inference_mode():
+            self._kp_source = self.wrapper.kp_detector(source)
             self._source = source
-            self._source_small = self.generator.dense_motion_network.downscale(source)
+            self._source_small = self._generator.dense_motion_network.downscale(source)
             self._features_by_style.clear()
             self._source_features = self._encoded_source()
 
@@ -152,13 +190,13 @@ class Renderer:
         RuntimeError before a reference is set.
         """
         kp, jacobian = unpack_motion(features, self.config.num_kp, self.config.estimate_jacobian)
-        with self._render_lock, torch.inference_mode():
+        with self._lock, torch.inference_mode():
             if self._source_features is None or self._source_small is None:
                 raise RuntimeError("no reference frame: call set_reference(image) before render")
             self._kp_driving["value"][0].copy_(torch.from_numpy(kp))
             if jacobian is not None:
                 self._kp_driving["jacobian"][0].copy_(torch.from_numpy(jacobian))
-            motion = self.generator.dense_motion_network.predict(
+            motion = self._generator.dense_motion_network.predict(
                 self._source_small, self._kp_driving, self._kp_source
             )
             return tensor_to_frame(self._decode(self._source_features, motion))
@@ -172,8 +210,8 @@ class Renderer:
         others are adapted with CLIP in the background (ValueError listing the built-in styles
         when no CLIP is configured). A newer call cancels an older one's pending future.
         """
-        key, delta = self._resolve(prompt)
-        return self._request(key, delta, lambda: (self._clip_loss(key), self.adaptation.lr))
+        key, delta = self.styles.resolve(prompt)
+        return self._request(key, delta, lambda: (self.styles.clip_loss(key), self.adaptation.lr))
 
     def set_style_images(
         self,
@@ -196,12 +234,12 @@ class Renderer:
             raise ValueError(f"style name {name!r} must be 1 to {MAX_PROMPT_CHARS} characters")
         if not images:
             raise ValueError("no style pictures given")
-        delta = self._style_cache().get(key) if reuse_cached else None
+        delta = self.styles.cache.get(key) if reuse_cached else None
         pictures = list(images)
         return self._request(
             key,
             delta,
-            lambda: (self._exemplar_loss(pictures, cropper), self.adaptation.image_lr),
+            lambda: (self.styles.exemplar_loss(pictures, cropper), self.adaptation.image_lr),
         )
 
     def _request(
@@ -229,7 +267,8 @@ class Renderer:
         self.close()
 
     def close(self) -> None:
-        """Stop the background threads; a running adaptation stops at its next step."""
+        """Stop this renderer's background threads; a running adaptation stops at its next
+        step. The shared networks stay loaded for the other renderers."""
         with self._style_lock:
             self._generation += 1  # makes any running adaptation stop
             if self._pending is not None:
@@ -237,46 +276,21 @@ class Renderer:
         self._swapper.shutdown(wait=True, cancel_futures=True)
         self._adapter.shutdown(wait=True, cancel_futures=True)
 
-    def _resolve(self, prompt: str | None) -> tuple[str, StyleDelta | None]:
-        """(style key, delta if known now); ValueError for prompts that cannot be served."""
-        if prompt is not None and not isinstance(prompt, str):
-            raise ValueError(f"a style prompt must be a string, got {type(prompt).__name__}")
-        if prompt is None or normalize_prompt(prompt) in ("", NO_STYLE):
-            return NO_STYLE, None
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise ValueError(
-                f"style prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}"
-            )
-        key, delta = self._lookup(prompt)
-        if delta is None and self._clip is None and self._clip_weights is None:
-            available = ", ".join(self.style_names()) or "none in this checkpoint"
-            raise ValueError(
-                f"no built-in style matches {prompt!r} and no CLIP weights are configured "
-                f"(--clip-weights) to adapt a new one; built-in styles: {available}"
-            )
-        return key, delta
-
-    def _lookup(self, prompt: str) -> tuple[str, StyleDelta | None]:
-        """(style key, built-in or cached delta or None) for a non-empty prompt."""
-        builtin = match_style(prompt, available=self.style_names())
-        if builtin is not None:
-            return builtin, self._builtin[builtin]
-        key = normalize_prompt(prompt)
-        return key, self._style_cache().get(key)
-
-    def _style_cache(self) -> StyleCache:
-        if self._cache is None:
-            self._cache = StyleCache(self._cache_dir, self._namespace)
-        return self._cache
-
     def _activate(
         self, generation: int, key: str, delta: StyleDelta | None, future: Future[str]
     ) -> None:
-        """Apply ``delta`` between two frames, unless a newer request came in meanwhile."""
-        with self._render_lock, self._style_lock:
+        """Switch to ``delta`` between two frames, unless a newer request came in meanwhile."""
+        try:
+            generator, decode = self.wrapper.styled(delta)  # built outside the lock
+        except ValueError as error:  # a delta that does not fit these networks
+            with self._style_lock:
+                if not future.cancelled():
+                    future.set_exception(error)
+            return
+        with self._lock, self._style_lock:
             if generation != self._generation or future.cancelled():
                 return
-            self._switch.apply(delta)
+            self._delta, self._generator, self._decode = delta, generator, decode
             if self._source is not None:
                 self._source_features = self._encoded_source()
             self.style_key = key
@@ -286,11 +300,13 @@ class Renderer:
     def _encoded_source(self) -> list[torch.Tensor]:
         """The reference through the encoder with the active style (call under the lock)."""
         assert self._source is not None
-        active = self._switch.active
-        key = active if active is not None and _touches_encoder(active) else None
+        key = self._delta if self._delta is not None and _touches_encoder(self._delta) else None
         if key not in self._features_by_style:
             with torch.inference_mode():
-                self._features_by_style[key] = self.generator.encode_source(self._source)
+                self._features_by_style[key] = self._generator.encode_source(self._source)
+            while len(self._features_by_style) > ENCODED_STYLES_KEPT:
+                self._features_by_style.popitem(last=False)
+        self._features_by_style.move_to_end(key)
         return self._features_by_style[key]
 
     def _adapt_then_activate(
@@ -300,8 +316,11 @@ class Renderer:
         loss: Callable[[], tuple[LossBuilder, float]],
         future: Future[str],
     ) -> None:
+        with self._lock:
+            # clone() outside inference mode: autograd cannot use the renderer's inference tensors
+            source = None if self._source is None else self._source.float().contiguous().clone()
         try:
-            delta = self._adapt(key, lambda: generation != self._generation, *loss())
+            delta = self.styles.adapt(key, source, lambda: generation != self._generation, *loss())
         except AdaptationCancelled:
             log.info("adaptation of %r stopped: a newer style was asked for", key)
             return
@@ -311,59 +330,7 @@ class Renderer:
                 if not future.cancelled():
                     future.set_exception(error)
             return
-        self._style_cache().put(key, delta)
         self._activate(generation, key, delta, future)
-
-    def _adapt(
-        self, prompt: str, should_stop: Callable[[], bool], loss: LossBuilder, lr: float
-    ) -> StyleDelta:
-        """Layer selection and adaptation of a float32 copy of the unstyled generator."""
-        with self._render_lock:
-            active = self._switch.active
-            self._switch.apply(None)
-            generator = copy.deepcopy(self.generator).float()
-            self._switch.apply(active)
-            # clone() outside inference mode: autograd cannot use the renderer's inference tensors
-            source = None if self._source is None else self._source.float().contiguous().clone()
-        if source is None:
-            log.info("no reference frame yet: adapting %r on a grey frame", prompt)
-            source = torch.full((1, 3, self.size, self.size), 0.5, device=self.device)
-        kp_detector = copy.deepcopy(self.extractor.kp_detector).float()
-        with torch.no_grad():
-            kp_source = kp_detector(source)
-        config = self.adaptation
-        loss_fn = loss(generator, kp_detector, source, kp_source)
-        layers = select_layers(
-            generator, loss_fn, config.top_k, config.probe_steps, should_stop=should_stop
-        )
-        log.info("style %r: adapting layers %s", prompt, layers)
-        return adapt_style(
-            generator, loss_fn, layers, config.steps, lr, prompt, config.progress, should_stop
-        )
-
-    def _clip_loss(self, prompt: str) -> LossBuilder:
-        """The CLIP directional loss toward ``prompt`` (loads CLIP on first use)."""
-        clip = self._load_clip()
-        neutral = self.adaptation.neutral_prompt
-        return lambda generator, _detector, source, kp_source: clip_style_loss(
-            generator, clip, prompt, source, kp_source, neutral
-        )
-
-    def _exemplar_loss(self, images: list[np.ndarray], cropper: FaceCropper | None) -> LossBuilder:
-        """The exemplar losses toward ``images`` (cropped here, on the adaptation thread), with
-        the CLIP image prompt when CLIP is configured."""
-        exemplars = exemplar_tensor(images, self.size, cropper).to(self.device)
-        with_clip = self._clip is not None or self._clip_weights is not None
-        clip = self._load_clip() if with_clip else None
-        return lambda generator, detector, source, kp_source: exemplar_style_loss(
-            generator, detector, exemplars, source, kp_source, clip=clip
-        )
-
-    def _load_clip(self) -> ClipGuide:
-        if self._clip is None:
-            assert self._clip_weights is not None  # callers check that one of them is set
-            self._clip = load_clip(self._clip_weights, self._clip_model, self.device)
-        return self._clip
 
     def _driving_buffers(self) -> dict[str, torch.Tensor]:
         """Preallocated 1xKx2 / 1xKx2x2 tensors the per-frame features are copied into."""
@@ -373,21 +340,6 @@ class Renderer:
             eye = torch.eye(2, device=self.device, dtype=self.dtype)
             buffers["jacobian"] = eye.repeat(1, num_kp, 1, 1)
         return buffers
-
-    def _optimise_for_device(self, channels_last: bool, compile: bool) -> None:
-        self._channels_last = channels_last
-        self._decode: Callable[[list[torch.Tensor], dict[str, torch.Tensor]], torch.Tensor] = (
-            self.generator.decode
-        )
-        self.extractor.kp_detector.to(self.device, self.dtype)
-        self.generator.to(self.device, self.dtype)
-        if channels_last:
-            self.generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            self.extractor.kp_detector.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        if compile:
-            # The decoder only: compiling the dense motion network too was slower on CPU
-            # (30 ms vs 22 ms a lite-128 frame; eager 30 ms), its grid sampling compiles poorly.
-            self._decode = torch.compile(self._decode, dynamic=False)
 
 
 def _touches_encoder(delta: StyleDelta) -> bool:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,6 +30,7 @@ from fastapi import FastAPI, HTTPException, Request
 from pipeline.ice import use_loopback_ice
 from pipeline.meters import RateMeter
 from pipeline.protocol import ProtocolError, load_json, redact_paths
+from server.networks import SharedNetworks
 from server.participant import NEGOTIATION_ERRORS
 from server.rooms import RoomError, RoomRegistry
 from server.settings import ServerSettings
@@ -39,21 +41,6 @@ logger = logging.getLogger(__name__)
 MAX_OFFER_BYTES = 64 * 1024
 API_KEY_HEADER = "X-API-Key"
 ROOM_RATE_WINDOW_S = 60.0
-
-
-def _default_renderer_factory(settings: ServerSettings) -> Callable[[], Any]:
-    def build() -> Any:
-        from models import Renderer
-
-        return Renderer(
-            preset=settings.preset,
-            checkpoint=settings.checkpoint,
-            device=settings.device,
-            clip_weights=settings.clip_weights,
-            style_cache_dir=settings.style_cache_dir,
-        )
-
-    return build
 
 
 def check_models(settings: ServerSettings) -> None:
@@ -73,15 +60,28 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     if settings.loopback_ice:
         use_loopback_ice()
     signer = TokenSigner(settings.token_secret or secret_from_env(), ttl_s=settings.token_ttl_s)
-    registry = RoomRegistry(settings, signer, _default_renderer_factory(settings))
+    networks = SharedNetworks(settings)
+    registry = RoomRegistry(settings, signer, networks.renderer)
+
+    async def sweep_rooms() -> None:
+        """Rooms whose tokens have expired go even when no request comes to expire them."""
+        while True:
+            await asyncio.sleep(settings.room_sweep_s)
+            registry.expire(time.time())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await registry.close_all()
+        sweeping = asyncio.create_task(sweep_rooms(), name="sweep-rooms")
+        try:
+            yield
+        finally:
+            sweeping.cancel()
+            await asyncio.gather(sweeping, return_exceptions=True)
+            await registry.close_all()
 
     app = FastAPI(title="CartoonCodec signaling", lifespan=lifespan)
     app.state.registry = registry
+    app.state.networks = networks
     app.state.settings = settings
 
     @app.get("/health")

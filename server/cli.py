@@ -37,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--token-ttl", type=float, default=3600.0, help="seconds a join token stays valid"
     )
     parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=ServerSettings.connect_timeout_s,
+        help="seconds a joined client has to connect before its seat is freed",
+    )
+    parser.add_argument(
         "--api-key",
         default=os.environ.get("CARTOONCODEC_API_KEY"),
         help="key POST /rooms needs in its X-API-Key header (default $CARTOONCODEC_API_KEY; "
@@ -83,6 +89,7 @@ def serve(args: argparse.Namespace) -> int:
         clip_weights=args.clip_weights,
         style_cache_dir=args.style_cache,
         token_ttl_s=args.token_ttl,
+        connect_timeout_s=args.connect_timeout,
         loopback_ice=args.loopback_ice,
         ice_servers=tuple(args.ice_server),
         max_rooms=args.max_rooms,

@@ -88,6 +88,7 @@ class Participant:
         self.concealer = Concealer(motion_schema())
         self.frames_concealed = 0
         self._conceal_timer: asyncio.TimerHandle | None = None
+        self._connect_timer: asyncio.TimerHandle | None = None
         self.channels: dict[str, RTCDataChannel] = {}
         self.on_closed: Callable[[Participant], None] | None = None
         self.motion_in = RateMeter()
@@ -118,7 +119,22 @@ class Participant:
         # AttributeError); each means the offer is unusable, which is the client's error
         except NEGOTIATION_ERRORS as exc:
             raise ValueError(f"cannot answer this offer ({type(exc).__name__}: {exc})") from exc
+        self._connect_timer = asyncio.get_running_loop().call_later(
+            self.settings.connect_timeout_s, self._on_connect_timeout
+        )
         return self.pc.localDescription
+
+    def _on_connect_timeout(self) -> None:
+        """A client that was answered but never connected frees its seat (a dead-end join);
+        the render worker starts once the connection is up, so it tells whether it ever was."""
+        if not self.worker.started:
+            logger.info(
+                "room %s seat %d: not connected within %g s, closing",
+                self.room_id,
+                self.seat,
+                self.settings.connect_timeout_s,
+            )
+            self._spawn(self.close())
 
     def _on_connection_state(self) -> None:
         if self.pc.connectionState == "connected":
@@ -410,8 +426,9 @@ class Participant:
         if self._closing:
             return
         self._closing = True
-        if self._conceal_timer is not None:
-            self._conceal_timer.cancel()
+        for timer in (self._conceal_timer, self._connect_timer):
+            if timer is not None:
+                timer.cancel()
         logger.info("room %s seat %d closing: %s", self.room_id, self.seat, self.stats())
         current = asyncio.current_task()
         others = [t for t in self._tasks if t is not current]

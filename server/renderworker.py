@@ -150,6 +150,10 @@ class RenderWorker:
         self.render_errors = 0
         self.render_ms = 0.0  # exponential moving average
 
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
     def start(self) -> None:
         """Build the renderer, then render; calling it again does nothing."""
         if self._task is not None:

@@ -1,9 +1,10 @@
 """Rooms of two seats: who may join (tokens), who is in, and how participants are paired.
 
 Errors carry the HTTP status the app answers with: RoomNotFound 404, SeatTaken 409, RoomsFull
-503. A room is removed once both seats have joined and everyone has left, or, if that never
-happens, once its tokens have expired and nobody is in it. A join reserves its seat first, so a
-leave during someone's join cannot remove the room under them, and a failed join frees it.
+and JoinsBusy 503. A room is removed once both seats have joined and everyone has left, or, if
+that never happens, once its tokens have expired and nobody is in it. A join reserves its seat
+first, so a leave during someone's join cannot remove the room under them, and a failed join
+frees it. At most ``max_connecting`` joins wait for their clients to connect, server-wide.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class SeatTaken(RoomError):
 
 
 class RoomsFull(RoomError):
+    status = 503
+
+
+class JoinsBusy(RoomError):
     status = 503
 
 
@@ -108,6 +113,7 @@ class RoomRegistry:
             settings.keyframe_decode_threads, settings.keyframe_queue, settings.max_keyframe_side
         )
         self.rooms: dict[str, Room] = {}
+        self._unconnected: set[Participant] = set()  # answered (or answering), not yet connected
 
     def create(self, now: float | None = None) -> tuple[Room, list[str]]:
         now = time.time() if now is None else now
@@ -145,12 +151,18 @@ class RoomRegistry:
         hears nothing of a failed join. Only the peer connection is built here: the participant
         builds its renderer once the connection is up."""
         room.check_free(seat)
+        if self.connecting() >= self.settings.max_connecting:
+            raise JoinsBusy(
+                f"{self.settings.max_connecting} joins are waiting for their clients to "
+                "connect, the server's limit: try again in a few seconds"
+            )
         room.joining.add(seat)
         participant: Participant | None = None
         try:
             participant = Participant(
                 room.id, seat, self.settings, self._renderer_factory, self.keyframes
             )
+            self._unconnected.add(participant)
             answer = await participant.accept(offer)
         except BaseException:  # free the seat and the peer connection whatever failed
             if participant is not None:
@@ -165,6 +177,14 @@ class RoomRegistry:
         room.pair()
         logger.info("room %s: seat %d joined", room.id, seat)
         return answer
+
+    def connecting(self) -> int:
+        """Participants answered (or being answered) whose clients have not connected yet:
+        what dead-end joins hold until the connect timeout frees them."""
+        self._unconnected = {
+            p for p in self._unconnected if not (p.worker.started or p.closed.is_set())
+        }
+        return len(self._unconnected)
 
     def _left(self, room: Room, participant: Participant) -> None:
         room.release(participant)

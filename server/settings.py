@@ -21,6 +21,10 @@ class ServerSettings:
     max_keyframe_side: int = 1024
     keyframe_decode_threads: int = 2  # key frames decoding at once, server-wide
     keyframe_queue: int = 8  # key frames waiting for a decode thread; more are refused
+    # a participant not connected this long after its answer leaves (the client gives up at 20)
+    connect_timeout_s: float = 30.0
+    max_connecting: int = 64  # joins not yet connected, server-wide; more answer 503 at once
+    room_sweep_s: float = 5.0  # expired, empty rooms are removed at least this often
     max_rooms: int = 1000  # rooms held at once, joined or not; POST /rooms answers 503 beyond
     rooms_per_client_per_minute: int = 30  # POST /rooms per client address; 429 beyond
     api_key: str | None = None  # None: POST /rooms is open, else it needs "X-API-Key: <key>"

@@ -1,5 +1,5 @@
 from collections.abc import Iterator
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +9,12 @@ import torch
 
 from models.checkpoint import build_models, save_checkpoint
 from models.config import get_preset
+from models.inference import InferenceWrapper
 from models.layer_selection import AdaptationConfig
 from models.motion_features import pack_motion
 from models.renderer import NO_STYLE, Renderer
 from models.style_delta import StyleCache, StyleDelta
+from models.style_manager import StyleManager
 from models.text_encoder import tiny_clip
 from tests.models_helpers import face_like_frame, single_thread  # noqa: F401
 
@@ -294,16 +296,16 @@ def test_a_cached_style_is_found_in_half_precision_and_after_a_builtin_style(
 def test_with_clip_style_pictures_are_also_an_image_prompt(
     checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from models import renderer as renderer_module
+    from models import style_manager as style_manager_module
 
     clips: list[object] = []
-    real = renderer_module.exemplar_style_loss
+    real = style_manager_module.exemplar_style_loss
 
     def recording(*args: Any, **kwargs: Any) -> Any:
         clips.append(kwargs.get("clip"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(renderer_module, "exemplar_style_loss", recording)
+    monkeypatch.setattr(style_manager_module, "exemplar_style_loss", recording)
     guide = tiny_clip()
     adaptation = AdaptationConfig(top_k=1, steps=2, probe_steps=1)
     with Renderer("tiny", checkpoint, "cpu", clip=guide, adaptation=adaptation) as renderer:
@@ -313,3 +315,117 @@ def test_with_clip_style_pictures_are_also_an_image_prompt(
         renderer.set_reference(face_like_frame(32))
         assert renderer.set_style_images(_stripes(), "stripes").result(60) == "stripes"
     assert clips == [guide, None]
+
+
+def test_renderers_on_one_wrapper_share_the_networks_and_hold_little_state(
+    checkpoint: Path,
+) -> None:
+    wrapper = InferenceWrapper("tiny", checkpoint, "cpu")
+    styles = StyleManager(wrapper)
+    first, second = Renderer(wrapper=wrapper, styles=styles), Renderer(styles=styles)
+    try:
+        assert first.generator is second.generator is wrapper.generator
+        assert first.extractor.kp_detector is second.extractor.kp_detector
+        first.set_reference(face_like_frame(32))
+        network_bytes = sum(p.numel() * 4 for p in wrapper.generator.parameters())
+        # the reference, its keypoints and its features at every scale: 32x32 tiny model
+        assert 0 < first.state_bytes() < network_bytes
+        assert second.state_bytes() < 1024  # only the driving keypoint buffers so far
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_style_manager_of_other_networks_is_refused(checkpoint: Path) -> None:
+    styles = StyleManager(InferenceWrapper("tiny", checkpoint, "cpu"))
+    with pytest.raises(ValueError, match="built for other networks"):
+        Renderer(wrapper=InferenceWrapper("tiny", checkpoint, "cpu"), styles=styles)
+
+
+def _alone(checkpoint: Path, style: str, motions: list[np.ndarray], shift: int) -> list[np.ndarray]:
+    with Renderer("tiny", checkpoint, "cpu") as renderer:
+        renderer.set_reference(face_like_frame(32, shift))
+        renderer.set_style(style).result(timeout=10)
+        return [renderer.render(m) for m in motions]
+
+
+def test_two_participants_in_different_styles_render_what_each_would_alone(
+    checkpoint: Path,
+) -> None:
+    """Interleaved on one thread, then at once on two threads: exactly the frames each
+    renderer gives on networks of its own. "cel" changes the encoder, "comic" the decoder."""
+    wrapper = InferenceWrapper("tiny", checkpoint, "cpu")
+    styles = StyleManager(wrapper)
+    with Renderer(styles=styles) as probe:
+        motions = [probe.extractor.extract(face_like_frame(32, s)) for s in range(-4, 5)]
+    expected = {
+        "cel": _alone(checkpoint, "cel", motions, 0),
+        "comic": _alone(checkpoint, "comic", motions, 3),
+    }
+    assert not np.array_equal(expected["cel"][0], expected["comic"][0])
+    renderers = {name: Renderer(styles=styles) for name in expected}
+    try:
+        for (name, renderer), shift in zip(renderers.items(), (0, 3), strict=True):
+            renderer.set_reference(face_like_frame(32, shift))
+            renderer.set_style(name).result(timeout=10)
+        for i, motion in enumerate(motions):
+            for name, renderer in renderers.items():
+                assert np.array_equal(renderer.render(motion), expected[name][i]), (name, i)
+        with ThreadPoolExecutor(2) as pool:
+            results = {
+                name: pool.submit(lambda r: [r.render(m) for m in motions * 3], renderer)
+                for name, renderer in renderers.items()
+            }
+            for name, frames in results.items():
+                assert all(
+                    np.array_equal(f, expected[name][i % len(motions)])
+                    for i, f in enumerate(frames.result(timeout=60))
+                ), name
+        # switching one participant's style leaves the other's frames alone
+        renderers["comic"].set_style("sketch").result(timeout=10)
+        assert np.array_equal(renderers["cel"].render(motions[2]), expected["cel"][2])
+        assert not np.array_equal(renderers["comic"].render(motions[2]), expected["comic"][2])
+    finally:
+        for renderer in renderers.values():
+            renderer.close()
+
+
+def test_channels_last_renders_what_the_contiguous_layout_renders(checkpoint: Path) -> None:
+    frames = []
+    for channels_last in (False, True):
+        with Renderer("tiny", checkpoint, "cpu", channels_last=channels_last) as renderer:
+            renderer.set_reference(face_like_frame(32))
+            renderer.set_style("comic").result(timeout=10)
+            frames.append(renderer.render(_features(renderer, 2)).astype(np.int16))
+    assert np.abs(frames[0] - frames[1]).max() <= 1  # float32 sums in another order
+
+
+def test_a_style_that_does_not_fit_the_networks_fails_its_future(renderer: Renderer) -> None:
+    wrong = StyleDelta("wrong", ("final",), {"final.weight": torch.zeros(2, 2)})
+    renderer.styles.cache.put("wrong", wrong)
+    with pytest.raises(ValueError, match="shape"):
+        renderer.set_style("wrong").result(timeout=10)
+    assert renderer.style_key == NO_STYLE
+
+
+def test_a_renderer_keeps_the_encoded_reference_of_its_last_two_styles_only(
+    renderer: Renderer,
+) -> None:
+    """Every style that changes the encoder used to keep its encoded reference for good."""
+    weight = renderer.generator.first.conv.weight
+    for name, scale in (("enc two", 0.1), ("enc three", 0.2)):
+        change = scale * torch.ones(weight.shape)
+        renderer.styles.cache.put(
+            name, StyleDelta(name, ("first.conv",), {"first.conv.weight": change})
+        )
+    one_set = renderer.state_bytes()  # the unstyled encoding
+    features = _features(renderer)
+    renderer.set_style("cel").result(timeout=10)
+    cel = renderer.render(features)
+    two_sets = renderer.state_bytes()
+    assert two_sets > one_set
+    for style in ("enc two", "enc three", None, "cel", "enc two"):
+        renderer.set_style(style).result(timeout=10)
+        assert renderer.state_bytes() == two_sets, style  # never a third encoding
+    renderer.set_style("cel").result(timeout=10)
+    assert np.array_equal(renderer.render(features), cel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -221,3 +222,13 @@ async def test_running_server_checks_the_checkpoint_first(tmp_path: Path) -> Non
 def test_http_errors_carry_no_server_path() -> None:
     refusal = _refusal(400, ValueError("checkpoint /srv/models/weights/lite-128.pt gone"), "x: ")
     assert (refusal.status_code, refusal.detail) == (400, "x: checkpoint lite-128.pt gone")
+
+
+async def test_expired_rooms_go_without_any_request_to_expire_them() -> None:
+    settings = ServerSettings(preset="tiny", token_ttl_s=0.3, room_sweep_s=0.05)
+    async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        for _ in range(3):
+            assert (await http.post("/rooms")).status_code == 200
+        assert (await http.get("/health")).json()["rooms"] == 3
+        await asyncio.sleep(0.8)  # nothing but the server's own sweep in between
+        assert (await http.get("/health")).json()["rooms"] == 0

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from aiortc import RTCSessionDescription
 
 from codec import MotionEncoder, motion_schema
 from codec.concealment import MAX_CONCEALED_FRAMES
@@ -25,7 +26,7 @@ from server.keyframes import KeyframeDecodes
 from server.participant import Participant
 from server.renderworker import FrameMeta
 from server.settings import ServerSettings
-from tests.tinycall import recorded_configurations, write_styled_checkpoint
+from tests.tinycall import make_offer, recorded_configurations, write_styled_checkpoint
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -441,3 +442,29 @@ async def test_style_pictures_while_the_last_ones_are_read_are_refused(
     assert participant.refused == {"style_image_busy": 1, "style_image": 1}
     # the refused announcement's chunks did not become a key frame
     assert "keyframe" not in participant.refused and not participant.worker.has_reference
+
+
+async def test_a_client_that_never_connects_frees_its_seat(tmp_path: Path) -> None:
+    settings = ServerSettings(preset="tiny", loopback_ice=True, connect_timeout_s=0.3)
+    keyframes = KeyframeDecodes(threads=1, queue=0, max_side=settings.max_keyframe_side)
+    built: list[Renderer] = []
+    p = Participant("room", 0, settings, lambda: built.append(Renderer("tiny")), keyframes)
+    closed: list[Participant] = []
+    p.on_closed = closed.append
+    try:
+        offer = RTCSessionDescription(sdp=await make_offer(), type="offer")
+        await p.accept(offer)  # answered; the client never connects
+        await asyncio.wait_for(p.closed.wait(), 5.0)
+        assert closed == [p] and built == [] and p.pc.connectionState == "closed"
+    finally:
+        await p.close()
+        keyframes.close()
+
+
+async def test_a_connected_client_is_not_closed_by_the_connect_deadline(
+    participant: Participant,
+) -> None:
+    participant.settings.connect_timeout_s = 0.05
+    participant._on_connect_timeout()  # the fixture's worker is started: the connection was up
+    await asyncio.sleep(0.1)
+    assert not participant.closed.is_set()

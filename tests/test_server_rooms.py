@@ -8,7 +8,7 @@ import pytest
 from aiortc import RTCSessionDescription
 
 from server.participant import Participant
-from server.rooms import Room, RoomNotFound, RoomRegistry, SeatTaken
+from server.rooms import JoinsBusy, Room, RoomNotFound, RoomRegistry, SeatTaken
 from server.settings import ServerSettings
 from server.tokens import TokenSigner
 from tests.tinycall import make_offer
@@ -146,3 +146,25 @@ async def test_close_all_survives_rooms_expiring_under_it() -> None:
     await registry.close_all()  # both expired long ago: removed, nothing raised
     assert registry.rooms == {}
     await registry.close_room("gone")
+
+
+async def test_joins_waiting_to_connect_are_bounded_server_wide() -> None:
+    """1,000 dead-end joins held a peer connection each for the connect timeout (+200 MB)."""
+    settings = ServerSettings(max_connecting=2)
+    unused_renderer = SimpleNamespace(close=lambda: None)
+    registry = RoomRegistry(settings, TokenSigner(b"s"), lambda: unused_renderer)
+    offer = RTCSessionDescription(await make_offer(), "offer")
+    rooms = [registry.create()[0] for _ in range(4)]
+    for room in rooms[:2]:
+        await registry.join(room, 0, offer)
+    assert registry.connecting() == 2
+    with pytest.raises(JoinsBusy, match="2 joins are waiting for their clients to connect"):
+        await registry.join(rooms[2], 0, offer)
+    assert JoinsBusy.status == 503 and rooms[2].empty  # refused before any seat was taken
+    rooms[0].participants[0].worker.start()  # its client connected
+    await registry.join(rooms[2], 0, offer)
+    await registry.close_room(rooms[1].id)  # a dead end gone (connect timeout, or ICE failed)
+    assert registry.connecting() == 1
+    await registry.join(rooms[3], 0, offer)
+    await registry.close_all()
+    assert registry.connecting() == 0

@@ -27,6 +27,7 @@ from bench.ourcodec import (
     Setting,
     measure_clip,
 )
+from codec.ratecontrol import DEFAULT_TARGET_KBPS
 from models.config import get_preset
 from training.videos import load_clips
 
@@ -99,15 +100,16 @@ def evaluate(
     cache_dir: Path | None = None,
     frames: int | None = None,
 ) -> EvalReport:
-    """Rows of every usable clip in ``clips_dir`` and their means over clips; ``frames``: score
-    only the first N frames of each clip (a shorter run, coded as a call would code it)."""
+    """Rows of every usable clip in ``clips_dir`` and their means over clips, coded as a call
+    codes (``setting`` defaults to a call's key frame quality and rate target); ``frames``:
+    score only the first N frames of each clip."""
     if frames is not None and frames < 2:
         raise ValueError(
             f"frames must be at least 2 (a key frame and one coded frame), got {frames}"
         )
     from tqdm import tqdm
 
-    setting = setting or Setting()
+    setting = setting or Setting(target_kbps=DEFAULT_TARGET_KBPS)
     size = get_preset(preset).image_size
     clips, _ = load_clips(clips_dir, size, cache_dir)
     videos = [clip for clip in clips if len(clip) > 1]

@@ -242,12 +242,34 @@ def _config_of(data: dict[str, Any], path: Path, preset: str | ModelConfig | Non
             "--checkpoint) or retrain: cartooncodec train --init-from OLD.pt reuses its "
             "matching weights"
         )
-    if wanted is not None and wanted != stored:
+    if wanted is not None and wanted.name != stored.name:
         raise CheckpointError(
             f"checkpoint {path} is for preset {stored.name!r}, not {wanted.name!r}"
-            + (" (same name, different sizes)" if wanted.name == stored.name else "")
+        )
+    if wanted is not None and wanted != stored:
+        changed = ", ".join(
+            f"{name} {theirs} (this version: {ours})"
+            for name, theirs, ours in _differences(stored.to_dict(), wanted.to_dict())
+        )
+        raise CheckpointError(
+            f"checkpoint {path} holds an older {stored.name} with other sizes: {changed}; use "
+            f"the shipped checkpoint or start a run from it: cartooncodec train --init-from {path}"
         )
     return stored
+
+
+def _differences(
+    theirs: dict[str, Any], ours: dict[str, Any], prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
+    """(dotted field, their value, our value) for every field of two config dicts that differs."""
+    found = []
+    for key in sorted(set(theirs) | set(ours)):
+        a, b = theirs.get(key), ours.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append((f"{prefix}{key}", a, b))
+    return found
 
 
 def _styles_of(styles: Any, generator: nn.Module, path: Path) -> dict[str, StyleDelta]:

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,22 @@ def test_file_of_another_preset_is_refused(tmp_path: Path) -> None:
     save_checkpoint(path, build_models(get_preset("tiny")))
     with pytest.raises(CheckpointError, match="is for preset 'tiny', not 'lite-128'"):
         load_checkpoint(path, "lite-128")
+
+
+def test_an_older_file_of_the_same_preset_is_refused_naming_what_changed(tmp_path: Path) -> None:
+    tiny = get_preset("tiny")
+    older = replace(tiny, generator=replace(tiny.generator, num_bottleneck_blocks=3))
+    path = tmp_path / "older-tiny.pt"
+    save_checkpoint(path, build_models(older))
+    message = (
+        f"checkpoint {path} holds an older tiny with other sizes: "
+        "generator.num_bottleneck_blocks 3 (this version: 1); use the shipped checkpoint or "
+        f"start a run from it: cartooncodec train --init-from {path}"
+    )
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(path, "tiny")
+    assert str(refused.value) == message
+    assert load_checkpoint(path).config == older  # without a preset it loads as what it is
 
 
 @pytest.mark.parametrize(

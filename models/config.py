@@ -108,14 +108,19 @@ PRESETS: dict[str, ModelConfig] = {
     # The published first-order-model vox-256 sizes; the released checkpoint loads into it.
     "full-256": ModelConfig(name="full-256", image_size=256),
     # Real time on two CPU cores at 128x128: small hourglasses (a 32x32 input after the 0.25
-    # downscale needs few levels) and a short bottleneck; see models/README.md for timings.
+    # downscale needs few levels), a short bottleneck and the residual painted at 64x64 over
+    # the full-size warped reference; see models/README.md for timings.
     "lite-128": ModelConfig(
         name="lite-128",
         image_size=128,
         keypoint=KeypointConfig(block_expansion=16, max_features=128, num_blocks=4),
         dense_motion=DenseMotionConfig(block_expansion=16, max_features=128, num_blocks=4),
         generator=GeneratorConfig(
-            block_expansion=32, max_features=128, num_down_blocks=2, num_bottleneck_blocks=4
+            block_expansion=32,
+            max_features=128,
+            num_down_blocks=2,
+            num_bottleneck_blocks=2,
+            residual_downscale=1,
         ),
     ),
     # For tests: seconds to build, train a few steps and render.

@@ -45,6 +45,7 @@ DEFAULT_FRAMES = {"full-256": 10, "lite-128": 200, "tiny": 50}
 DEFAULT_THREADS = 2
 # Matches no built-in style, so set_style has to adapt it with CLIP.
 NEW_PROMPT = "a neon cyberpunk portrait"
+VERSUS_ROUNDS = 5
 
 
 def build_inputs(size: int, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -95,6 +96,21 @@ def measure_swaps(renderer: Renderer, prompt: str, count: int) -> tuple[Timing, 
     prompts = [prompt if i % 2 == 0 else None for i in range(count)]
     set_style = time_calls(lambda p: renderer.set_style(p).result(), prompts)
     return parameter_swap, set_style
+
+
+def measure_versus(
+    renderers: dict[str, Renderer], features: Sequence[np.ndarray], rounds: int = VERSUS_ROUNDS
+) -> dict[str, Timing]:
+    """Render ``features`` with each renderer in turn, ``rounds`` times: on a noisy machine the
+    renderers see the same load, so their ratio holds where single runs disagree."""
+    times: dict[str, list[float]] = {name: [] for name in renderers}
+    for _ in range(rounds):
+        for name, renderer in renderers.items():
+            for vector in features:
+                start = time.perf_counter()
+                renderer.render(vector)
+                times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: Timing.of(values) for name, values in times.items()}
 
 
 def measure_coding(features: Sequence[np.ndarray], schema: FeatureSchema) -> tuple[Timing, Timing]:
@@ -179,6 +195,9 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
             results["swap"], results["set_style"] = measure_swaps(renderer, NEW_PROMPT, 20)
         if args.adapt_steps > 0 or args.cascade_style in renderer.style_names():
             results["cascade"] = measure_cascade(renderer, features, args.cascade_style)
+        if args.versus is not None:
+            this = str(extractor.models.path or "random init")
+            results["versus"] = _versus(renderer, this, args.versus, frames[0], features)
         results["setup"] = {
             "preset": args.preset,
             "device": str(device),
@@ -259,15 +278,62 @@ def run(args: argparse.Namespace) -> int:
         "adapt_s": results.get("adapt_s"),
         "style_delta": results.get("delta"),
         "cascade": {k: asdict(v) for k, v in results.get("cascade", {}).items()},
+        "versus": {k: asdict(v) for k, v in results.get("versus", {}).items()},
     }
     tables = [speed_table(results)]
     if "cascade" in results:
         tables.append(cascade_table(results))
+    if "versus" in results:
+        tables.append(versus_table(results))
     json_path = publish(args.out, f"speed-{args.preset}", tables, args, details)
     if args.json is not None and args.json.resolve() != json_path.resolve():
         args.json.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(json_path, args.json)
     return 0
+
+
+def _versus(
+    renderer: Renderer,
+    this: str,
+    checkpoint: Path,
+    reference: np.ndarray,
+    features: Sequence[np.ndarray],
+) -> dict[str, Timing]:
+    """``renderer`` (named ``this``) against ``checkpoint``, loaded with its own config on
+    the same device and dtype, interleaved."""
+    import torch
+
+    from models.checkpoint import load_checkpoint
+    from models.renderer import Renderer
+
+    models = load_checkpoint(checkpoint, device=renderer.device)
+    half = renderer.dtype == torch.float16
+    other = Renderer(models.config.name, device=renderer.device, models=models, half=half)
+    try:
+        other.set_reference(reference)
+        for vector in features[:WARMUP_CALLS]:
+            other.render(vector)
+        return measure_versus({this: renderer, str(checkpoint): other}, features)
+    finally:
+        other.close()
+
+
+def versus_table(results: dict[str, Any]) -> Table:
+    """Rendering with two checkpoints, interleaved in rounds."""
+    setup = results["setup"]
+    table = Table(
+        "versus",
+        f"Rendering, two checkpoints interleaved ({VERSUS_ROUNDS} rounds), {setup['preset']} "
+        f"on {setup['device']} ({setup['threads']} threads)",
+        ["checkpoint", "mean ms", "p50 ms", "p95 ms", "per second"],
+    )
+    for label, timing in results["versus"].items():
+        table.add(
+            checkpoint=label,
+            **{"mean ms": timing.mean_ms, "p50 ms": timing.p50_ms, "p95 ms": timing.p95_ms},
+            **{"per second": timing.fps},
+        )
+    return table
 
 
 def _clip_description(args: argparse.Namespace) -> str:
@@ -325,5 +391,12 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-half", dest="half", action="store_false", help="keep float32 on CUDA")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decoder")
+    parser.add_argument(
+        "--versus",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="also render with this checkpoint (e.g. the previous one, any sizes), interleaved "
+        f"with the main one over {VERSUS_ROUNDS} rounds: a side-by-side figure on a noisy machine",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
     parser.set_defaults(func=run)

@@ -1,10 +1,13 @@
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bench import speed
+from models.checkpoint import build_models, save_checkpoint
+from models.config import get_preset
 from tests.models_helpers import single_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -48,3 +51,19 @@ def test_too_few_frames_is_refused(tmp_path: Path) -> None:
     args = _parse(["speed", "--preset", "tiny", "--frames", "2", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--frames must be above 3"):
         args.func(args)
+
+
+def test_versus_renders_another_checkpoint_interleaved_with_the_main_one(tmp_path: Path) -> None:
+    tiny = get_preset("tiny")
+    older = replace(tiny, generator=replace(tiny.generator, num_bottleneck_blocks=3))
+    save_checkpoint(tmp_path / "older.pt", build_models(older))
+    argv = ["speed", "--preset", "tiny", "--device", "cpu", "--threads", "1", "--frames", "6"]
+    argv += ["--adapt-steps", "0", "--versus", str(tmp_path / "older.pt"), "--out", str(tmp_path)]
+    args = _parse([*argv, "--json", str(tmp_path / "s.json")])
+    assert args.func(args) == 0
+    result = json.loads((tmp_path / "s.json").read_text())
+    versus = result["versus"]
+    assert list(versus) == ["random init", str(tmp_path / "older.pt")]
+    assert [timing["calls"] for timing in versus.values()] == [6 * speed.VERSUS_ROUNDS] * 2
+    rows = result["tables"]["versus"]["rows"]
+    assert [row["checkpoint"] for row in rows] == list(versus)

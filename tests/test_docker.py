@@ -65,6 +65,24 @@ def test_build_files_exist(name: str, service: dict) -> None:
 
 
 @pytest.mark.parametrize(("name", "service"), SERVICES)
+def test_every_package_the_project_installs_is_copied(name: str, service: dict) -> None:
+    """A package missing from the image imports nowhere: `pip install .` skips it silently."""
+    pyproject = (REPO / "pyproject.toml").read_text()  # tomllib is 3.11+, the project 3.10+
+    found = re.search(
+        r"\[tool\.setuptools\.packages\.find\]\s*include = \[(.*?)\]", pyproject, re.S
+    )
+    assert found is not None, "pyproject.toml names no packages to install"
+    packages = {pattern.rstrip("*") for pattern in re.findall(r'"([^"]+)"', found.group(1))}
+    copied = {
+        source.rstrip("/")
+        for keyword, arguments in instructions(dockerfile_of(service))
+        if keyword == "COPY"
+        for source in [a for a in exec_form(arguments) if not a.startswith("--")][:-1]
+    }
+    assert packages - copied == set(), f"{name}: not copied into the image"
+
+
+@pytest.mark.parametrize(("name", "service"), SERVICES)
 def test_commands_parse(name: str, service: dict) -> None:
     dockerfile = dockerfile_of(service)
     entrypoint = service.get("entrypoint", last(dockerfile, "ENTRYPOINT"))

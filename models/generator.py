@@ -11,6 +11,10 @@ paints::
 
     prediction = clamp(warp(reference, flow) + residual(decoder), 0, 1)
 
+With ``residual_downscale`` = n the decoder stops n levels short of full size: the top n
+levels of the reference are neither warped nor decoded (their occlusion channels go unused),
+and the residual is painted at H/2^n and upsampled; the warped reference stays full size.
+
 The residual head starts at zero, so an untrained generator at zero motion returns the
 reference exactly, and training only has to learn what motion changes (mouth, eyes,
 disocclusions). Skips are added, not concatenated: on two CPU cores the decoder's

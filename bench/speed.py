@@ -28,7 +28,7 @@ import numpy as np
 
 from bench.cascade import cascade, classical_stylizer, cnn_stylizer, unified
 from bench.report import Table, add_bench_parser, add_model_arguments, publish
-from bench.timing import WARMUP_CALLS, Timing, time_calls
+from bench.timing import WARMUP_CALLS, Timing, call_times, time_calls
 from codec.motiondecoder import MotionDecoder
 from codec.motionencoder import MotionEncoder
 from codec.schema import FeatureSchema, model_schema
@@ -106,10 +106,7 @@ def measure_versus(
     times: dict[str, list[float]] = {name: [] for name in renderers}
     for _ in range(rounds):
         for name, renderer in renderers.items():
-            for vector in features:
-                start = time.perf_counter()
-                renderer.render(vector)
-                times[name].append((time.perf_counter() - start) * 1000.0)
+            times[name] += call_times(renderer.render, features)
     return {name: Timing.of(values) for name, values in times.items()}
 
 

@@ -44,9 +44,14 @@ def time_calls(
     the models return numpy arrays, so CUDA work is finished when the call returns)."""
     for item in list(inputs)[:warmup]:
         step(item)
+    return Timing.of(call_times(step, inputs))
+
+
+def call_times(step: Callable[[Any], object], inputs: Sequence[Any]) -> list[float]:
+    """Milliseconds of ``step`` on each input, in order, nothing untimed."""
     times = []
     for item in inputs:
         start = time.perf_counter()
         step(item)
         times.append((time.perf_counter() - start) * 1000.0)
-    return Timing.of(times)
+    return times

@@ -9,6 +9,7 @@ with at least one level of movement when outside the tolerance band.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 
 from codec.quantizer import LEVELS_PER_OCTAVE, MAX_LEVEL, MIN_LEVEL, level_scale
@@ -29,7 +30,7 @@ def parse_target_kbps(text: str) -> float | None:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0 or value == float("inf"):
+    if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive kbps or 'off', got {text!r}")
     return value
 

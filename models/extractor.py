@@ -17,9 +17,9 @@ __all__ = ["MotionExtractor"]
 class MotionExtractor:
     """Runs the keypoint detector on RGB frames.
 
-    ``checkpoint`` None uses the shipped checkpoint of ``preset`` when present, else random
-    weights (with a warning). ``models`` passes already loaded networks (shared with a
-    Renderer) instead.
+    ``checkpoint`` None uses the shipped checkpoint of ``preset`` (a missing one is a
+    CheckpointError unless random weights are asked for: :func:`models.checkpoint.load_models`).
+    ``models`` passes already loaded networks (shared with a Renderer) instead.
     """
 
     def __init__(

@@ -26,10 +26,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from models.checkpoint import LoadedModels, load_models
+from models.checkpoint import LoadedModels
 from models.config import ModelConfig
 from models.extractor import MotionExtractor
-from models.frames import resolve_device
 from models.generator import OcclusionAwareGenerator
 from models.style_delta import StyleDelta, weights_fingerprint
 
@@ -43,10 +42,11 @@ Decode = Callable[[list[torch.Tensor], dict[str, torch.Tensor]], torch.Tensor]
 class InferenceWrapper:
     """Loaded networks on one device, shared by every renderer built on them.
 
-    ``checkpoint`` None uses the shipped checkpoint of ``preset`` when present, else random
-    weights (with a warning); ``models`` passes networks already loaded. ``half`` defaults to
-    on for CUDA; ``channels_last`` defaults to on (CUDA and CPU: lite-128's decoder 52 -> 41 ms
-    a frame on two CPU cores); ``compile`` compiles the decoder of each styled view.
+    ``checkpoint`` None uses the shipped checkpoint of ``preset`` (see
+    :func:`models.checkpoint.load_models`); ``models`` passes networks already loaded.
+    ``half`` defaults to on for CUDA; ``channels_last`` defaults to on (CUDA and CPU:
+    lite-128's decoder 52 -> 41 ms a frame on two CPU cores); ``compile`` compiles the decoder
+    of each styled view.
     """
 
     def __init__(
@@ -61,10 +61,10 @@ class InferenceWrapper:
         compile: bool = False,
         max_styled_views: int = MAX_STYLED_VIEWS,
     ) -> None:
-        self.device = resolve_device(device)
-        self.models = models or load_models(preset, checkpoint, self.device)
+        self.extractor = MotionExtractor(preset, checkpoint, device, models)
+        self.device = self.extractor.device
+        self.models = self.extractor.models
         self.config: ModelConfig = self.models.config
-        self.extractor = MotionExtractor(device=self.device, models=self.models)
         self.generator: OcclusionAwareGenerator = self.models.generator.eval()
         self.kp_detector = self.extractor.kp_detector
         self.builtin_styles: dict[str, StyleDelta] = dict(self.models.styles)

@@ -468,7 +468,7 @@ class FrameRates:
 
     async def sample(self) -> None:
         while True:
-            shown = [len(c.shown) for c in self.clients]
+            shown = [len(c.viewer.shown) for c in self.clients]
             self.samples.append((time.monotonic(), shown, os.getloadavg()[0]))
             await asyncio.sleep(SAMPLE_S)
 
@@ -572,7 +572,7 @@ async def _in_a_call(
     rates = FrameRates(clients)
     sampling = asyncio.create_task(rates.sample())
     try:
-        await _until(lambda: all(len(c.shown) > 0 for c in clients), 60.0, calls)
+        await _until(lambda: all(len(c.viewer.shown) > 0 for c in clients), 60.0, calls)
         start = time.monotonic()
         await asyncio.sleep(live.baseline_s)
         baseline = rates.fps(start, time.monotonic())
@@ -701,17 +701,17 @@ async def _barrage(
     start = time.monotonic()
     deadline, sent = start + seconds, 0
     while sent < prompts and time.monotonic() < deadline:
-        mallory.send_prompt(texts[sent % len(texts)])
+        mallory.uplink.send_prompt(texts[sent % len(texts)])
         channel = rng.choice([protocol.CONTROL, protocol.STATS])
-        mallory.channels[channel].send(rng.choice(bad[channel]))
-        mallory.channels[protocol.MOTION].send(_mutate(stream.next(), rng))
+        mallory.connection.channels[channel].send(rng.choice(bad[channel]))
+        mallory.connection.channels[protocol.MOTION].send(_mutate(stream.next(), rng))
         sent += 1
         await asyncio.sleep(0.01)
     for channel, messages in bad.items():  # and each one at least once
         for message in messages:
-            mallory.channels[channel].send(message)
-    mallory.send_prompt("comic")
-    last = mallory.prompt_id
+            mallory.connection.channels[channel].send(message)
+    mallory.uplink.send_prompt("comic")
+    last = mallory.uplink.prompt_id
     barrage_end = time.monotonic()
     await _until(lambda: last in mallory.styles, 30.0)
     await asyncio.sleep(FPS_WINDOW_S)

@@ -125,8 +125,10 @@ def lossy_client(config: CallConfig, loss: float, seed: int) -> Any:
 
         async def connect(self) -> None:
             await super().connect()
-            self.motion_channel = DroppingChannel(self.channels[protocol.MOTION], loss, seed)
-            self.channels[protocol.MOTION] = self.motion_channel  # type: ignore[assignment]
+            self.motion_channel = DroppingChannel(
+                self.connection.channels[protocol.MOTION], loss, seed
+            )
+            self.connection.channels[protocol.MOTION] = self.motion_channel  # type: ignore[assignment]
 
     return LossyCallClient(config)
 

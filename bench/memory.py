@@ -98,9 +98,9 @@ async def measure(
                     calls.append(asyncio.create_task(client.run()))
                     await _rendered(http, url, room, index % 2, calls)
                     style = styles[index % len(styles)] if styles else ""
-                    client.send_prompt(style)
+                    client.uplink.send_prompt(style)
                     await asyncio.sleep(SETTLE_S)
-                    used = {c.styles.get(c.prompt_id, "") for c in clients}
+                    used = {c.styles.get(c.uplink.prompt_id, "") for c in clients}
                     rows.append(
                         {
                             "participants": index + 1,

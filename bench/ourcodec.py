@@ -119,7 +119,7 @@ class OfflineCodec:
             target_kbps=setting.target_kbps,
             keyframe_quality=setting.keyframe_quality,
         )
-        receiver = Receiver(self.renderer)
+        receiver = Receiver(self.renderer.config, self.renderer)
         keyframe = sender.keyframe(frames[0])  # the clip's frames are face crops already
         reference = receiver.set_keyframe(keyframe)
         rendered = []

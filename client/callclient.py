@@ -1,12 +1,17 @@
-"""One participant of a call: capture → face crop → motion → WebRTC, and the other's cartoon back.
+"""One participant of a call: its face to the server as motion, the other's cartoon back.
 
     client = CallClient(CallConfig(server="http://127.0.0.1:8080", room=..., token=...))
     result = await client.run()   # CallResult: frames, rates, latencies, prompt swaps
 
+A CallClient strings three parts together and holds the call's negotiation: the
+``CallConnection`` (peer connection, data channels, the server's call clock), the ``Uplink``
+(capture -> ``pipeline.Sender`` -> key frame, motion, prompts, style pictures) and the
+``Viewer`` (the rendered video and its per-frame metadata -> latency, recording, window).
+
 On joining, the client sends ``hello`` (preset, motion schema fingerprint, capabilities) and
 compares the server's; a mismatch, or an ``error`` the server marks fatal, ends the call with a
 CallError that says what to change. ``style`` messages say which style each prompt became.
-Style pictures (``config.style_images`` at the start, :meth:`CallClient.send_style_images` or a
+Style pictures (``config.style_images`` at the start, :meth:`Uplink.send_style_images` or a
 line ``@PATH`` on stdin mid-call) are sent like a new prompt: the server adapts a style to
 their look in the background and answers ``style`` once frames render in it.
 
@@ -23,82 +28,19 @@ import os
 import stat
 import sys
 import time
-import zlib
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-import numpy as np
-from aiortc import (
-    MediaStreamTrack,
-    RTCDataChannel,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
-from aiortc.mediastreams import MediaStreamError
-from av import VideoFrame
-
-from client.capture import CaptureThread, open_source
-from client.recorder import Mp4Recorder, OutputThread, Window
-from codec import DEFAULT_TARGET_KBPS, MotionEncoder, motion_schema
-from codec.keyframe import encode_keyframe, split_chunks
-from codec.packet import TIME_MODULUS, unwrap
-from models.face_crop import FaceTracker
+from client.config import CallConfig
+from client.connection import CallConnection, CallError, MessageHandler
+from client.uplink import PromptSent, Uplink
+from client.viewer import ShownFrame, Viewer
 from pipeline import protocol
-from pipeline.iceservers import ice_configuration
-from pipeline.meters import RateMeter, percentiles
-from pipeline.protocol import frame_key
+from pipeline.meters import percentiles
+
+__all__ = ["CallClient", "CallConfig", "CallError", "CallResult"]
 
 logger = logging.getLogger(__name__)
-
-CONNECT_TIMEOUT_S = 20.0
-CLOCK_PINGS = 5
-MATCH_BUFFER = 64  # frames / metadata kept while waiting for their counterpart
-
-
-class CallError(RuntimeError):
-    """The call could not be set up (refused by the server, no connection) or broke off."""
-
-
-@dataclass
-class CallConfig:
-    server: str
-    room: str
-    token: str
-    input: str = "synthetic"
-    prompt: str = ""
-    prompt_schedule: list[tuple[float, str]] = field(default_factory=list)
-    # re-encoded style pictures (models.style_images.read_sent_style_images), sent at the start
-    style_images: list[bytes] = field(default_factory=list)
-    preset: str = "lite-128"
-    checkpoint: str | None = None
-    fps: float = 25.0
-    seconds: float | None = None  # None: until the other side leaves or Ctrl-C
-    record: Path | None = None
-    show: bool = False
-    read_stdin: bool = False
-    name: str = "client"
-    motion_amplitude: float = 1.0
-    seed: int = 0
-    ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs, see pipeline.iceservers
-
-
-@dataclass
-class ShownFrame:
-    arrival_ms: float  # server call clock
-    latency_ms: float
-    seq: int
-    prompt_id: int
-    concealed: bool = False  # the server extrapolated the motion: that packet did not arrive
-
-
-@dataclass
-class PromptSent:
-    id: int
-    text: str
-    sent_ms: float  # server call clock
 
 
 @dataclass
@@ -145,173 +87,38 @@ def _rate(events: int, seconds: float) -> float:
     return (events - 1) / seconds if events > 1 and seconds > 0 else 0.0
 
 
-class ServerClock:
-    """The server's call clock seen from here: offset estimated from the fastest ping."""
-
-    def __init__(self) -> None:
-        self.offset_ms = 0.0
-        self.best_rtt_ms = float("inf")
-        self.synced = asyncio.Event()
-
-    @staticmethod
-    def local_ms() -> float:
-        return time.monotonic() * 1000
-
-    def now_ms(self) -> float:
-        return self.local_ms() + self.offset_ms
-
-    def on_pong(self, sent_local_ms: float, server_ms: float) -> None:
-        now = self.local_ms()
-        rtt = now - sent_local_ms
-        if rtt < self.best_rtt_ms:
-            self.best_rtt_ms = rtt
-            self.offset_ms = server_ms + rtt / 2 - now
-        self.synced.set()
-
-
 class CallClient:
     def __init__(self, config: CallConfig) -> None:
-        from models import MotionExtractor
-
         self.config = config
-        self.extractor = MotionExtractor(preset=config.preset, checkpoint=config.checkpoint)
-        # the server acknowledges each decoded frame: inter frames predict from those
-        self.encoder = MotionEncoder(
-            schema=motion_schema(), fps=config.fps, feedback=True, target_kbps=DEFAULT_TARGET_KBPS
-        )
-        self.tracker = FaceTracker(self.extractor.size)
-        self.clock = ServerClock()
-        source = open_source(config.input, config.fps, config.motion_amplitude, config.seed)
-        self.capture = CaptureThread(source, config.fps, self.clock.now_ms)
-        self.pc = RTCPeerConnection(ice_configuration(config.ice_servers))
-        self.channels: dict[str, RTCDataChannel] = {}
-        recorder = Mp4Recorder(config.record, config.fps) if config.record else None
-        window = Window(f"cartooncodec {config.name}") if config.show else None
-        self.output = OutputThread(recorder, window) if recorder or window else None
-        self.prompt_id = -1
-        self.prompts: list[PromptSent] = []
+        self.connection = CallConnection(config.server, config.ice_servers)
+        self.uplink = Uplink(config, self.connection)
+        self.viewer = Viewer(config, self.connection.clock)
         self.style_errors: list[str] = []
         self.styles: dict[int, str] = {}  # prompt id -> the style the server made active
         self.server_hello: dict[str, Any] | None = None
         self.failure: CallError | None = None  # why the call ended early, raised by call()
-        self.shown: list[ShownFrame] = []
-        self.shown_meter = RateMeter()
-        self.frames_sent = 0
-        self.frames_received = 0
-        self.motion_bytes = 0
-        self.control_bytes = 0
-        self.keyframe_bytes = 0
-        self.style_image_bytes = 0
-        self.acks_refused = 0
-        self.last_shown_image: np.ndarray | None = None
         self.peer_left = asyncio.Event()
         self._stop = asyncio.Event()
-        self._meta: OrderedDict[int, dict[str, Any]] = OrderedDict()
-        self._unmatched: OrderedDict[int, tuple[float, np.ndarray]] = OrderedDict()
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = 0.0
         self._stopped = 0.0
         self._transport_bytes = (0, 0)
-        self._first_sent = self._last_sent = 0.0
 
     # -- set-up --------------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Offer, join the room, open the channels, sync the clock, send hello and key frame."""
-        self.channels = {
-            protocol.MOTION: self.pc.createDataChannel(
-                protocol.MOTION, ordered=False, maxRetransmits=0
-            ),
-            protocol.CONTROL: self.pc.createDataChannel(protocol.CONTROL),
-            protocol.STATS: self.pc.createDataChannel(protocol.STATS),
+        """Join the room, open the channels, sync the clock, send hello."""
+        handlers: dict[str, MessageHandler] = {
+            protocol.MOTION: self.uplink.on_ack,
+            protocol.CONTROL: self._on_control,
+            protocol.STATS: self._on_stats,
         }
-        self.channels[protocol.MOTION].on("message", self._on_ack)
-        self.channels[protocol.CONTROL].on("message", self._on_control)
-        self.channels[protocol.STATS].on("message", self._on_stats)
-        self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.on("track", self._on_track)
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        answer = await self._exchange(self.pc.localDescription)
-        await self.pc.setRemoteDescription(answer)
-        await asyncio.wait_for(self._channels_open(), CONNECT_TIMEOUT_S)
-        await asyncio.wait_for(self._sync_clock(), CONNECT_TIMEOUT_S)
-        self._send_control(self._hello())
+        config = self.config  # the room and token may be filled in after construction
+        await self.connection.open(config.room, config.token, handlers, self._on_track)
+        self.uplink.send_control(self._hello())
 
     def _hello(self) -> str:
-        return protocol.encode_hello(self.config.preset, self.encoder.schema.fingerprint())
-
-    async def _exchange(self, offer: RTCSessionDescription) -> RTCSessionDescription:
-        url = f"{self.config.server.rstrip('/')}/rooms/{self.config.room}/offer"
-        body = {"token": self.config.token, "sdp": offer.sdp, "type": offer.type}
-        async with httpx.AsyncClient(timeout=CONNECT_TIMEOUT_S) as http:
-            try:
-                response = await http.post(url, json=body)
-            except httpx.HTTPError as exc:
-                raise CallError(f"cannot reach the server at {self.config.server}: {exc}") from exc
-        if response.status_code != 200:
-            detail = response.json().get("detail", response.text) if response.content else ""
-            raise CallError(f"server refused to join ({response.status_code}): {detail}")
-        answer = response.json()
-        return RTCSessionDescription(sdp=answer["sdp"], type=answer["type"])
-
-    async def _channels_open(self) -> None:
-        while any(ch.readyState != "open" for ch in self.channels.values()):
-            await asyncio.sleep(0.02)
-
-    async def _sync_clock(self) -> None:
-        for _ in range(CLOCK_PINGS):
-            self._ping()
-            await asyncio.sleep(0.02)
-        await self.clock.synced.wait()
-
-    def _ping(self) -> None:
-        message = protocol.encode_message("ping", t=self.clock.local_ms())
-        self.channels[protocol.STATS].send(message)
-
-    def send_keyframe(self, face: np.ndarray) -> None:
-        """face: the reference crop, HxWx3 uint8 RGB, sent in chunks on ``control``."""
-        data = encode_keyframe(face)
-        for chunk in split_chunks(data):
-            self.channels[protocol.CONTROL].send(chunk)
-            self.keyframe_bytes += len(chunk)
-        logger.info("%s: key frame %d bytes", self.config.name, len(data))
-
-    def send_prompt(self, text: str) -> None:
-        self.prompt_id += 1
-        self.prompts.append(PromptSent(self.prompt_id, text, self.clock.now_ms()))
-        self._send_control(protocol.encode_message("prompt", id=self.prompt_id, text=text))
-        logger.info("%s: prompt %d %r", self.config.name, self.prompt_id, text)
-
-    def send_style_images(self, pictures: list[bytes]) -> None:
-        """Ask for a style adapted to ``pictures`` (from
-        ``models.style_images.encode_style_image``): announced on ``control`` under the next
-        prompt id, then each picture in chunks."""
-        from models.style_images import picture_style_name
-
-        self.prompt_id += 1
-        name = picture_style_name(pictures)
-        self.prompts.append(PromptSent(self.prompt_id, name, self.clock.now_ms()))
-        transfers = [zlib.crc32(data) for data in pictures]
-        self._send_control(
-            protocol.encode_message("style_image", id=self.prompt_id, transfers=transfers)
-        )
-        for data in pictures:
-            for chunk in split_chunks(data):
-                self.channels[protocol.CONTROL].send(chunk)
-                self.style_image_bytes += len(chunk)
-        logger.info(
-            "%s: prompt %d: %d style pictures, %d bytes",
-            self.config.name,
-            self.prompt_id,
-            len(pictures),
-            sum(map(len, pictures)),
-        )
-
-    def _send_control(self, message: str) -> None:
-        channel = self.channels[protocol.CONTROL]
-        if channel.readyState == "open":
-            channel.send(message)
-            self.control_bytes += len(message)
+        return protocol.encode_hello(self.config.preset, self.uplink.schema_fingerprint)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -325,15 +132,12 @@ class CallClient:
         return self.result()
 
     async def call(self) -> None:
-        loop = asyncio.get_running_loop()
         self._started = time.monotonic()
-        image, _ = await self.capture.next()
-        face = await loop.run_in_executor(None, self.tracker.crop, image)
-        self.send_keyframe(face)
-        self.send_prompt(self.config.prompt)
+        await self.uplink.send_keyframe()
+        self.uplink.send_prompt(self.config.prompt)
         if self.config.style_images:
-            self.send_style_images(self.config.style_images)
-        sending = asyncio.create_task(self._send_motion())
+            self.uplink.send_style_images(self.config.style_images)
+        sending = asyncio.create_task(self.uplink.send_motion())
         peer_left = asyncio.create_task(self.peer_left.wait())
         stopped = asyncio.create_task(self._stop.wait())
         self._tasks += [
@@ -364,44 +168,16 @@ class CallClient:
             self.failure = CallError(reason)
         self._stop.set()
 
-    async def _send_motion(self) -> None:
-        """Encode and send each captured frame; the capture thread paces them at ``fps``, and
-        drops the older of two when extraction falls behind."""
-        loop = asyncio.get_running_loop()
-        while True:
-            image, captured_ms = await self.capture.next()
-            capture_ms = max(0, round(captured_ms))
-            features = await loop.run_in_executor(None, self._motion_of, image)
-            packet = self.encoder.encode(features, capture_ms, max(self.prompt_id, 0))
-            channel = self.channels[protocol.MOTION]
-            if channel.readyState != "open":
-                return
-            channel.send(packet)
-            self._last_sent = time.monotonic()
-            if self.frames_sent == 0:
-                self._first_sent = self._last_sent
-            self.motion_bytes += len(packet)
-            self.frames_sent += 1
-
-    def _motion_of(self, image: np.ndarray) -> np.ndarray:
-        """image: HxWx3 uint8 RGB -> the face's motion features (runs off the event loop)."""
-        return self.extractor.extract(self.tracker.crop(image))
-
     async def _report_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self._ping()
-            recent = [f.latency_ms for f in self.shown[-50:]]
-            p50 = percentiles(recent, (50,))[0]
-            report = protocol.encode_message(
-                "report", fps_shown=self.shown_meter.per_second(), latency_p50_ms=p50
-            )
-            self.channels[protocol.STATS].send(report)
+            self.connection.ping()
+            self.connection.send(protocol.STATS, self.viewer.report())
 
     async def _prompt_schedule(self) -> None:
         for at_s, text in sorted(self.config.prompt_schedule):
             await asyncio.sleep(max(0.0, self._started + at_s - time.monotonic()))
-            self.send_prompt(text)
+            self.uplink.send_prompt(text)
 
     def _read_stdin_prompts(self) -> None:
         """Each line typed (or piped) on stdin becomes the new prompt; ``@PATH`` sends the
@@ -417,35 +193,13 @@ class CallClient:
                 loop.remove_reader(fd)
             elif line.strip().startswith("@"):
                 path = line.strip()[1:].strip()
-                self._tasks.append(asyncio.create_task(self.send_style_images_from([path])))
+                self._tasks.append(asyncio.create_task(self.uplink.send_style_images_from([path])))
             elif line.strip():
-                self.send_prompt(line.strip())
+                self.uplink.send_prompt(line.strip())
 
         loop.add_reader(fd, on_line)
 
-    async def send_style_images_from(self, paths: list[str]) -> None:
-        """Read and re-encode the style pictures at ``paths`` (files or folders) off the event
-        loop, then send them; a picture that cannot be read is said in the log, and the call
-        goes on."""
-        from models.style_images import read_sent_style_images
-
-        try:
-            pictures = await asyncio.to_thread(read_sent_style_images, paths)
-        except ValueError as exc:
-            logger.warning("%s: style picture not sent: %s", self.config.name, exc)
-            return
-        self.send_style_images(pictures)
-
     # -- incoming ------------------------------------------------------------------------------
-
-    def _on_ack(self, data: str | bytes) -> None:
-        """The server decoded a frame: later frames may predict from it."""
-        try:
-            self.encoder.acknowledge(protocol.parse_ack(data))
-        # not an acknowledgement, or one naming a frame not sent: the reference stays
-        except ValueError as exc:
-            self.acks_refused += 1
-            logger.debug("%s: ignoring acknowledgement: %s", self.config.name, exc)
 
     def _on_control(self, data: str | bytes) -> None:
         try:
@@ -455,7 +209,7 @@ class CallClient:
             return
         kind = message["type"]
         if kind == "intra":
-            self.encoder.request_intra()
+            self.uplink.request_intra()
         elif kind == "hello":
             self._on_hello(message)
         elif kind == "style":
@@ -477,7 +231,7 @@ class CallClient:
         """The server renders prompt ``prompt_id`` as ``style``: the built-in style the prompt
         named or described, else the normalised prompt itself."""
         self.styles[prompt_id] = style
-        prompt = next((p.text for p in self.prompts if p.id == prompt_id), "")
+        prompt = next((p.text for p in self.uplink.prompts if p.id == prompt_id), "")
         logger.info(
             "%s: prompt %d %r is active as style %r", self.config.name, prompt_id, prompt, style
         )
@@ -498,106 +252,44 @@ class CallClient:
             logger.warning("%s: ignoring stats message: %s", self.config.name, exc)
             return
         if message["type"] == "pong":
-            self.clock.on_pong(message["t"], message["server_ms"])
+            self.connection.on_pong(message)
         elif message["type"] == "frame":
-            self._on_frame_meta(message)
+            self.viewer.on_frame_meta(message)
 
-    def _on_frame_meta(self, meta: dict[str, Any]) -> None:
-        key = frame_key(meta["pts"])
-        if key in self._unmatched:
-            arrival_ms, image = self._unmatched.pop(key)
-            self._show(image, arrival_ms, meta)
-        else:
-            _put_bounded(self._meta, key, meta)
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
+    def _on_track(self, track: Any) -> None:
         if track.kind == "video":
-            self._tasks.append(asyncio.create_task(self._receive(track)))
-
-    async def _receive(self, track: MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            arrival_ms = self.clock.now_ms()
-            if not isinstance(frame, VideoFrame) or frame.pts is None:
-                continue
-            self.frames_received += 1
-            image = frame.to_ndarray(format="rgb24")
-            key = frame_key(frame.pts)
-            meta = self._meta.pop(key, None)
-            if meta is None:
-                _put_bounded(self._unmatched, key, (arrival_ms, image))
-            else:
-                self._show(image, arrival_ms, meta)
-
-    def _show(self, image: np.ndarray, arrival_ms: float, meta: dict[str, Any]) -> None:
-        capture_ms = unwrap(meta["capture_ms"] % TIME_MODULUS, round(arrival_ms), TIME_MODULUS)
-        self.shown.append(
-            ShownFrame(
-                arrival_ms,
-                arrival_ms - capture_ms,
-                meta["seq"],
-                meta["prompt_id"],
-                bool(meta["concealed"]),
-            )
-        )
-        self.shown_meter.add()
-        self.last_shown_image = image
-        if self.output is not None:
-            self.output.put(image, arrival_ms)
+            self._tasks.append(asyncio.create_task(self.viewer.receive(track)))
 
     # -- teardown ------------------------------------------------------------------------------
 
     async def close(self) -> None:
         """Say bye, stop every task, close the peer connection and the outputs."""
-        control = self.channels.get(protocol.CONTROL)
-        if control is not None and control.readyState == "open":
-            control.send(protocol.encode_message("bye"))
+        if self.connection.send(protocol.CONTROL, protocol.encode_message("bye")):
             await asyncio.sleep(0.05)  # let the bye leave before the transport closes
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._transport_bytes = await self._transport_totals()
-        await self.pc.close()
-        await self.capture.close()
-        await asyncio.to_thread(self.tracker.close)
-        if self.output is not None:
-            await self.output.close()
-
-    async def _transport_totals(self) -> tuple[int, int]:
-        """(bytes sent, bytes received) on the DTLS transport: every data channel, the video,
-        RTCP, and their SCTP/DTLS framing."""
-        report = await self.pc.getStats()
-        sent = received = 0
-        for entry in report.values():
-            if entry.type == "transport":
-                sent += entry.bytesSent
-                received += entry.bytesReceived
-        return sent, received
+        self._transport_bytes = await self.connection.transport_totals()
+        await self.connection.close()
+        await self.uplink.close()
+        await self.viewer.close()
 
     def result(self) -> CallResult:
         sent, received = self._transport_bytes
+        uplink = self.uplink
         return CallResult(
             name=self.config.name,
             duration_s=max(0.0, self._stopped - self._started),
-            sending_s=self._last_sent - self._first_sent,
-            frames_sent=self.frames_sent,
-            frames_received=self.frames_received,
-            shown=self.shown,
-            prompts=self.prompts,
+            sending_s=uplink.sending_s(),
+            frames_sent=uplink.frames_sent,
+            frames_received=self.viewer.frames_received,
+            shown=self.viewer.shown,
+            prompts=uplink.prompts,
             style_errors=self.style_errors,
-            motion_bytes=self.motion_bytes,
-            control_bytes=self.control_bytes,
-            keyframe_bytes=self.keyframe_bytes,
-            style_image_bytes=self.style_image_bytes,
+            motion_bytes=uplink.motion_bytes,
+            control_bytes=uplink.control_bytes,
+            keyframe_bytes=uplink.keyframe_bytes,
+            style_image_bytes=uplink.style_image_bytes,
             downlink_bytes=received,
             uplink_bytes=sent,
         )
-
-
-def _put_bounded(table: OrderedDict[int, Any], key: int, value: Any) -> None:
-    table[key] = value
-    while len(table) > MATCH_BUFFER:
-        table.popitem(last=False)

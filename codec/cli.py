@@ -217,7 +217,7 @@ def decode_video(ccv: CcvFile, output_path: Path, renderer: FrameRenderer) -> di
     """Render every decoded frame from the key frame and write an MP4 at the stream's fps."""
     from tqdm import tqdm
 
-    receiver = Receiver(renderer)
+    receiver = Receiver(renderer.config, renderer)
     if receiver.schema != ccv.schema:
         raise BitstreamError(
             f"the stream's motion layout ({ccv.schema.size} numbers a frame, preset "

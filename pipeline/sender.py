@@ -83,9 +83,15 @@ class Sender:
 
     def send(self, frame: np.ndarray, capture_ms: int, prompt_id: int = 0) -> SentFrame:
         """A captured frame (HxWx3 uint8 RGB) -> its face crop, motion features and packet."""
-        face = self.tracker.crop(frame)
-        features = self.extractor.extract(face)
+        face, features = self.extract(frame)
         return SentFrame(face, features, self.encode(features, capture_ms, prompt_id))
+
+    def extract(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A captured frame -> (its face crop, size x size x 3 uint8 RGB; the crop's
+        (schema.size,) float32 motion features): the slow half of :meth:`send`, which a live
+        call runs on a worker thread while acknowledgements reach the encoder on its loop."""
+        face = self.tracker.crop(frame)
+        return face, self.extractor.extract(face)
 
     def encode(self, features: np.ndarray, capture_ms: int, prompt_id: int = 0) -> bytes:
         """Features extracted already (a clip coded at several settings is extracted once)."""

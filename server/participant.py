@@ -19,14 +19,16 @@ from typing import Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
-from codec import BitstreamError, MotionDecoder, motion_schema
-from codec.concealment import Concealer
+from codec import BitstreamError
 from codec.keyframe import KeyframeAssembler
+from models.config import get_preset
 from models.style_images import picture_style_name
 from pipeline import protocol
+from pipeline.concealtimer import ConcealmentTimer
 from pipeline.iceservers import ice_configuration
 from pipeline.meters import RateMeter
 from pipeline.protocol import ProtocolError, redact_paths
+from pipeline.receiver import Receiver
 from server.keyframes import KeyframeDecodes, KeyframesBusy
 from server.renderworker import FrameMeta, RenderedVideoTrack, RenderWorker
 from server.settings import ServerSettings
@@ -34,8 +36,6 @@ from server.settings import ServerSettings
 logger = logging.getLogger(__name__)
 
 INTRA_REQUEST_INTERVAL_S = 0.25
-# A frame this many of the sender's frame intervals overdue is concealed (codec.concealment)
-CONCEAL_AFTER_INTERVALS = 1.5
 # What aiortc raises on a session description it cannot use: its parser lets through whatever
 # the line it trips on gives, and StopIteration surfaces from a coroutine as RuntimeError.
 NEGOTIATION_ERRORS = (
@@ -78,16 +78,15 @@ class Participant:
         self.settings = settings
         self.pc = RTCPeerConnection(ice_configuration(settings.ice_servers))
         self.outbound = RenderedVideoTrack(on_frame_sent=self._send_frame_meta)
-        self.worker = RenderWorker(renderer_factory, name=f"render-{room_id}-{seat}")
+        # decodes on the event loop; the worker attaches the renderer once it is built
+        self.receiver = Receiver(get_preset(settings.preset))
+        self.worker = RenderWorker(self.receiver, renderer_factory, name=f"render-{room_id}-{seat}")
         self.worker.on_style_active = self._on_style_active
         self.worker.on_style_failed = self._on_style_failed
         self.worker.on_build_failed = self._on_build_failed
         self.keyframes = keyframes
-        self.decoder = MotionDecoder(schema=motion_schema())
         self.accepted = False  # a hello matching the server's came: its motion is rendered
-        self.concealer = Concealer(motion_schema())
-        self.frames_concealed = 0
-        self._conceal_timer: asyncio.TimerHandle | None = None
+        self.concealment = ConcealmentTimer(self.receiver, self.worker.submit)
         self._connect_timer: asyncio.TimerHandle | None = None
         self.channels: dict[str, RTCDataChannel] = {}
         self.on_closed: Callable[[Participant], None] | None = None
@@ -171,7 +170,7 @@ class Participant:
             return
         self.motion_in.add(len(packet))
         try:
-            frame = self.decoder.decode(packet)
+            frame = self.receiver.decode(packet)
         except BitstreamError as exc:
             self.malformed[protocol.MOTION] += 1
             logger.debug("dropping malformed motion packet: %s", exc)
@@ -179,28 +178,9 @@ class Participant:
         if frame is not None:
             self.worker.submit(frame)
             self.send(protocol.MOTION, protocol.encode_ack(frame.seq))
-            self.concealer.decoded(frame)
-            self._arm_concealment(CONCEAL_AFTER_INTERVALS)
-        if self.decoder.needs_intra:
+            self.concealment.decoded()
+        if self.receiver.decoder.needs_intra:
             self._request_intra()
-
-    def _arm_concealment(self, intervals: float) -> None:
-        """Conceal the next frame unless one decodes within ``intervals`` frame intervals."""
-        if self._conceal_timer is not None:
-            self._conceal_timer.cancel()
-            self._conceal_timer = None
-        delay_s = intervals * self.concealer.interval_ms / 1000
-        if delay_s > 0 and not self._closing:
-            self._conceal_timer = asyncio.get_running_loop().call_later(delay_s, self._conceal)
-
-    def _conceal(self) -> None:
-        self._conceal_timer = None
-        frame = self.concealer.conceal()
-        if frame is None:  # the longest run concealed: the face holds still
-            return
-        self.frames_concealed += 1
-        self.worker.submit(frame)
-        self._arm_concealment(1.0)
 
     def _request_intra(self) -> None:
         now = time.monotonic()
@@ -240,7 +220,7 @@ class Participant:
         """Answer with this server's hello; motion is rendered from a client whose hello matches
         it, and a client whose hello does not is refused (a fatal error)."""
         hello = protocol.encode_hello(
-            self.settings.preset, self.decoder.schema.fingerprint(), seat=self.seat
+            self.settings.preset, self.receiver.schema.fingerprint(), seat=self.seat
         )
         mismatch = protocol.hello_mismatch(protocol.parse_message(hello), message)
         self.accepted = mismatch is None
@@ -412,9 +392,12 @@ class Participant:
             "uplink_control_kbps": round(self.control_in.kbps(), 3),
             "motion_packets": self.motion_in.total_events,
             "frames_sent_to_viewer": self.outbound.frames_sent,
-            "frames_concealed": self.frames_concealed,
+            "frames_concealed": self.concealment.frames_concealed,
             "frames_superseded": self.outbound.frames_superseded,
-            "decoder": {**vars(self.decoder.stats), "dropped": dict(self.decoder.stats.dropped)},
+            "decoder": {
+                **vars(self.receiver.decoder.stats),
+                "dropped": dict(self.receiver.decoder.stats.dropped),
+            },
             "malformed": dict(self.malformed),
             "refused": dict(self.refused),
             "render": self.worker.stats(),
@@ -426,9 +409,9 @@ class Participant:
         if self._closing:
             return
         self._closing = True
-        for timer in (self._conceal_timer, self._connect_timer):
-            if timer is not None:
-                timer.cancel()
+        self.concealment.close()
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
         logger.info("room %s seat %d closing: %s", self.room_id, self.seat, self.stats())
         current = asyncio.current_task()
         others = [t for t in self._tasks if t is not current]

@@ -29,6 +29,7 @@ from pipeline.protocol import PTS_PER_MS, VIDEO_CLOCK_RATE
 if TYPE_CHECKING:
     from codec import DecodedFrame
     from models.face_crop import FaceCropper
+    from pipeline.receiver import Receiver
 
 logger = logging.getLogger(__name__)
 
@@ -119,14 +120,17 @@ class RenderedVideoTrack(VideoStreamTrack):
 
 
 class RenderWorker:
-    """Renders one participant's motion with a models.Renderer, newest frame first.
+    """Renders one participant's motion through their ``pipeline.Receiver``, newest frame
+    first (the participant decodes on the event loop and submits the decoded frames).
 
-    ``start`` builds the renderer with ``renderer_factory`` on the worker's one thread, which
-    then runs every renderer call in order (so a key frame or prompt that arrives while the
-    renderer is being built waits for it), and the event loop keeps serving the network.
+    ``start`` builds the renderer with ``renderer_factory`` on the worker's one thread and
+    attaches it to the receiver; that thread then runs every renderer call in order (so a key
+    frame or prompt that arrives while the renderer is being built waits for it), and the event
+    loop keeps serving the network.
     """
 
-    def __init__(self, renderer_factory: Callable[[], Any], name: str) -> None:
+    def __init__(self, receiver: Receiver, renderer_factory: Callable[[], Any], name: str) -> None:
+        self._receiver = receiver
         self._renderer_factory = renderer_factory
         self._renderer: Any = None
         self._name = name
@@ -163,16 +167,18 @@ class RenderWorker:
         self._task = asyncio.create_task(self._run(built), name=self._name)
 
     def _build(self) -> None:
-        self._renderer = self._renderer_factory()
+        renderer = self._renderer_factory()
+        self._renderer = renderer  # closed with the worker, even when attaching refuses it
+        self._receiver.attach(renderer)
 
-    def _call_renderer(self, method: str, *args: Any) -> Any:
+    def _with_renderer(self, function: Callable[..., Any], *args: Any) -> Any:
         """On the worker's thread, which has run the build before any of these calls."""
         if self._renderer is None:
             raise RuntimeError("this participant has no renderer: building it failed")
-        return getattr(self._renderer, method)(*args)
+        return function(*args)
 
-    async def _on_thread(self, method: str, *args: Any) -> Any:
-        return await self._in_executor(self._call_renderer, method, *args)
+    def _call_renderer(self, method: str, *args: Any) -> Any:
+        return self._with_renderer(lambda: getattr(self._renderer, method)(*args))
 
     async def _in_executor(self, function: Callable[..., Any], *args: Any) -> Any:
         if self._task is None:
@@ -188,7 +194,7 @@ class RenderWorker:
 
     async def set_reference(self, image: np.ndarray) -> None:
         """image: HxWx3 uint8 RGB, the sender's key frame."""
-        await self._on_thread("set_reference", image)
+        await self._in_executor(self._with_renderer, self._receiver.set_reference, image)
         self.has_reference = True
 
     def set_prompt(self, prompt_id: int, text: str) -> None:
@@ -261,7 +267,9 @@ class RenderWorker:
             prompt_id = self.active_prompt_id
             started = time.perf_counter()
             try:
-                image = await self._on_thread("render", frame.features)
+                image = await self._in_executor(
+                    self._with_renderer, self._receiver.render, frame.features
+                )
             except (RuntimeError, ValueError) as exc:
                 self.render_errors += 1
                 logger.warning("render failed for frame %d: %s", frame.seq, exc)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,13 @@ import pytest
 
 from client.callclient import CallClient, CallConfig, CallError, CallResult
 from codec import motion_schema
-from codec.keyframe import KeyframeAssembler, split_chunks
+from codec.keyframe import split_chunks
 from models.style_images import encode_style_image, picture_style_name
 from pipeline import protocol
 from server.app import running_server
 from server.settings import ServerSettings
 from tests.looplag import LoopLag, SlowSource
-from tests.tinycall import make_offer, recorded_configurations, write_styled_checkpoint
+from tests.tinycall import OpenChannel, make_offer, write_styled_checkpoint
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -39,7 +38,7 @@ async def wait_for(condition: Callable[[], bool], what: str, timeout: float = WA
 
 
 def shown_in_style(viewer: CallClient, prompt_id: int) -> int:
-    return sum(1 for f in viewer.shown if f.prompt_id == prompt_id)
+    return sum(1 for f in viewer.viewer.shown if f.prompt_id == prompt_id)
 
 
 def other_tasks(before: set[asyncio.Task]) -> set[asyncio.Task]:
@@ -76,13 +75,13 @@ async def test_two_party_call(tmp_path: Path) -> None:
         # Each side receives the other's frames.
         await wait_for(lambda: shown_in_style(bob, 0) >= 5, "bob to see alice in sketch")
         await wait_for(lambda: shown_in_style(alice, 0) >= 5, "alice to see bob in sketch")
-        before_swap = bob.last_shown_image
+        before_swap = bob.viewer.last_shown_image
         assert before_swap is not None
 
         # A prompt swap changes what the other side sees.
-        alice.send_prompt("comic")
+        alice.uplink.send_prompt("comic")
         await wait_for(lambda: shown_in_style(bob, 1) >= 3, "bob to see alice in comic")
-        after_swap = bob.last_shown_image
+        after_swap = bob.viewer.last_shown_image
         assert after_swap is not None and after_swap.shape == before_swap.shape
         assert after_swap.astype(float).mean() > before_swap.astype(float).mean() + 40
 
@@ -91,11 +90,11 @@ async def test_two_party_call(tmp_path: Path) -> None:
         stripes = np.zeros((80, 60, 3), np.uint8)
         stripes[:, ::4] = (20, 120, 240)
         pictures = [encode_style_image(stripes)]
-        seen_by_alice = len(alice.shown)
-        alice.send_style_images(pictures)
+        seen_by_alice = len(alice.viewer.shown)
+        alice.uplink.send_style_images(pictures)
         await wait_for(lambda: 2 in alice.styles, "alice's style picture to be active", 60)
         assert alice.styles[2] == picture_style_name(pictures)
-        assert len(alice.shown) > seen_by_alice
+        assert len(alice.viewer.shown) > seen_by_alice
 
         # Refused requests while the call goes on.
         sdp = await make_offer()
@@ -117,26 +116,29 @@ async def test_two_party_call(tmp_path: Path) -> None:
         assert bad_sdp.status_code == 400 and "unusable offer" in bad_sdp.json()["detail"]
 
         # Malformed data-channel messages are counted and dropped.
-        alice.channels[protocol.CONTROL].send("not json")
-        alice.channels[protocol.CONTROL].send(json.dumps({"type": "prompt", "id": "one"}))
-        alice.channels[protocol.STATS].send(b"\x00binary")
-        alice.channels[protocol.MOTION].send(b"\x01garbage packet")
+        alice.connection.channels[protocol.CONTROL].send("not json")
+        alice.connection.channels[protocol.CONTROL].send(
+            json.dumps({"type": "prompt", "id": "one"})
+        )
+        alice.connection.channels[protocol.STATS].send(b"\x00binary")
+        alice.connection.channels[protocol.MOTION].send(b"\x01garbage packet")
         # Over-long prompt and oversized key frame: refused with a message on control.
-        alice.send_prompt("x" * (protocol.MAX_PROMPT_CHARS + 1))
+        alice.uplink.send_prompt("x" * (protocol.MAX_PROMPT_CHARS + 1))
         for chunk in split_chunks(np.random.default_rng(0).bytes(protocol.MAX_KEYFRAME_BYTES + 1)):
-            alice.channels[protocol.CONTROL].send(chunk)
+            alice.connection.channels[protocol.CONTROL].send(chunk)
         await wait_for(lambda: len(alice.style_errors) >= 2, "two refusals on control")
         assert any("exceeds 200" in e for e in alice.style_errors)
         assert any("key frame refused" in e for e in alice.style_errors)
 
         # The server acknowledges decoded frames; acknowledgements of frames never sent and
         # anything else on the motion channel are counted and change nothing.
-        await wait_for(lambda: (alice.encoder.acknowledged or 0) > 0, "acknowledgements")
-        newest = alice.encoder.acknowledged or 0
-        alice._on_ack(protocol.encode_ack(alice.encoder.stats.packets + 100))  # not sent yet
-        alice._on_ack(b"\xa1")
-        assert alice.acks_refused == 2
-        assert (alice.encoder.acknowledged or 0) >= newest
+        encoder = alice.uplink.sender.encoder
+        await wait_for(lambda: (encoder.acknowledged or 0) > 0, "acknowledgements")
+        newest = encoder.acknowledged or 0
+        alice.uplink.on_ack(protocol.encode_ack(encoder.stats.packets + 100))  # not sent yet
+        alice.uplink.on_ack(b"\xa1")
+        assert alice.uplink.acks_refused == 2
+        assert (encoder.acknowledged or 0) >= newest
 
         async def stats_of(seat: int) -> dict:
             stats = (await http.get(f"/rooms/{room['room']}/stats", headers=auth)).json()
@@ -151,8 +153,10 @@ async def test_two_party_call(tmp_path: Path) -> None:
         assert (await stats_of(0))["refused"] == {"prompt": 1, "keyframe": 1}
 
         # The call goes on after all that.
-        shown = len(bob.shown)
-        await wait_for(lambda: len(bob.shown) >= shown + 5, "more frames after the bad input")
+        shown = len(bob.viewer.shown)
+        await wait_for(
+            lambda: len(bob.viewer.shown) >= shown + 5, "more frames after the bad input"
+        )
 
         for client in (alice, bob):
             client.stop()
@@ -192,9 +196,9 @@ async def test_abrupt_disconnect_frees_the_seat(tmp_path: Path) -> None:
         ]
         await asyncio.gather(*(c.connect() for c in clients))
         calls = [asyncio.create_task(c.call()) for c in clients]
-        await wait_for(lambda: len(clients[1].shown) >= 3, "frames at seat 1")
+        await wait_for(lambda: len(clients[1].viewer.shown) >= 3, "frames at seat 1")
 
-        await clients[0].pc.close()  # no bye: the transport just goes away
+        await clients[0].connection.pc.close()  # no bye: the transport just goes away
 
         async def seats() -> list[int]:
             stats = (await http.get(f"/rooms/{room['room']}/stats", headers=auth)).json()
@@ -219,54 +223,31 @@ def offline_config(tmp_path: Path, **changes: Any) -> CallConfig:
     return dataclasses.replace(config, **changes)
 
 
-def test_the_configs_ice_servers_reach_the_peer_connection(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from client import callclient
-
-    configurations = recorded_configurations(monkeypatch, callclient)
-    CallClient(offline_config(tmp_path, ice_servers=("stun:stun.example.org:19302",)))
-    assert configurations[0].iceServers is not None
-    assert [s.urls for s in configurations[0].iceServers] == ["stun:stun.example.org:19302"]
-
-
-class OpenChannel:
-    """A data channel that is open and keeps what is sent on it."""
-
-    readyState = "open"
-
-    def __init__(self) -> None:
-        self.sent: list[str | bytes] = []
-
-    def send(self, data: str | bytes) -> None:
-        self.sent.append(data)
-
-
 async def test_a_slow_camera_does_not_stall_the_call_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from client import callclient
+    from client import uplink
 
     source = SlowSource(delay_s=0.2, size=64)
-    monkeypatch.setattr(callclient, "open_source", lambda *args: source)
+    monkeypatch.setattr(uplink, "open_source", lambda *args: source)
     client = CallClient(
         offline_config(tmp_path, fps=25.0, seconds=1.5, record=tmp_path / "call.mp4")
     )
     channels = {label: OpenChannel() for label in protocol.CHANNELS}
-    client.channels = channels  # type: ignore[assignment]
+    client.connection.channels = channels  # type: ignore[assignment]
     async with LoopLag() as lag:
         await client.call()
         for i in range(3):  # received frames go to the recorder off the loop too
             meta = {"capture_ms": 0, "seq": i, "prompt_id": 0, "concealed": 0}
-            client._show(np.zeros((32, 32, 3), np.uint8), 100.0 + 40 * i, meta)
+            client.viewer.show(np.zeros((32, 32, 3), np.uint8), 100.0 + 40 * i, meta)
         await client.close()
     # a camera delivering 5 frames a second: one key frame, then about 6 motion packets
-    assert 4 <= client.frames_sent <= 8
-    assert len(channels[protocol.MOTION].sent) == client.frames_sent
+    assert 4 <= client.uplink.frames_sent <= 8
+    assert len(channels[protocol.MOTION].sent) == client.uplink.frames_sent
     assert lag.max_s < 0.15  # each read() on the loop would make it late by 0.2 s
     assert source.closed
-    assert client.output is not None and client.output.recorder is not None
-    assert client.output.recorder.frames == 3
+    assert client.viewer.output is not None and client.viewer.output.recorder is not None
+    assert client.viewer.output.recorder.frames == 3
 
 
 def offline_client(tmp_path: Path) -> CallClient:
@@ -333,8 +314,8 @@ def test_style_messages_record_which_style_each_prompt_became(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = offline_client(tmp_path)
-    client.channels = {label: OpenChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
-    client.send_prompt("Comic book")
+    client.connection.channels = {label: OpenChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
+    client.uplink.send_prompt("Comic book")
     caplog.set_level("INFO", logger="client.callclient")
     client._on_control(protocol.encode_message("style", id=0, name="comic"))
     assert client.styles == {0: "comic"}
@@ -367,45 +348,7 @@ async def test_a_server_of_another_preset_ends_the_call_with_its_reason(tmp_path
             "motion for 'lite-128': start the client with --preset tiny"
         )
         assert loop.time() - started < 15  # ended by the refusal, not by the 30 s
-        assert client.pc.connectionState == "closed"
+        assert client.connection.pc.connectionState == "closed"
         await wait_for(
             lambda: not other_tasks(tasks_before), f"tasks to end: {other_tasks(tasks_before)}"
         )
-
-
-def test_style_pictures_are_announced_then_sent_in_chunks_as_the_next_prompt(
-    tmp_path: Path,
-) -> None:
-    client = offline_client(tmp_path)
-    client.channels = {label: OpenChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
-    client.send_prompt("sketch")
-    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
-    pictures = [encode_style_image(noise), encode_style_image(noise[::-1].copy())]
-    client.send_style_images(pictures)
-    sent = client.channels[protocol.CONTROL].sent  # type: ignore[attr-defined]
-    announcement = protocol.parse_message(sent[1])
-    assert announcement == {
-        "type": "style_image",
-        "id": 1,
-        "transfers": [zlib.crc32(data) for data in pictures],
-    }
-    assembler = KeyframeAssembler(max_bytes=protocol.MAX_KEYFRAME_BYTES)
-    received = [data for chunk in sent[2:] if (data := assembler.add(chunk)) is not None]
-    assert received == pictures and len(sent) > 4  # each picture needed several chunks
-    assert client.style_image_bytes == sum(len(chunk) for chunk in sent[2:])
-    assert client.prompts[-1].id == 1 and client.prompts[-1].text == picture_style_name(pictures)
-    client._on_control(protocol.encode_message("style", id=1, name=picture_style_name(pictures)))
-    assert client.styles == {1: picture_style_name(pictures)}
-
-
-async def test_a_style_picture_that_cannot_be_read_is_said_and_nothing_is_sent(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    client = offline_client(tmp_path)
-    client.channels = {label: OpenChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
-    (tmp_path / "notes.png").write_text("a shopping list")
-    await client.send_style_images_from([str(tmp_path / "notes.png")])
-    assert "style picture not sent: " in caplog.text and "notes.png: not a readable picture" in (
-        caplog.text
-    )
-    assert client.channels[protocol.CONTROL].sent == [] and client.prompt_id == -1  # type: ignore[attr-defined]

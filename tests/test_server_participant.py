@@ -127,8 +127,8 @@ async def test_a_mismatching_client_is_refused_and_its_motion_not_rendered(
     for seq in range(3):
         participant._on_motion(encoder.encode(STILL, 1000 + 40 * seq, 0))
     await asyncio.sleep(0.3)
-    assert rendered == [] and participant.frames_concealed == 0
-    assert participant.decoder.stats.decoded == 0
+    assert rendered == [] and participant.concealment.frames_concealed == 0
+    assert participant.receiver.decoder.stats.decoded == 0
     assert participant.refused == {what: 1, protocol.MOTION: 3}
     error = control(participant).messages()[0]
     assert error["type"] == "error" and error["fatal"] is True and said in error["message"]
@@ -286,7 +286,7 @@ async def test_overdue_frames_are_concealed_then_the_face_holds(participant: Par
     encoder = MotionEncoder(schema=motion_schema(), feedback=True)
     for index in range(2):  # 40 ms apart, then the packets stop
         participant._on_motion(encoder.encode(STILL + 0.01 * index, 1000 + 40 * index, 0))
-    await until(lambda: participant.frames_concealed == MAX_CONCEALED_FRAMES)
+    await until(lambda: participant.concealment.frames_concealed == MAX_CONCEALED_FRAMES)
     await until(lambda: rendered and rendered[-1].seq == 1 + MAX_CONCEALED_FRAMES)
     await asyncio.sleep(0.3)  # no more after the longest run
     assert participant.stats()["frames_concealed"] == MAX_CONCEALED_FRAMES

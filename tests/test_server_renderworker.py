@@ -10,12 +10,17 @@ import pytest
 from aiortc.mediastreams import MediaStreamError
 
 from codec import DecodedFrame
-from models import MotionExtractor, Renderer
+from models import MotionExtractor, Renderer, get_preset
 from pipeline.protocol import PTS_PER_MS
+from pipeline.receiver import Receiver
 from server.renderworker import NO_STYLE_ID, FrameMeta, RenderedVideoTrack, RenderWorker
 from tests.tinycall import write_styled_checkpoint
 
 pytestmark = pytest.mark.timeout(60)
+
+
+def tiny_receiver() -> Receiver:
+    return Receiver(get_preset("tiny"))
 
 
 def meta(seq: int) -> FrameMeta:
@@ -55,7 +60,7 @@ async def test_worker_renders_only_the_newest_frame_in_the_active_style(tmp_path
     checkpoint = write_styled_checkpoint(tmp_path / "tiny.pt")
     face = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     features = MotionExtractor("tiny", checkpoint).extract(face)
-    worker = RenderWorker(lambda: Renderer("tiny", checkpoint), name="test")
+    worker = RenderWorker(tiny_receiver(), lambda: Renderer("tiny", checkpoint), name="test")
     rendered: list[tuple[np.ndarray, FrameMeta]] = []
     worker.sink = lambda img, m: rendered.append((img, m))
     worker.start()
@@ -99,7 +104,7 @@ async def test_the_renderer_is_built_on_start_and_calls_wait_for_it(tmp_path: Pa
         built.append(Renderer("tiny", checkpoint))
         return built[-1]
 
-    worker = RenderWorker(slow_build, name="test")
+    worker = RenderWorker(tiny_receiver(), slow_build, name="test")
     assert worker.stats()["renderer"] == "not built"
     with pytest.raises(RuntimeError, match="the render worker has not been started"):
         await worker.set_reference(face)
@@ -120,7 +125,7 @@ async def test_a_failed_build_is_reported_and_nothing_renders() -> None:
         raise RuntimeError("CUDA out of memory")
 
     failed: list[bool] = []
-    worker = RenderWorker(broken, name="test")
+    worker = RenderWorker(tiny_receiver(), broken, name="test")
     worker.on_build_failed = lambda: failed.append(True)
     worker.start()
     await asyncio.wait_for(_until(lambda: failed == [True]), 10)
@@ -139,12 +144,12 @@ async def test_closing_an_unstarted_worker_builds_nothing() -> None:
     def never() -> Any:
         raise AssertionError("built")
 
-    await RenderWorker(never, name="test").close()
+    await RenderWorker(tiny_receiver(), never, name="test").close()
 
 
 async def test_style_pictures_that_cannot_be_used_fail_with_the_reason(tmp_path: Path) -> None:
     checkpoint = write_styled_checkpoint(tmp_path / "tiny.pt")
-    worker = RenderWorker(lambda: Renderer("tiny", checkpoint), name="test")
+    worker = RenderWorker(tiny_receiver(), lambda: Renderer("tiny", checkpoint), name="test")
     failed: list[tuple[int, str]] = []
     worker.on_style_failed = lambda prompt_id, reason: failed.append((prompt_id, reason))
     worker.start()
@@ -156,4 +161,17 @@ async def test_style_pictures_that_cannot_be_used_fail_with_the_reason(tmp_path:
     worker.set_style_images(3, [], "mine")
     await asyncio.wait_for(_until(lambda: len(failed) == 2), 10)
     assert failed[1] == (3, "no style pictures given")
+    await worker.close()
+
+
+async def test_a_renderer_of_another_motion_layout_is_refused_at_build(tmp_path: Path) -> None:
+    checkpoint = write_styled_checkpoint(tmp_path / "tiny.pt")
+    receiver = Receiver(get_preset("tiny", num_kp=5))
+    failed: list[bool] = []
+    worker = RenderWorker(receiver, lambda: Renderer("tiny", checkpoint), name="test")
+    worker.on_build_failed = lambda: failed.append(True)
+    worker.start()
+    await asyncio.wait_for(_until(lambda: failed == [True]), 10)
+    with pytest.raises(RuntimeError, match="attach\\(\\) one first"):
+        receiver.render(np.zeros(receiver.schema.size, np.float32))
     await worker.close()

@@ -54,3 +54,15 @@ def recorded_configurations(
 
     monkeypatch.setattr(module, "RTCPeerConnection", recording)
     return configurations
+
+
+class OpenChannel:
+    """A data channel that is open and keeps what is sent on it."""
+
+    readyState = "open"
+
+    def __init__(self) -> None:
+        self.sent: list[str | bytes] = []
+
+    def send(self, data: str | bytes) -> None:
+        self.sent.append(data)

@@ -1,0 +1,29 @@
+"""What a call client is asked to do: ``CallConfig``, filled by ``cartooncodec call`` or a test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class CallConfig:
+    server: str
+    room: str
+    token: str
+    input: str = "synthetic"
+    prompt: str = ""
+    prompt_schedule: list[tuple[float, str]] = field(default_factory=list)
+    # re-encoded style pictures (models.style_images.read_sent_style_images), sent at the start
+    style_images: list[bytes] = field(default_factory=list)
+    preset: str = "lite-128"
+    checkpoint: str | None = None
+    fps: float = 25.0
+    seconds: float | None = None  # None: until the other side leaves or Ctrl-C
+    record: Path | None = None
+    show: bool = False
+    read_stdin: bool = False
+    name: str = "client"
+    motion_amplitude: float = 1.0
+    seed: int = 0
+    ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs, see pipeline.iceservers

@@ -1,0 +1,82 @@
+"""The sending side of a call client, without a server: what goes on which channel."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from client.config import CallConfig
+from client.connection import CallConnection
+from client.uplink import Uplink
+from codec.keyframe import KeyframeAssembler
+from models.style_images import encode_style_image, picture_style_name
+from pipeline import protocol
+from tests.tinycall import OpenChannel, write_styled_checkpoint
+
+
+def offline_uplink(tmp_path: Path) -> Uplink:
+    """An Uplink of the tiny preset whose channels are open and keep what is sent."""
+    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
+    config = CallConfig(
+        server="http://127.0.0.1:9", room="r", token="t", preset="tiny", checkpoint=checkpoint
+    )
+    connection = CallConnection(config.server)
+    connection.channels = {label: OpenChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
+    return Uplink(config, connection)
+
+
+def sent_on(uplink: Uplink, label: str) -> list[str | bytes]:
+    return uplink.connection.channels[label].sent  # type: ignore[attr-defined, no-any-return]
+
+
+def test_style_pictures_are_announced_then_sent_in_chunks_as_the_next_prompt(
+    tmp_path: Path,
+) -> None:
+    client = offline_uplink(tmp_path)
+    client.send_prompt("sketch")
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    pictures = [encode_style_image(noise), encode_style_image(noise[::-1].copy())]
+    client.send_style_images(pictures)
+    sent = sent_on(client, protocol.CONTROL)
+    announcement = protocol.parse_message(sent[1])
+    assert announcement == {
+        "type": "style_image",
+        "id": 1,
+        "transfers": [zlib.crc32(data) for data in pictures],
+    }
+    assembler = KeyframeAssembler(max_bytes=protocol.MAX_KEYFRAME_BYTES)
+    received = [data for chunk in sent[2:] if (data := assembler.add(chunk)) is not None]
+    assert received == pictures and len(sent) > 4  # each picture needed several chunks
+    assert client.style_image_bytes == sum(len(chunk) for chunk in sent[2:])
+    assert client.prompts[-1].id == 1 and client.prompts[-1].text == picture_style_name(pictures)
+
+
+async def test_a_style_picture_that_cannot_be_read_is_said_and_nothing_is_sent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = offline_uplink(tmp_path)
+    (tmp_path / "notes.png").write_text("a shopping list")
+    await client.send_style_images_from([str(tmp_path / "notes.png")])
+    assert "style picture not sent: " in caplog.text and "notes.png: not a readable picture" in (
+        caplog.text
+    )
+    assert sent_on(client, protocol.CONTROL) == [] and client.prompt_id == -1
+
+
+def test_acknowledgements_of_frames_not_sent_are_counted_and_change_nothing(
+    tmp_path: Path,
+) -> None:
+    client = offline_uplink(tmp_path)
+    encoder = client.sender.encoder
+    features = np.zeros(client.sender.schema.size, np.float32)
+    for index in range(3):
+        encoder.encode(features, index * 40)
+    client.on_ack(protocol.encode_ack(1))
+    assert encoder.acknowledged == 1 and client.acks_refused == 0
+    client.on_ack(protocol.encode_ack(9))  # frame 9 was never sent
+    client.on_ack(b"\xa1")  # too short to be an acknowledgement
+    client.on_ack("1")  # text on the motion channel
+    assert encoder.acknowledged == 1 and client.acks_refused == 3

@@ -1,0 +1,87 @@
+"""The viewer pairs each video frame with its metadata, in either order, within bounds."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from av import VideoFrame
+
+from client.config import CallConfig
+from client.connection import ServerClock
+from client.viewer import MATCH_BUFFER, Viewer
+from pipeline import protocol
+from pipeline.protocol import PTS_PER_MS
+
+
+class StoppedClock(ServerClock):
+    """The call clock at a time the test sets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at_ms = 0.0
+
+    def now_ms(self) -> float:
+        return self.at_ms
+
+
+class Track:
+    """A video track that delivers the given frames, then ends."""
+
+    kind = "video"
+
+    def __init__(self, frames: list[tuple[VideoFrame, float]], clock: StoppedClock) -> None:
+        self._frames = frames
+        self._clock = clock
+
+    async def recv(self) -> VideoFrame:
+        from aiortc.mediastreams import MediaStreamError
+
+        if not self._frames:
+            raise MediaStreamError
+        frame, arrival_ms = self._frames.pop(0)
+        self._clock.at_ms = arrival_ms
+        return frame
+
+
+def video_frame(value: int, pts_ms: int) -> VideoFrame:
+    frame = VideoFrame.from_ndarray(np.full((16, 16, 3), value, np.uint8), format="rgb24")
+    frame.pts = pts_ms * PTS_PER_MS
+    return frame
+
+
+def meta(pts_ms: int, seq: int, capture_ms: int) -> dict[str, Any]:
+    return {"pts": pts_ms * PTS_PER_MS, "seq": seq, "capture_ms": capture_ms, "prompt_id": 0}
+
+
+def viewer(tmp_path: Path) -> tuple[Viewer, StoppedClock]:
+    clock = StoppedClock()
+    config = CallConfig(server="", room="", token="")
+    return Viewer(config, clock), clock
+
+
+def test_frames_and_metadata_pair_in_either_order(tmp_path: Path) -> None:
+    seen, clock = viewer(tmp_path)
+    seen.on_frame_meta({**meta(0, 7, 1000), "concealed": 0})  # metadata first
+    frames = [(video_frame(50, 0), 1080.0), (video_frame(90, 40), 1130.0)]
+    asyncio.run(seen.receive(Track(frames, clock)))
+    assert [f.seq for f in seen.shown] == [7]  # the second frame waits for its metadata
+    seen.on_frame_meta({**meta(40, 8, 1040), "concealed": 1})
+    assert [(f.seq, f.latency_ms, f.concealed) for f in seen.shown] == [
+        (7, 80.0, False),
+        (8, 90.0, True),
+    ]
+    assert seen.frames_received == 2
+    assert seen.last_shown_image is not None and seen.last_shown_image[0, 0, 0] == 90
+    report = protocol.parse_message(seen.report())
+    assert report["latency_p50_ms"] == 85.0
+
+
+def test_metadata_without_frames_is_kept_within_bounds(tmp_path: Path) -> None:
+    seen, _ = viewer(tmp_path)
+    for index in range(MATCH_BUFFER + 10):
+        seen.on_frame_meta({**meta(index * 40, index, index * 40), "concealed": 0})
+    assert len(seen._meta) == MATCH_BUFFER
+    assert min(seen._meta) == 10 * 40  # the oldest went first

@@ -29,9 +29,10 @@ from pipeline.iceservers import ice_configuration
 from pipeline.meters import RateMeter
 from pipeline.protocol import ProtocolError, redact_paths
 from pipeline.receiver import Receiver
+from pipeline.renderworker import FrameMeta, RenderWorker
 from server.keyframes import KeyframeDecodes, KeyframesBusy
-from server.renderworker import FrameMeta, RenderedVideoTrack, RenderWorker
 from server.settings import ServerSettings
+from server.videotrack import RenderedVideoTrack
 
 logger = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from models import Renderer
 from models.layer_selection import AdaptationConfig
 from models.style_images import encode_style_image, picture_style_name
 from pipeline import protocol
+from pipeline.renderworker import FrameMeta
 from server.keyframes import KeyframeDecodes
 from server.participant import Participant
-from server.renderworker import FrameMeta
 from server.settings import ServerSettings
 from tests.tinycall import make_offer, recorded_configurations, write_styled_checkpoint
 

@@ -7,13 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiortc.mediastreams import MediaStreamError
 
 from codec import DecodedFrame
 from models import MotionExtractor, Renderer, get_preset
-from pipeline.protocol import PTS_PER_MS
 from pipeline.receiver import Receiver
-from server.renderworker import NO_STYLE_ID, FrameMeta, RenderedVideoTrack, RenderWorker
+from pipeline.renderworker import NO_STYLE_ID, FrameMeta, RenderWorker
 from tests.tinycall import write_styled_checkpoint
 
 pytestmark = pytest.mark.timeout(60)
@@ -29,27 +27,6 @@ def meta(seq: int) -> FrameMeta:
 
 def image(value: int) -> np.ndarray:
     return np.full((16, 16, 3), value, np.uint8)
-
-
-async def test_track_sends_the_newest_frame_then_one_repeat() -> None:
-    sent: list[tuple[int, int]] = []
-    track = RenderedVideoTrack(on_frame_sent=lambda m, pts: sent.append((m.seq, pts)))
-    track.push(image(10), meta(1))
-    track.push(image(20), meta(2))  # replaces frame 1 before it went out
-    first = await track.recv()
-    assert first.to_ndarray(format="rgb24")[0, 0, 0] == 20
-    assert sent == [(2, 0)] and track.frames_superseded == 1
-    repeat = await track.recv()  # releases frame 2 at the viewer; no metadata for it
-    assert repeat.pts is not None and repeat.pts > 0 and repeat.pts % PTS_PER_MS == 0
-    assert repeat.to_ndarray(format="rgb24")[0, 0, 0] == 20 and len(sent) == 1
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(track.recv(), 0.2)  # nothing new: wait, do not resend
-    track.push(image(30), meta(3))
-    assert (await track.recv()).to_ndarray(format="rgb24")[0, 0, 0] == 30
-    assert track.frames_sent == 2
-    track.stop()
-    with pytest.raises(MediaStreamError):
-        await track.recv()
 
 
 def decoded(seq: int, features: np.ndarray) -> DecodedFrame:

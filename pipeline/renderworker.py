@@ -1,18 +1,17 @@
-"""The receiver side of a call: motion in, stylized frames out as a WebRTC video track.
+"""Rendering off the event loop: one sender's decoded motion in, stylized frames out.
 
-One RenderWorker per participant renders that participant's face (their key frame, their
-prompt) from their decoded motion and hands each frame to the other participant's
-RenderedVideoTrack. Both hold at most one pending frame: a newer frame replaces an older one,
-so a slow renderer lowers the frame rate instead of growing the delay. A worker's renderer
-(networks, style threads) is built on its own thread when it starts, which the participant
-does once the peer connection is up, not when it joins.
+A RenderWorker renders one sender's face (their key frame, their prompt) through their
+``pipeline.Receiver`` on its own thread, newest frame first: it holds at most one pending
+frame, so a slow renderer lowers the frame rate instead of growing the delay. Its renderer
+(networks, style threads) is built on that thread when it starts. The server runs one per
+participant (frames go to the other's video track); a client that renders locally runs one
+for the other participant (frames go to its window and recording).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import fractions
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -20,11 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from aiortc import VideoStreamTrack
-from aiortc.mediastreams import MediaStreamError
-from av import VideoFrame
-
-from pipeline.protocol import PTS_PER_MS, VIDEO_CLOCK_RATE
 
 if TYPE_CHECKING:
     from codec import DecodedFrame
@@ -48,75 +42,6 @@ class FrameMeta:
 
 
 FrameSink = Callable[[np.ndarray, FrameMeta], None]
-
-
-class RenderedVideoTrack(VideoStreamTrack):
-    """Outbound video for one viewer: each ``recv`` returns the newest pushed frame.
-
-    The first frame sent has pts 0 and later ones the elapsed whole milliseconds on the 90 kHz
-    clock; the receiving aiortc reports pts relative to its first frame, so
-    ``on_frame_sent(meta, pts)`` lets the viewer match each decoded frame to its metadata
-    (``frame_key``).
-
-    aiortc's receiver hands a frame to the decoder only when the first packet of the *next*
-    frame arrives, which would add a whole frame interval of delay. So right after each
-    rendered frame the track repeats it once (a few bytes as a VP8 inter frame, with no
-    metadata): that repeat releases the rendered frame at the viewer at once.
-    """
-
-    def __init__(self, on_frame_sent: Callable[[FrameMeta, int], None] | None = None) -> None:
-        super().__init__()
-        self.on_frame_sent = on_frame_sent
-        self._newest: tuple[np.ndarray, FrameMeta] | None = None
-        self._ready = asyncio.Event()
-        self._clock_start: float | None = None
-        self._last_ms = -1
-        self._repeat: np.ndarray | None = None
-        self.frames_sent = 0
-        self.frames_superseded = 0
-
-    def push(self, image: np.ndarray, meta: FrameMeta) -> None:
-        """image: HxWx3 uint8 RGB."""
-        if self._newest is not None:
-            self.frames_superseded += 1
-        self._newest = (image, meta)
-        self._ready.set()
-
-    def stop(self) -> None:
-        super().stop()
-        self._ready.set()
-
-    async def recv(self) -> VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._repeat is not None and self._newest is None:
-            frame, _ = self._video_frame(self._repeat)
-            self._repeat = None
-            return frame
-        while self._newest is None:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._ready.clear()
-            await self._ready.wait()
-        image, meta = self._newest
-        self._newest = None
-        self._repeat = image
-        frame, pts = self._video_frame(image)
-        self.frames_sent += 1
-        if self.on_frame_sent is not None:
-            self.on_frame_sent(meta, pts)
-        return frame
-
-    def _video_frame(self, image: np.ndarray) -> tuple[VideoFrame, int]:
-        now = time.monotonic()
-        if self._clock_start is None:
-            self._clock_start = now
-        elapsed_ms = max(self._last_ms + 1, round((now - self._clock_start) * 1000))
-        self._last_ms = elapsed_ms
-        frame = VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        frame.pts = elapsed_ms * PTS_PER_MS
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
-        return frame, frame.pts
 
 
 class RenderWorker:

@@ -130,7 +130,7 @@ def lossy_features(
     arrives) or "ack" (each decoded frame acknowledged ``ack_delay`` frames later). Intra
     requests also take ``ack_delay`` frames. decoded_share is the mean and longest_freeze_ms
     the worst over the seeds."""
-    from server.participant import INTRA_REQUEST_INTERVAL_S
+    from pipeline.protocol import INTRA_REQUEST_INTERVAL_S
 
     if reference not in REFERENCES:
         raise ValueError(f"reference {reference!r} not one of {REFERENCES}")

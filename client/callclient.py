@@ -33,6 +33,7 @@ from typing import Any
 
 from client.config import CallConfig
 from client.connection import CallConnection, CallError, MessageHandler
+from client.localviewer import LocalViewer
 from client.uplink import PromptSent, Uplink
 from client.viewer import ShownFrame, Viewer
 from pipeline import protocol
@@ -93,6 +94,9 @@ class CallClient:
         self.connection = CallConnection(config.server, config.ice_servers)
         self.uplink = Uplink(config, self.connection)
         self.viewer = Viewer(config, self.connection.clock)
+        self.local = (
+            LocalViewer(config, self.connection, self.viewer) if config.render_locally else None
+        )
         self.style_errors: list[str] = []
         self.styles: dict[int, str] = {}  # prompt id -> the style the server made active
         self.server_hello: dict[str, Any] | None = None
@@ -109,12 +113,16 @@ class CallClient:
     async def connect(self) -> None:
         """Join the room, open the channels, sync the clock, send hello."""
         handlers: dict[str, MessageHandler] = {
-            protocol.MOTION: self.uplink.on_ack,
+            protocol.MOTION: self._on_motion,
             protocol.CONTROL: self._on_control,
             protocol.STATS: self._on_stats,
         }
+        if self.local is not None:
+            self.local.start()  # the renderer loads while the call is set up
         config = self.config  # the room and token may be filled in after construction
-        await self.connection.open(config.room, config.token, handlers, self._on_track)
+        await self.connection.open(
+            config.room, config.token, handlers, self._on_track, config.render_locally
+        )
         self.uplink.send_control(self._hello())
 
     def _hello(self) -> str:
@@ -201,7 +209,19 @@ class CallClient:
 
     # -- incoming ------------------------------------------------------------------------------
 
+    def _on_motion(self, data: str | bytes) -> None:
+        """An acknowledgement of this client's motion, or (rendering locally) a relayed motion
+        packet of the other's; anything else is refused by the uplink and counted there."""
+        is_ack = isinstance(data, bytes) and data[:1] == bytes([protocol.ACK_MARKER])
+        if self.local is not None and isinstance(data, bytes) and not is_ack:
+            self.local.on_packet(data)
+        else:
+            self.uplink.on_ack(data)
+
     def _on_control(self, data: str | bytes) -> None:
+        if isinstance(data, bytes) and self.local is not None:
+            self.local.on_chunk(data)  # the other's key frame or style pictures, relayed
+            return
         try:
             message = protocol.parse_message(data)
         except protocol.ProtocolError as exc:
@@ -218,6 +238,18 @@ class CallClient:
             self._on_error(message["message"], message.get("fatal") is True)
         elif kind == "bye":
             self.peer_left.set()
+        elif kind in ("prompt", "style_image") and self.local is not None:
+            self._on_relayed_style(self.local, message)
+        else:
+            logger.warning("%s: ignoring unexpected %r message", self.config.name, kind)
+
+    @staticmethod
+    def _on_relayed_style(local: LocalViewer, message: dict[str, Any]) -> None:
+        """The other's prompt, or their style pictures' announcement, to render them here."""
+        if message["type"] == "prompt":
+            local.on_prompt(message["id"], message["text"])
+        else:
+            local.on_style_image(message["id"], message["transfers"])
 
     def _on_hello(self, hello: dict[str, Any]) -> None:
         mismatch = protocol.hello_mismatch(hello, protocol.parse_message(self._hello()))
@@ -272,6 +304,8 @@ class CallClient:
         self._transport_bytes = await self.connection.transport_totals()
         await self.connection.close()
         await self.uplink.close()
+        if self.local is not None:
+            await self.local.close()
         await self.viewer.close()
 
     def result(self) -> CallResult:

@@ -27,3 +27,6 @@ class CallConfig:
     motion_amplitude: float = 1.0
     seed: int = 0
     ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs, see pipeline.iceservers
+    # render the other's face here from their relayed motion (client.localviewer), instead of
+    # receiving the server's rendering as video
+    render_locally: bool = False

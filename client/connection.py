@@ -71,11 +71,13 @@ class CallConnection:
         token: str,
         handlers: dict[str, MessageHandler],
         on_track: Callable[[MediaStreamTrack], None],
+        render_locally: bool = False,
     ) -> None:
         """Take the seat of ``token`` in ``room``: open the channels (each message goes to
         ``handlers[label]``, whose ``stats`` handler passes ``pong`` messages to
-        :meth:`on_pong`), ask for the rendered video (each track goes to ``on_track``), join,
-        and sync the clock."""
+        :meth:`on_pong`), ask for the rendered video (each track goes to ``on_track``) unless
+        ``render_locally`` (then the server relays the other's motion instead), join, and sync
+        the clock."""
         self.channels = {
             protocol.MOTION: self.pc.createDataChannel(
                 protocol.MOTION, ordered=False, maxRetransmits=0
@@ -85,19 +87,21 @@ class CallConnection:
         }
         for label, channel in self.channels.items():
             channel.on("message", handlers[label])
-        self.pc.addTransceiver("video", direction="recvonly")
+        if not render_locally:
+            self.pc.addTransceiver("video", direction="recvonly")
         self.pc.on("track", on_track)
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        answer = await self._exchange(room, token, self.pc.localDescription)
+        render = protocol.RENDER_MODES[1 if render_locally else 0]
+        answer = await self._exchange(room, token, render, self.pc.localDescription)
         await self.pc.setRemoteDescription(answer)
         await asyncio.wait_for(self._channels_open(), CONNECT_TIMEOUT_S)
         await asyncio.wait_for(self._sync_clock(), CONNECT_TIMEOUT_S)
 
     async def _exchange(
-        self, room: str, token: str, offer: RTCSessionDescription
+        self, room: str, token: str, render: str, offer: RTCSessionDescription
     ) -> RTCSessionDescription:
         url = f"{self.server.rstrip('/')}/rooms/{room}/offer"
-        body = {"token": token, "sdp": offer.sdp, "type": offer.type}
+        body = {"token": token, "sdp": offer.sdp, "type": offer.type, "render": render}
         async with httpx.AsyncClient(timeout=CONNECT_TIMEOUT_S) as http:
             try:
                 response = await http.post(url, json=body)

@@ -154,6 +154,15 @@ def decode_sent_style_image(data: bytes, source: str = "style picture") -> np.nd
     return decode_style_image(data, source, SENT_STYLE_IMAGE_BYTES, side * side)
 
 
+def decode_sent_style_images(pictures: Sequence[bytes]) -> list[np.ndarray]:
+    """Each of ``pictures`` as :func:`decode_sent_style_image`; the ValueError names the
+    picture ("style picture 2: ...")."""
+    return [
+        decode_sent_style_image(data, f"style picture {index + 1}")
+        for index, data in enumerate(pictures)
+    ]
+
+
 def encode_style_image(image: np.ndarray, source: str = "style picture") -> bytes:
     """HxWx3 uint8 RGB -> JPEG (or PNG, when smaller) bytes of at most
     :data:`SENT_STYLE_IMAGE_BYTES`, scaled down to :data:`SENT_STYLE_IMAGE_SIDE` pixels a side.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -43,3 +43,20 @@ def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 95, 99)) -> 
     if not values:
         return [None for _ in qs]
     return [float(v) for v in np.percentile(np.asarray(values, dtype=np.float64), qs)]
+
+
+class Throttle:
+    """``ready()`` is True at most once every ``interval_s`` seconds (each True uses it up):
+    how often a receiver may ask for the same thing, e.g. an intra frame."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._last = -float("inf")
+
+    def ready(self) -> bool:
+        now = self._clock()
+        if now - self._last < self.interval_s:
+            return False
+        self._last = now
+        return True

@@ -64,7 +64,13 @@ CAPABILITIES = (
     "prompt-v1",
     "frame-meta-v1",
     "style-image-v1",
+    "relay-v1",
 )
+# A receiver whose decoder lost its reference asks the sender for an intra frame this often
+INTRA_REQUEST_INTERVAL_S = 0.25
+# How a participant sees the other, chosen at join (the offer body's "render"): rendered by the
+# server into a video track, or relayed as motion, key frame and style and rendered locally.
+RENDER_MODES = ("server", "local")
 ACK = struct.Struct(">BB")  # marker, frame number mod 2**8 (codec.packet.SEQ_MODULUS)
 ACK_MARKER = 0xA1  # a motion packet's first byte is 0xC_
 
@@ -122,7 +128,7 @@ def parse_message(text: str | bytes) -> dict[str, Any]:
         raise ProtocolError("message must be a JSON object")
     kind = message.get("type")
     if not isinstance(kind, str) or kind not in _FIELDS:
-        raise ProtocolError(f"unknown message type {_excerpt(kind)}")
+        raise ProtocolError(f"unknown message type {excerpt(kind)}")
     for field, types in _FIELDS[kind].items():
         value = message.get(field)
         if not isinstance(value, types) or isinstance(value, bool):
@@ -169,7 +175,7 @@ def hello_mismatch(server: dict[str, Any], client: dict[str, Any]) -> tuple[str,
         )
     if server["schema"] != client["schema"]:
         return "schema", (
-            f"the client's motion schema {_excerpt(client['schema'])} is not the server's "
+            f"the client's motion schema {excerpt(client['schema'])} is not the server's "
             f"{server['schema']!r}: use the same cartooncodec version on both"
         )
     server_only = sorted(set(server["capabilities"]) - set(client["capabilities"]))
@@ -191,7 +197,7 @@ def encode_ack(seq: int) -> bytes:
 def parse_ack(data: str | bytes) -> int:
     """The frame number (0..255) an acknowledgement names; ProtocolError if it is not one."""
     if not isinstance(data, bytes) or len(data) != ACK.size or data[0] != ACK_MARKER:
-        raise ProtocolError(f"not an acknowledgement: {_excerpt(data)}")
+        raise ProtocolError(f"not an acknowledgement: {excerpt(data)}")
     return int(ACK.unpack(data)[1])
 
 
@@ -204,7 +210,7 @@ def load_json(text: str | bytes) -> Any:
         raise ProtocolError(str(exc)) from exc
 
 
-def _excerpt(value: Any) -> str:
+def excerpt(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:40]}..."
 

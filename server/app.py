@@ -1,7 +1,8 @@
 """HTTP signaling: create rooms, exchange one SDP offer/answer per participant, report stats.
 
     POST /rooms                 -> {"room": id, "tokens": [seat0, seat1], "expires_in": s}
-    POST /rooms/{room}/offer    {"token", "sdp", "type": "offer"} -> {"sdp", "type": "answer"}
+    POST /rooms/{room}/offer    {"token", "sdp", "type": "offer"[, "render": "server"|"local"]}
+                                -> {"sdp", "type": "answer"}
     GET  /rooms/{room}/stats    -> per-participant fps, uplink kbps, render ms, latency
                                    (needs "Authorization: Bearer <a token of the room>")
     GET  /health                -> {"status": "ok", ...}
@@ -29,7 +30,7 @@ from fastapi import FastAPI, HTTPException, Request
 
 from pipeline.ice import use_loopback_ice
 from pipeline.meters import RateMeter
-from pipeline.protocol import ProtocolError, load_json, redact_paths
+from pipeline.protocol import RENDER_MODES, ProtocolError, excerpt, load_json, redact_paths
 from server.networks import SharedNetworks
 from server.participant import NEGOTIATION_ERRORS
 from server.rooms import RoomError, RoomRegistry
@@ -108,8 +109,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         try:
             room = registry.get(room_id)
             grant = signer.verify(body["token"], room_id)
-            offer = _parse_offer(body)
-            answer = await registry.join(room, grant.seat, offer)
+            render_locally = body.get("render", RENDER_MODES[0]) == "local"
+            offer = _parse_offer(body, render_locally)
+            answer = await registry.join(room, grant.seat, offer, render_locally)
         except TokenError as exc:
             raise _refusal(403, exc) from exc
         except RoomError as exc:
@@ -194,12 +196,16 @@ async def _read_offer(request: Request) -> dict[str, str]:
     for key in ("token", "sdp", "type"):
         if not isinstance(body.get(key), str):
             raise HTTPException(400, f"body needs a string {key!r}")
+    if body.get("render", RENDER_MODES[0]) not in RENDER_MODES:
+        modes = " or ".join(repr(mode) for mode in RENDER_MODES)
+        raise HTTPException(400, f"'render' must be {modes}, got {excerpt(body['render'])}")
     return body
 
 
-def _parse_offer(body: dict[str, str]) -> RTCSessionDescription:
+def _parse_offer(body: dict[str, str], render_locally: bool) -> RTCSessionDescription:
     """ValueError unless the body holds a complete SDP offer (ICE credentials, DTLS
-    fingerprint) with a video section and data channels; checked before any seat is taken."""
+    fingerprint) with data channels, and a video section unless the client renders locally;
+    checked before any seat is taken."""
     if body["type"] != "offer":
         raise ValueError(f"type must be 'offer', got {body['type']!r}")
     try:
@@ -207,10 +213,10 @@ def _parse_offer(body: dict[str, str]) -> RTCSessionDescription:
     except NEGOTIATION_ERRORS as exc:
         raise ValueError(f"cannot parse the SDP ({type(exc).__name__}: {exc})") from exc
     kinds = {media.kind for media in parsed.media}
-    for kind, need in (
-        ("video", "a receive-only video transceiver"),
-        ("application", "data channels"),
-    ):
+    needs = [("application", "data channels")]
+    if not render_locally:
+        needs.insert(0, ("video", 'a receive-only video transceiver, or "render": "local"'))
+    for kind, need in needs:
         if kind not in kinds:
             raise ValueError(f"offer has no {kind} section: add {need}")
     for media in parsed.media:

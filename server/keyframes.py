@@ -19,7 +19,7 @@ from typing import TypeVar
 import numpy as np
 
 from codec.keyframe import decode_keyframe
-from models.style_images import decode_sent_style_image
+from models.style_images import decode_sent_style_images
 
 T = TypeVar("T")
 
@@ -48,7 +48,7 @@ class KeyframeDecodes:
         """Sent style pictures (one decode slot for all) -> HxWx3 uint8 RGB each; ValueError
         naming the picture ("style picture 2: ...") if one is not a picture within the sent
         limits, KeyframesBusy as :meth:`decode`."""
-        return await self._admitted(_decode_style_images, list(pictures))
+        return await self._admitted(decode_sent_style_images, list(pictures))
 
     async def _admitted(self, decode: Callable[..., T], *args: object) -> T:
         if not self._slots.acquire(blocking=False):
@@ -65,10 +65,3 @@ class KeyframeDecodes:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _decode_style_images(pictures: list[bytes]) -> list[np.ndarray]:
-    return [
-        decode_sent_style_image(data, f"style picture {index + 1}")
-        for index, data in enumerate(pictures)
-    ]

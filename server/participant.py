@@ -11,32 +11,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from codec import BitstreamError
-from codec.keyframe import KeyframeAssembler
+from codec.keyframe import split_chunks
 from models.config import get_preset
 from models.style_images import picture_style_name
 from pipeline import protocol
 from pipeline.concealtimer import ConcealmentTimer
 from pipeline.iceservers import ice_configuration
-from pipeline.meters import RateMeter
+from pipeline.meters import RateMeter, Throttle
 from pipeline.protocol import ProtocolError, redact_paths
 from pipeline.receiver import Receiver
 from pipeline.renderworker import FrameMeta, RenderWorker
+from pipeline.transfers import ControlTransfers, StylePictures
 from server.keyframes import KeyframeDecodes, KeyframesBusy
 from server.settings import ServerSettings
 from server.videotrack import RenderedVideoTrack
 
 logger = logging.getLogger(__name__)
 
-INTRA_REQUEST_INTERVAL_S = 0.25
 # What aiortc raises on a session description it cannot use: its parser lets through whatever
 # the line it trips on gives, and StopIteration surfaces from a coroutine as RuntimeError.
 NEGOTIATION_ERRORS = (
@@ -50,22 +48,12 @@ NEGOTIATION_ERRORS = (
 )
 
 
-@dataclass
-class StylePictures:
-    """A ``style_image`` announcement and the pictures of it that have arrived so far."""
-
-    prompt_id: int
-    transfers: list[int]
-    received: dict[int, bytes] = field(default_factory=dict)
-
-    def complete(self) -> bool:
-        return len(self.received) == len(self.transfers)
-
-    def pictures(self) -> list[bytes]:
-        return [self.received[transfer] for transfer in self.transfers]
-
-
 class Participant:
+    """``render_locally``: this participant renders the other's face itself (relay mode, chosen
+    at join): the server then relays the other's motion packets, key frame and style to it
+    (each validated here first: decoded, or checked like its own) and renders nothing for it;
+    its acknowledgements and intra requests go back to the other's encoder."""
+
     def __init__(
         self,
         room_id: str,
@@ -73,10 +61,13 @@ class Participant:
         settings: ServerSettings,
         renderer_factory: Callable[[], Any],
         keyframes: KeyframeDecodes,
+        render_locally: bool = False,
     ) -> None:
         self.room_id = room_id
         self.seat = seat
         self.settings = settings
+        self.render_locally = render_locally
+        self.partner: Participant | None = None  # who sees this participant's face
         self.pc = RTCPeerConnection(ice_configuration(settings.ice_servers))
         self.outbound = RenderedVideoTrack(on_frame_sent=self._send_frame_meta)
         # decodes on the event loop; the worker attaches the renderer once it is built
@@ -97,11 +88,15 @@ class Participant:
         self.refused: Counter[str] = Counter()
         self.client_report: dict[str, Any] = {}
         self.closed = asyncio.Event()
-        self._keyframes = KeyframeAssembler(max_bytes=protocol.MAX_KEYFRAME_BYTES)
+        self._transfers = ControlTransfers()
         self._decoding_keyframe = False
-        self._style_pictures: StylePictures | None = None  # announced, not all arrived yet
+        # what a partner who renders locally needs on arrival: the newest of each
+        self._keyframe: bytes | None = None
+        self._style: str | StylePictures | None = None  # a prompt message, or pictures
+        self._worker_style: Callable[[], None] | None = None  # kept from it while relaying
+        self.packets_relayed = 0
         self._reading_style_pictures = False
-        self._last_intra_request = 0.0
+        self._intra_requests = Throttle(protocol.INTRA_REQUEST_INTERVAL_S)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -113,7 +108,8 @@ class Participant:
         self.pc.on("connectionstatechange", self._on_connection_state)
         try:
             await self.pc.setRemoteDescription(offer)
-            self.pc.addTrack(self.outbound)
+            if not self.render_locally:
+                self.pc.addTrack(self.outbound)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         # aiortc trips over offers it cannot use in many ways (an m-line without a=mid gives
         # AttributeError); each means the offer is unusable, which is the client's error
@@ -169,6 +165,9 @@ class Participant:
         if not self.accepted:  # no hello yet, or one that was refused (and told why)
             self.refused[protocol.MOTION] += 1
             return
+        if packet[:1] == bytes([protocol.ACK_MARKER]):
+            self._on_ack(packet)
+            return
         self.motion_in.add(len(packet))
         try:
             frame = self.receiver.decode(packet)
@@ -176,17 +175,93 @@ class Participant:
             self.malformed[protocol.MOTION] += 1
             logger.debug("dropping malformed motion packet: %s", exc)
             frame = None
-        if frame is not None:
+        partner = self.partner
+        if frame is not None and partner is not None and partner.render_locally:
+            # its decoder acknowledges, not this one; nothing goes before its hello
+            if partner.accepted:
+                partner.send(protocol.MOTION, packet)
+                self.packets_relayed += 1
+        elif frame is not None:
             self.worker.submit(frame)
             self.send(protocol.MOTION, protocol.encode_ack(frame.seq))
             self.concealment.decoded()
         if self.receiver.decoder.needs_intra:
-            self._request_intra()
+            self.request_intra()
 
-    def _request_intra(self) -> None:
-        now = time.monotonic()
-        if now - self._last_intra_request >= INTRA_REQUEST_INTERVAL_S:
-            self._last_intra_request = now
+    def _on_ack(self, packet: bytes) -> None:
+        """An acknowledgement from a client that renders locally: a relayed frame of its
+        partner's decoded there. It goes on to the partner's encoder, which may predict from
+        that frame (and refuses one naming a frame it never sent)."""
+        partner = self.partner
+        try:
+            protocol.parse_ack(packet)
+            if not self.render_locally or partner is None:
+                raise ValueError("an acknowledgement from a client that renders nothing")
+        except ValueError as exc:
+            self._count_malformed(protocol.MOTION, exc)
+            return
+        partner.send(protocol.MOTION, packet)
+
+    @property
+    def relaying(self) -> bool:
+        """This participant's face goes to a partner who renders it (after a hello of theirs
+        that matched): relayed, not rendered here."""
+        partner = self.partner
+        return partner is not None and partner.render_locally and partner.accepted
+
+    def set_partner(self, partner: Participant | None) -> None:
+        """``partner`` sees this participant's face from now on (None: nobody does): rendered
+        here for their video track, or relayed to them when they render locally."""
+        self.partner = partner
+        self.worker.sink = None
+        if partner is not None and not partner.render_locally:
+            self.worker.sink = partner.outbound.push
+        if self.relaying:
+            self.relay_state()
+        elif self._worker_style is not None:  # a style that came while relaying
+            self._worker_style()
+            self._worker_style = None
+
+    def relay_state(self) -> None:
+        """Bring a partner who renders locally up to date: this participant's newest key frame
+        and style, as they were sent (and checked) here."""
+        if self._keyframe is not None:
+            self._relay_chunks(self._keyframe)
+        self._relay_style()
+        self.request_intra()  # the partner holds none of the frames predicted from so far
+
+    def _relay_chunks(self, data: bytes) -> None:
+        if self.partner is not None:
+            for chunk in split_chunks(data):
+                self.partner.send(protocol.CONTROL, chunk)
+
+    def _relay_style(self) -> None:
+        style, partner = self._style, self.partner
+        if partner is None or style is None:
+            return
+        if isinstance(style, str):
+            partner.send(protocol.CONTROL, style)
+            return
+        announcement = protocol.encode_message(
+            "style_image", id=style.prompt_id, transfers=style.transfers
+        )
+        partner.send(protocol.CONTROL, announcement)
+        for data in style.pictures():
+            self._relay_chunks(data)
+
+    def _set_style(self, style: str | StylePictures, for_worker: Callable[[], None]) -> None:
+        """A checked prompt message or decoded pictures: relayed, or adapted to here."""
+        self._style = style
+        if self.relaying:
+            self._worker_style = for_worker
+            self._relay_style()
+        else:
+            self._worker_style = None
+            for_worker()
+
+    def request_intra(self) -> None:
+        """Ask this participant's encoder for an intra frame (at most every 0.25 s)."""
+        if self._intra_requests.ready():
             self.send(protocol.CONTROL, protocol.encode_message("intra"))
 
     def _on_control(self, data: str | bytes) -> None:
@@ -214,8 +289,21 @@ class Participant:
             self._on_style_image(message["id"], message["transfers"])
         elif kind == "bye":
             self._spawn(self.close())
+        elif kind in ("intra", "style") and self.render_locally and self.partner is not None:
+            self._from_local_renderer(self.partner, message)
         else:
             self._count_malformed(protocol.CONTROL, ProtocolError(f"unexpected {kind!r}"))
+
+    def _from_local_renderer(self, partner: Participant, message: dict[str, Any]) -> None:
+        """What a client that renders its partner says about the partner's stream: its decoder
+        needs an intra frame, or the partner's prompt is now active there."""
+        if message["type"] == "intra":
+            partner.request_intra()
+        else:
+            partner.send(
+                protocol.CONTROL,
+                protocol.encode_message("style", id=message["id"], name=message["name"]),
+            )
 
     def _on_hello(self, message: dict[str, Any]) -> None:
         """Answer with this server's hello; motion is rendered from a client whose hello matches
@@ -228,34 +316,33 @@ class Participant:
         if mismatch is not None:
             self.refuse(*mismatch, fatal=True)
         self.send(protocol.CONTROL, hello)
+        if self.accepted and self.render_locally and self.partner is not None:
+            self.partner.set_partner(self)  # now it relays to this participant
 
     def _on_prompt(self, prompt_id: int, text: str) -> None:
         try:
             protocol.check_prompt(text)
-            self.worker.set_prompt(prompt_id, text)
         except ValueError as exc:
             self.refuse("prompt", f"prompt {prompt_id} refused: {exc}")
+            return
+        message = protocol.encode_message("prompt", id=prompt_id, text=text)
+        self._set_style(message, lambda: self.worker.set_prompt(prompt_id, text))
 
     def _on_style_image(self, prompt_id: int, transfers: list[int]) -> None:
-        """Pictures announced: their chunks follow. A newer announcement replaces an older
-        one whose pictures have not all arrived."""
-        self._style_pictures = StylePictures(prompt_id, transfers)
+        self._transfers.announce(prompt_id, transfers)
 
     def _on_keyframe_chunk(self, chunk: bytes) -> None:
         try:
-            data = self._keyframes.add(chunk)
+            transfer = self._transfers.add(chunk)
         except BitstreamError as exc:
             self.refuse("keyframe", f"key frame refused: {exc}")
             return
-        if data is None:
-            return
-        pictures = self._style_pictures
-        if pictures is not None and zlib.crc32(data) in pictures.transfers:
-            pictures.received[zlib.crc32(data)] = data
-            if pictures.complete():
-                self._style_pictures = None
-                self._on_style_pictures(pictures)
-            return
+        if isinstance(transfer, StylePictures):
+            self._on_style_pictures(transfer)
+        elif transfer is not None:
+            self._on_keyframe(transfer.data)
+
+    def _on_keyframe(self, data: bytes) -> None:
         if self._decoding_keyframe:
             self.refuse("keyframe_busy", "key frame refused: your last one is still decoding")
             return
@@ -273,6 +360,9 @@ class Participant:
             return
         finally:
             self._decoding_keyframe = False
+        self._keyframe = data
+        if self.relaying:
+            self._relay_chunks(data)
         try:
             await self.worker.set_reference(image)
         # the renderer refuses pictures it cannot use (too small for its networks)
@@ -311,7 +401,7 @@ class Participant:
             [image.shape[:2] for image in images],
             prompt_id,
         )
-        self.worker.set_style_images(prompt_id, images, name)
+        self._set_style(pictures, lambda: self.worker.set_style_images(prompt_id, images, name))
 
     def _on_stats(self, data: str | bytes) -> None:
         try:
@@ -392,6 +482,8 @@ class Participant:
             "uplink_motion_kbps": round(self.motion_in.kbps(), 3),
             "uplink_control_kbps": round(self.control_in.kbps(), 3),
             "motion_packets": self.motion_in.total_events,
+            "renders_partner": "locally" if self.render_locally else "on the server",
+            "motion_packets_relayed": self.packets_relayed,
             "frames_sent_to_viewer": self.outbound.frames_sent,
             "frames_concealed": self.concealment.frames_concealed,
             "frames_superseded": self.outbound.frames_superseded,

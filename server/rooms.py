@@ -83,12 +83,10 @@ class Room:
         self.pair()
 
     def pair(self) -> None:
-        """Send each participant's rendered face to the other one's video track."""
+        """Each participant's face goes to the other one (``Participant.set_partner``)."""
         for seat, participant in enumerate(self.seats):
-            if participant is None:
-                continue
-            viewer = self.seats[1 - seat]
-            participant.worker.sink = None if viewer is None else viewer.outbound.push
+            if participant is not None:
+                participant.set_partner(self.seats[1 - seat])
 
     @property
     def participants(self) -> list[Participant]:
@@ -143,9 +141,14 @@ class RoomRegistry:
         return room
 
     async def join(
-        self, room: Room, seat: int, offer: RTCSessionDescription
+        self,
+        room: Room,
+        seat: int,
+        offer: RTCSessionDescription,
+        render_locally: bool = False,
     ) -> RTCSessionDescription:
         """Seat a new participant and answer their offer; ValueError if the offer is unusable.
+        ``render_locally``: the participant renders the other's face itself (relay mode).
 
         The seat is reserved for the whole join and freed again if anything fails; the partner
         hears nothing of a failed join. Only the peer connection is built here: the participant
@@ -160,7 +163,12 @@ class RoomRegistry:
         participant: Participant | None = None
         try:
             participant = Participant(
-                room.id, seat, self.settings, self._renderer_factory, self.keyframes
+                room.id,
+                seat,
+                self.settings,
+                self._renderer_factory,
+                self.keyframes,
+                render_locally,
             )
             self._unconnected.add(participant)
             answer = await participant.accept(offer)

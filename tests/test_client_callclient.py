@@ -352,3 +352,64 @@ async def test_a_server_of_another_preset_ends_the_call_with_its_reason(tmp_path
         await wait_for(
             lambda: not other_tasks(tasks_before), f"tasks to end: {other_tasks(tasks_before)}"
         )
+
+
+async def test_a_participant_that_renders_locally_gets_motion_not_video(tmp_path: Path) -> None:
+    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
+    settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
+    async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        room = (await http.post("/rooms")).json()
+        auth = {"Authorization": f"Bearer {room['tokens'][0]}"}
+
+        def participant(seat: int, render_locally: bool) -> CallClient:
+            config = CallConfig(
+                server=url,
+                room=room["room"],
+                token=room["tokens"][seat],
+                prompt="sketch",
+                preset="tiny",
+                checkpoint=checkpoint,
+                fps=15.0,
+                name=f"seat{seat}",
+                motion_amplitude=0.0,
+                render_locally=render_locally,
+            )
+            return CallClient(config)
+
+        # alice sees bob as the server renders him; bob renders alice himself
+        alice, bob = participant(0, False), participant(1, True)
+        await asyncio.gather(alice.connect(), bob.connect())
+        calls = [asyncio.create_task(c.call()) for c in (alice, bob)]
+        await wait_for(lambda: shown_in_style(bob, 0) >= 5, "bob to render alice in sketch")
+        await wait_for(lambda: shown_in_style(alice, 0) >= 5, "alice to see bob in sketch")
+        sketched = bob.viewer.last_shown_image
+        assert sketched is not None
+
+        # alice's prompt swap reaches bob's renderer, and bob's renderer tells alice
+        alice.uplink.send_prompt("comic")
+        await wait_for(lambda: shown_in_style(bob, 1) >= 3, "bob to render alice in comic")
+        await wait_for(lambda: alice.styles.get(1) == "comic", "alice to hear comic is active")
+        comic = bob.viewer.last_shown_image
+        assert comic is not None and comic.astype(float).mean() > sketched.astype(float).mean() + 40
+
+        stats = (await http.get(f"/rooms/{room['room']}/stats", headers=auth)).json()
+        seat = {p["seat"]: p for p in stats["participants"]}
+        # the server relayed alice's motion to bob and rendered none of it
+        assert seat[0]["motion_packets_relayed"] > 0
+        assert seat[0]["render"]["frames_rendered"] == 0
+        assert seat[1]["render"]["frames_rendered"] > 0  # bob's face, for alice's video
+        assert seat[1]["renders_partner"] == "locally"
+        # bob acknowledges what he decodes: alice's encoder predicts from those frames
+        await wait_for(
+            lambda: (alice.uplink.sender.encoder.acknowledged or 0) > 0, "bob's acknowledgements"
+        )
+        assert bob.local is not None and bob.local.receiver.decoder.stats.decoded > 0
+        assert bob.viewer.frames_received == 0  # no video track at all
+
+        for client in (alice, bob):
+            client.stop()
+        await asyncio.gather(*calls)
+        await asyncio.gather(alice.close(), bob.close())
+        down = {r.name: r.summary()["downlink_kbps"] for r in (alice.result(), bob.result())}
+        assert down["seat1"] < down["seat0"] / 3  # motion instead of video
+        assert all(f.latency_ms > 0 for f in bob.viewer.shown)

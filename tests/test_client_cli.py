@@ -62,7 +62,7 @@ def test_create_room_without_server_fails_with_a_message(
     assert "cannot create a room at http://127.0.0.1:9" in capsys.readouterr().err
 
 
-def test_call_passes_its_ice_servers_to_the_client(
+def test_call_passes_its_ice_servers_and_render_mode_to_the_client(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from client import callclient
@@ -78,12 +78,14 @@ def test_call_passes_its_ice_servers_to_the_client(
 
     monkeypatch.setattr(callclient, "CallClient", record)
     urls = ["stun:stun.example.org", "turn:u:pw@turn.example.org?transport=tcp"]
-    args = build_parser().parse_args(
-        ["call", "--room", "r", "--token", "t", "--ice-server", urls[0], "--ice-server", urls[1]]
-    )
+    ice = ["--ice-server", urls[0], "--ice-server", urls[1]]
+    args = build_parser().parse_args(["call", "--room", "r", "--token", "t", *ice])
     assert args.func(args) == 1
-    assert configs[0].ice_servers == tuple(urls)
-    assert capsys.readouterr().err == "cartooncodec call: recorded\n"
+    assert configs[0].ice_servers == tuple(urls) and not configs[0].render_locally
+    local = build_parser().parse_args(["call", "--room", "r", "--token", "t", "--render-locally"])
+    assert local.func(local) == 1
+    assert configs[1].render_locally and configs[1].ice_servers == ()
+    assert capsys.readouterr().err == "cartooncodec call: recorded\n" * 2
 
 
 def test_call_refuses_a_malformed_ice_server(capsys: pytest.CaptureFixture[str]) -> None:

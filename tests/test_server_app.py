@@ -145,6 +145,24 @@ async def test_malformed_sdp_is_400(
     assert response.status_code == 400 and message in response.json()["detail"]
 
 
+async def test_the_render_mode_is_chosen_at_join(http: httpx.AsyncClient) -> None:
+    room = await new_room(http)
+    no_video = await make_offer(video=False)
+    offer = {"sdp": no_video, "type": "offer"}
+    url = f"/rooms/{room['room']}/offer"
+    needs_video = await http.post(url, json={"token": room["tokens"][0], **offer})
+    assert needs_video.status_code == 400
+    assert (
+        'no video section: add a receive-only video transceiver, or "render": "local"'
+        in (needs_video.json()["detail"])
+    )
+    unknown = await http.post(url, json={"token": room["tokens"][0], **offer, "render": "gpu"})
+    assert unknown.status_code == 400
+    assert unknown.json()["detail"] == "'render' must be 'server' or 'local', got 'gpu'"
+    local = await http.post(url, json={"token": room["tokens"][0], **offer, "render": "local"})
+    assert local.status_code == 200 and "m=video" not in local.json()["sdp"]
+
+
 async def test_a_failed_join_frees_its_seat(http: httpx.AsyncClient) -> None:
     """An offer aiortc cannot answer used to give 500 and keep the seat (409 for good)."""
     room = await new_room(http)

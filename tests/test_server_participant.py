@@ -17,11 +17,12 @@ from aiortc import RTCSessionDescription
 
 from codec import MotionEncoder, motion_schema
 from codec.concealment import MAX_CONCEALED_FRAMES
-from codec.keyframe import encode_keyframe, split_chunks
+from codec.keyframe import KeyframeAssembler, encode_keyframe, split_chunks
 from models import Renderer
 from models.layer_selection import AdaptationConfig
 from models.style_images import encode_style_image, picture_style_name
 from pipeline import protocol
+from pipeline.meters import Throttle
 from pipeline.renderworker import FrameMeta
 from server.keyframes import KeyframeDecodes
 from server.participant import Participant
@@ -468,3 +469,66 @@ async def test_a_connected_client_is_not_closed_by_the_connect_deadline(
     participant._on_connect_timeout()  # the fixture's worker is started: the connection was up
     await asyncio.sleep(0.1)
     assert not participant.closed.is_set()
+
+
+@pytest.fixture
+async def viewer_rendering_locally(tmp_path: Path) -> AsyncIterator[Participant]:
+    """Seat 1, which renders seat 0's face itself; its channels keep what is relayed to it."""
+    settings = ServerSettings(preset="tiny")
+    keyframes = KeyframeDecodes(threads=1, queue=0, max_side=settings.max_keyframe_side)
+    p = Participant("room", 1, settings, lambda: None, keyframes, render_locally=True)
+    p.channels = {label: RecordingChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
+    yield p
+    await p.close()
+    keyframes.close()
+
+
+async def test_a_partner_that_renders_locally_gets_checked_motion_key_frame_and_style(
+    participant: Participant, viewer_rendering_locally: Participant
+) -> None:
+    alice, bob = participant, viewer_rendering_locally
+    alice.set_partner(bob)
+    bob.set_partner(alice)
+    rendered = await rendering(alice)
+    alice._on_control(protocol.encode_message("prompt", id=0, text="comic"))
+    encoder = MotionEncoder(schema=motion_schema(), feedback=True)
+    alice._on_motion(encoder.encode(STILL, 1000, 0))
+    # before bob's hello nothing goes to him, and the server acknowledges nothing for him
+    assert bob.channels[protocol.MOTION].sent == []  # type: ignore[attr-defined]
+    assert alice.channels[protocol.MOTION].sent == []  # type: ignore[attr-defined]
+
+    bob._on_control(protocol.encode_hello("tiny", SCHEMA))  # now bob is brought up to date
+    assembler = KeyframeAssembler()
+    chunks = [c for c in control(bob).sent if isinstance(c, bytes)]
+    relayed = [data for c in chunks if (data := assembler.add(c)) is not None]
+    assert relayed == [alice._keyframe] and relayed[0] is not None and len(relayed[0]) > 100
+    assert {"type": "prompt", "id": 0, "text": "comic"} in control(bob).messages()
+    assert control(alice).messages()[-1] == {"type": "intra"}  # bob starts from an intra
+
+    packets = [encoder.encode(STILL, 1040 + 40 * seq, 0) for seq in range(3)]
+    for packet in packets:
+        alice._on_motion(packet)
+    alice._on_motion(b"\xc3garbage that does not decode")  # never reaches bob
+    assert bob.channels[protocol.MOTION].sent == packets  # type: ignore[attr-defined]
+    assert alice.packets_relayed == 3 and alice.malformed[protocol.MOTION] == 1
+    await asyncio.sleep(0.2)
+    assert rendered == []  # the server rendered nothing for bob
+    assert alice.channels[protocol.MOTION].sent == []  # type: ignore[attr-defined]  # no own acks
+
+    # bob's acknowledgement and intra request go on to alice; his style report too
+    bob._on_motion(protocol.encode_ack(2))
+    alice._intra_requests = Throttle(0.0)  # the first request was just now
+    bob._on_control(protocol.encode_message("intra"))
+    bob._on_control(protocol.encode_message("style", id=0, name="comic"))
+    assert alice.channels[protocol.MOTION].sent == [protocol.encode_ack(2)]  # type: ignore[attr-defined]
+    kinds = [m["type"] for m in control(alice).messages()]
+    assert kinds[-2:] == ["intra", "style"]
+
+
+async def test_acknowledgements_and_relay_messages_from_a_server_rendered_client_are_dropped(
+    participant: Participant,
+) -> None:
+    await rendering(participant)
+    participant._on_motion(protocol.encode_ack(2))
+    participant._on_control(protocol.encode_message("style", id=0, name="comic"))
+    assert participant.malformed == {protocol.MOTION: 1, protocol.CONTROL: 1}

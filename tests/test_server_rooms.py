@@ -15,10 +15,10 @@ from tests.tinycall import make_offer
 
 
 def fake_participant(seat: int) -> Any:
-    """Just what Room touches: the seat, the worker's sink and the outbound track's push."""
-    return SimpleNamespace(
-        seat=seat, worker=SimpleNamespace(sink=None), outbound=SimpleNamespace(push=f"push{seat}")
-    )
+    """Just what Room touches: the seat, and who it is told sees this participant."""
+    fake = SimpleNamespace(seat=seat, partner="never told")
+    fake.set_partner = lambda partner: setattr(fake, "partner", partner)
+    return fake
 
 
 def test_seats_pair_and_unpair() -> None:
@@ -26,12 +26,12 @@ def test_seats_pair_and_unpair() -> None:
     alice, bob = fake_participant(0), fake_participant(1)
     room.claim(0, alice)
     room.pair()
-    assert alice.worker.sink is None  # nobody to show alice to yet
+    assert alice.partner is None  # nobody to show alice to yet
     room.claim(1, bob)
     room.pair()
-    assert (alice.worker.sink, bob.worker.sink) == ("push1", "push0")
+    assert (alice.partner, bob.partner) == (bob, alice)
     room.release(bob)
-    assert alice.worker.sink is None and room.participants == [alice]
+    assert alice.partner is None and room.participants == [alice]
 
 
 def test_taken_seat_is_refused() -> None:

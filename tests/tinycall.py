@@ -30,12 +30,14 @@ def write_styled_checkpoint(path: Path) -> Path:
     return save_checkpoint(path, models, styles=styles)
 
 
-async def make_offer(data_channel: bool = True) -> str:
-    """The SDP offer a call client sends (a ``control`` channel and a receive-only video)."""
+async def make_offer(data_channel: bool = True, video: bool = True) -> str:
+    """The SDP offer a call client sends (a ``control`` channel and a receive-only video; no
+    video from a client that renders locally)."""
     pc = RTCPeerConnection()
     if data_channel:
         pc.createDataChannel("control")
-    pc.addTransceiver("video", direction="recvonly")
+    if video:
+        pc.addTransceiver("video", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     sdp = pc.localDescription.sdp
     await pc.close()

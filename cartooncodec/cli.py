@@ -55,8 +55,10 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="a whole two-party call on this machine, with a latency report",
         description="Start the server on loopback and two participants (alice, bob) in one "
-        "process; each swaps prompts mid-call. Writes alice.mp4 and bob.mp4 (what each "
-        "saw), latency.json, latency.png and summary.md into --out, and prints the figures.",
+        "process, once with the server rendering and once with each viewer rendering the other "
+        "itself; each swaps prompts mid-call. Writes what each saw (alice.mp4, bob.mp4, and "
+        "alice-local.mp4, bob-local.mp4), latency.json, latency.png and summary.md into --out, "
+        "and prints the figures.",
     )
     parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the call")

@@ -44,9 +44,15 @@ async def test_demo_writes_every_output(tmp_path: Path) -> None:
     report = await run_demo(options)
     for name in report.files:
         assert (options.out / name).stat().st_size > 0, name
+    assert report.files[:4] == ["alice.mp4", "bob.mp4", "alice-local.mp4", "bob-local.mp4"]
     latency = json.loads((options.out / "latency.json").read_text())
-    assert set(latency["participants"]) == {"alice", "bob"}
-    assert all(p["frames_shown"] for p in latency["participants"].values())
-    # two swaps per participant were sent (random tiny weights have no styles: refused)
-    assert len(report.swaps) == 4
-    assert "| alice -> bob |" in report.table()
+    assert set(latency["runs"]) == {"server", "local"}
+    for run in latency["runs"].values():
+        assert set(run["participants"]) == {"alice", "bob"}
+        assert all(p["frames_shown"] for p in run["participants"].values())
+        # two swaps per participant were sent (random tiny weights have no styles: refused)
+        assert len(run["swaps"]) == 4
+    rows = {(r["render"], r["direction"]): r for r in latency["rows"]}
+    server, local = rows["server", "alice -> bob"], rows["local", "alice -> bob"]
+    assert local["downlink_kbps"] < server["downlink_kbps"] / 3  # motion, not video
+    assert "| local | alice -> bob |" in report.table()

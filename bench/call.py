@@ -1,12 +1,15 @@
 """`cartooncodec bench call`: a real two-party call on loopback, under motion packet loss.
 
-For each loss rate P, the server and two participants (alice, bob) run in this process as in
-`cartooncodec demo` (aiortc on both ends, the render worker in the server), for `--seconds`.
+For each render mode (`--render`: `server`, the server renders each face and sends video;
+`local`, it relays the motion and each viewer renders the other itself) and each loss rate P,
+the server and two participants (alice, bob) run in this process as in `cartooncodec demo`
+(aiortc on both ends), for `--seconds`.
 Each sender drops a fraction P of its motion packets at random just before they would leave
 (the motion channel is unordered with no retransmission, so this is what a lossy network
 does to it). Reported per direction: end-to-end latency percentiles (capture at the sender to
 the rendered frame decoded at the viewer), fps sent and shown, the share of sent frames shown,
-the longest freeze between two shown frames, the uplink kbps, and the median and p95 distance
+the longest freeze between two shown frames, the uplink and downlink kbps (the downlink on
+the wire: video, or relayed motion), and the median and p95 distance
 (in frames) of the reference each inter frame predicts from, which is the acknowledgements'
 round trip and sets the rate. A frame the server did not receive in time is concealed (its
 motion extrapolated, codec.concealment) and shown marked as such: `concealed` counts them,
@@ -34,6 +37,7 @@ from bench.report import (
 )
 from codec.packet import unpack_packet
 from codec.prediction import inter_distance
+from pipeline.protocol import ACK_MARKER, RENDER_MODES
 
 if TYPE_CHECKING:
     from client.callclient import CallConfig, CallResult
@@ -47,7 +51,8 @@ CALL_FPS = 10.0  # the capture rate `cartooncodec demo` uses (DEMO_FPS), tested 
 
 
 class DroppingChannel:
-    """A data channel stand-in that loses a fraction of the motion packets sent on it, and
+    """A data channel stand-in that loses a fraction of the motion packets sent on it (not the
+    acknowledgements a participant rendering locally sends on it), and
     notes the reference distance of each inter packet (how far back the sender predicts
     from: the acknowledgement's round trip in frames)."""
 
@@ -63,6 +68,9 @@ class DroppingChannel:
         return str(self._channel.readyState)
 
     def send(self, data: bytes) -> None:
+        if data[:1] == bytes([ACK_MARKER]):  # a viewer rendering locally acknowledges here
+            self._channel.send(data)
+            return
         packet = unpack_packet(data)
         if not packet.intra:
             self.distances.append(inter_distance(packet.payload))
@@ -74,8 +82,9 @@ class DroppingChannel:
 
 @dataclass
 class CallRun:
-    """One participant's view of a call at one loss rate."""
+    """One participant's view of a call at one loss rate, in one render mode."""
 
+    render: str
     loss: float
     sender: str
     viewer: str
@@ -89,6 +98,7 @@ class CallRun:
         times = [f.arrival_ms for f in self.seen.shown]
         decoded = [f.arrival_ms for f in self.seen.shown if not f.concealed]
         return {
+            "render": self.render,
             "loss": self.loss,
             "direction": f"{self.sender} -> {self.viewer}",
             "frames_sent": sent["frames_sent"],
@@ -107,6 +117,8 @@ class CallRun:
             "ref_distance_p50": _percentile(self.distances, 50),
             "ref_distance_p95": _percentile(self.distances, 95),
             "uplink_motion_kbps": sent["uplink_motion_kbps"],
+            "uplink_wire_kbps": sent["uplink_total_kbps"],
+            "downlink_kbps": seen["downlink_kbps"],
             "keyframe_bytes": sent["keyframe_bytes"],
         }
 
@@ -133,8 +145,11 @@ def lossy_client(config: CallConfig, loss: float, seed: int) -> Any:
     return LossyCallClient(config)
 
 
-async def loopback_call(args: argparse.Namespace, inputs: list[str], loss: float) -> list[CallRun]:
-    """One call between alice and bob through a server on 127.0.0.1; both lose ``loss``."""
+async def loopback_call(
+    args: argparse.Namespace, inputs: list[str], render: str, loss: float
+) -> list[CallRun]:
+    """One call between alice and bob through a server on 127.0.0.1; both lose ``loss``, and
+    both see the other rendered in ``render`` mode."""
     import httpx
 
     from client.callclient import CallConfig
@@ -160,6 +175,7 @@ async def loopback_call(args: argparse.Namespace, inputs: list[str], loss: float
                 seconds=args.seconds,
                 name=name,
                 seed=seat,
+                render_locally=render == "local",
             )
             for seat, (name, source) in enumerate(zip(NAMES, inputs, strict=True))
         ]
@@ -173,7 +189,7 @@ async def loopback_call(args: argparse.Namespace, inputs: list[str], loss: float
         (sent, client), (seen, _) = by_name[sender], by_name[viewer]
         channel = client.motion_channel
         dropped, distances = (channel.dropped, channel.distances) if channel else (0, [])
-        runs.append(CallRun(loss, sender, viewer, sent, seen, dropped, distances))
+        runs.append(CallRun(render, loss, sender, viewer, sent, seen, dropped, distances))
     return runs
 
 
@@ -201,9 +217,10 @@ def run(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     # Two extractors and two renderers share the cores (as in the demo): one thread each.
     torch.set_num_threads(1)
+    calls = [(render, loss) for render in args.render for loss in losses]
     try:
-        for loss in tqdm(losses, desc="bench call", unit="call"):
-            runs += asyncio.run(loopback_call(args, inputs, loss))
+        for render, loss in tqdm(calls, desc="bench call", unit="call"):
+            runs += asyncio.run(loopback_call(args, inputs, render, loss))
     finally:
         torch.set_num_threads(threads)
     table = Table(
@@ -217,7 +234,8 @@ def run(args: argparse.Namespace) -> int:
     details = {
         "inputs": dict(zip(NAMES, inputs, strict=True)),
         "latency_ms": {
-            f"{r.loss}:{r.sender}->{r.viewer}": [f.latency_ms for f in r.seen.shown] for r in runs
+            f"{r.render}:{r.loss}:{r.sender}->{r.viewer}": [f.latency_ms for f in r.seen.shown]
+            for r in runs
         },
     }
     publish(args.out, "call", [table], args, details=details, plots=[plot])
@@ -232,9 +250,13 @@ def check_losses(losses: list[float]) -> list[float]:
 
 
 def plot_call(runs: list[CallRun], path: Path) -> Path:
+    """Left: latency over the lossless call(s), alice shown at bob, per render mode; right:
+    the share of sent frames shown and decoded against the loss rate, per render mode."""
     fig, (timeline, summary) = new_figure(ncols=2, width=5.5)
+    renders = sorted({r.render for r in runs}, key=list(RENDER_MODES).index)
+    lowest = min(r.loss for r in runs)
     for item in runs:
-        if item.sender != NAMES[0]:
+        if item.sender != NAMES[0] or item.loss != lowest:
             continue
         frames = item.seen.shown
         if frames:
@@ -244,21 +266,24 @@ def plot_call(runs: list[CallRun], path: Path) -> Path:
                 [f.latency_ms for f in frames],
                 ".",
                 markersize=3,
-                label=f"loss {item.loss:.0%}",
+                label=f"rendered: {item.render}",
             )
-    timeline.set_xlabel(f"call time (s), {NAMES[0]} shown at {NAMES[1]}")
+    timeline.set_xlabel(f"call time (s), {NAMES[0]} shown at {NAMES[1]}, loss {lowest:.0%}")
     timeline.set_ylabel("end-to-end latency (ms)")
+    timeline.set_ylim(bottom=0)
     timeline.legend()
     losses = sorted({r.loss for r in runs})
-    rows = [[r.row() for r in runs if r.loss == loss] for loss in losses]
-    shown = [np.mean([row["shown_share"] for row in group]) for group in rows]
-    p95 = [np.mean([row["latency_p95_ms"] or np.nan for row in group]) for group in rows]
-    summary.plot([100 * p for p in losses], [100 * s for s in shown], "o-", label="frames shown %")
+    for render in renders:
+        rows = [[r.row() for r in runs if r.loss == p and r.render == render] for p in losses]
+        shown = [100 * np.mean([row["shown_share"] for row in group]) for group in rows]
+        decoded = [100 * np.mean([row["decoded_share"] for row in group]) for group in rows]
+        x = [100 * p for p in losses]
+        (line,) = summary.plot(x, shown, "o-", label=f"{render}: shown")
+        summary.plot(x, decoded, "s--", color=line.get_color(), label=f"{render}: decoded")
     summary.set_xlabel("motion packets lost (%)")
-    summary.set_ylabel("frames shown (% of sent)")
-    twin = summary.twinx()
-    twin.plot([100 * p for p in losses], p95, "s--", color="tab:red", label="p95 latency")
-    twin.set_ylabel("p95 latency (ms)", color="tab:red")
+    summary.set_ylabel("% of sent frames")
+    summary.set_ylim(0, 105)
+    summary.legend()
     summary.set_title("degradation with motion packet loss")
     return save_figure(fig, path)
 
@@ -277,6 +302,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=list(DEFAULT_LOSSES),
         help="fractions of motion packets to drop, one call each (default 0 0.1 0.3)",
+    )
+    parser.add_argument(
+        "--render",
+        nargs="+",
+        choices=RENDER_MODES,
+        default=list(RENDER_MODES),
+        help="render modes, a call per mode and loss rate (default: server local)",
     )
     parser.add_argument(
         "--clips",

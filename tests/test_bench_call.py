@@ -10,6 +10,7 @@ import pytest
 from bench.call import DroppingChannel, check_losses
 from codec import MotionEncoder
 from codec.packet import SEQ_MODULUS
+from pipeline import protocol
 from tests.bench_clip import run_bench
 from tests.codec_samples import synthetic_motion
 
@@ -36,6 +37,8 @@ def test_dropping_channel_loses_about_the_asked_fraction_and_notes_distances() -
     assert 0.22 < channel.dropped / 2000 < 0.28
     assert channel.readyState == "open"
     assert channel.distances == [1, 2] + [3] * 1996  # intras 0 and 1000 have none
+    channel.send(protocol.encode_ack(7))  # acknowledgements pass, never lost or counted
+    assert inner.sent[-1] == protocol.encode_ack(7) and len(channel.distances) == 1998
 
 
 def test_losses_outside_zero_to_one_are_refused() -> None:
@@ -55,11 +58,11 @@ def call_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_call_reports_both_directions_per_loss(call_result: dict) -> None:
     rows = call_result["tables"]["call"]["rows"]
-    assert [(r["loss"], r["direction"]) for r in rows] == [
-        (0.0, "alice -> bob"),
-        (0.0, "bob -> alice"),
-        (0.5, "alice -> bob"),
-        (0.5, "bob -> alice"),
+    assert [(r["render"], r["loss"], r["direction"]) for r in rows] == [
+        (render, loss, direction)
+        for render in ("server", "local")
+        for loss in (0.0, 0.5)
+        for direction in ("alice -> bob", "bob -> alice")
     ]
     for row in rows:
         assert row["frames_sent"] > 5 and row["frames_shown"] > 0
@@ -67,6 +70,8 @@ def test_call_reports_both_directions_per_loss(call_result: dict) -> None:
         assert row["uplink_motion_kbps"] > 0
     lossless, lossy = rows[0], rows[2]
     assert lossless["dropped"] == 0 and lossy["dropped"] > 0
+    relayed = rows[4]  # lossless, rendered by bob: motion comes down, not video
+    assert relayed["downlink_kbps"] < lossless["downlink_kbps"] / 3
     # lost frames are concealed (shown, marked) and never counted as decoded
     assert lossy["concealed"] > 0
     assert lossy["decoded_share"] * lossy["frames_sent"] == pytest.approx(

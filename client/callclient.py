@@ -301,7 +301,7 @@ class CallClient:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._transport_bytes = await self.connection.transport_totals()
+        self._transport_bytes = self.connection.transport_totals()
         await self.connection.close()
         await self.uplink.close()
         if self.local is not None:

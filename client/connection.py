@@ -142,16 +142,24 @@ class CallConnection:
         self.channels[label].send(message)
         return True
 
-    async def transport_totals(self) -> tuple[int, int]:
+    def transport_totals(self) -> tuple[int, int]:
         """(bytes sent, bytes received) on the DTLS transport: every data channel, the video,
-        RTCP, and their SCTP/DTLS framing."""
-        report = await self.pc.getStats()
+        RTCP, and their SCTP/DTLS framing (not the UDP/IP headers). Read from the transports
+        themselves: aiortc's ``getStats`` reports only transports that carry RTP, so a call
+        without video (rendering locally) would read 0."""
+        transports = {id(t): t for t in self._dtls_transports()}
         sent = received = 0
-        for entry in report.values():
-            if entry.type == "transport":
+        for transport in transports.values():
+            for entry in transport._get_stats().values():
                 sent += entry.bytesSent
                 received += entry.bytesReceived
         return sent, received
+
+    def _dtls_transports(self) -> list[Any]:
+        found = [t.sender.transport for t in self.pc.getTransceivers()]
+        if self.pc.sctp is not None:
+            found.append(self.pc.sctp.transport)
+        return [t for t in found if t is not None]
 
     async def close(self) -> None:
         await self.pc.close()

@@ -54,5 +54,5 @@ async def test_demo_writes_every_output(tmp_path: Path) -> None:
         assert len(run["swaps"]) == 4
     rows = {(r["render"], r["direction"]): r for r in latency["rows"]}
     server, local = rows["server", "alice -> bob"], rows["local", "alice -> bob"]
-    assert 0 < local["downlink_kbps"] < server["downlink_kbps"] / 3  # motion, not video
+    assert 0 < local["downlink_kbps"] < server["downlink_kbps"]  # motion, not (32 px) video
     assert "| local | alice -> bob |" in report.table()

@@ -37,7 +37,7 @@ from bench.report import (
 )
 from codec.packet import unpack_packet
 from codec.prediction import inter_distance
-from pipeline.protocol import ACK_MARKER, RENDER_MODES
+from pipeline.protocol import ACK_MARKER, RENDER_MODES, unbundle
 
 if TYPE_CHECKING:
     from client.callclient import CallConfig, CallResult
@@ -51,8 +51,7 @@ CALL_FPS = 10.0  # the capture rate `cartooncodec demo` uses (DEMO_FPS), tested 
 
 
 class DroppingChannel:
-    """A data channel stand-in that loses a fraction of the motion packets sent on it (not the
-    acknowledgements a participant rendering locally sends on it), and
+    """A data channel stand-in that loses a fraction of the motion messages sent on it, and
     notes the reference distance of each inter packet (how far back the sender predicts
     from: the acknowledgement's round trip in frames)."""
 
@@ -68,14 +67,14 @@ class DroppingChannel:
         return str(self._channel.readyState)
 
     def send(self, data: bytes) -> None:
-        if data[:1] == bytes([ACK_MARKER]):  # a viewer rendering locally acknowledges here
-            self._channel.send(data)
-            return
-        packet = unpack_packet(data)
-        if not packet.intra:
-            self.distances.append(inter_distance(packet.payload))
-        if self._rng.random() < self._loss:
-            self.dropped += 1
+        """A motion-channel message: lost whole (with every frame and acknowledgement it
+        bundles) with probability ``loss``; a message of acknowledgements only always passes."""
+        packets = [item for item in unbundle(data) if item[:1] != bytes([ACK_MARKER])]
+        for packet in map(unpack_packet, packets):
+            if not packet.intra:
+                self.distances.append(inter_distance(packet.payload))
+        if packets and self._rng.random() < self._loss:
+            self.dropped += len(packets)
             return
         self._channel.send(data)
 
@@ -176,6 +175,7 @@ async def loopback_call(
                 name=name,
                 seed=seat,
                 render_locally=render == "local",
+                bundle=args.bundle,
             )
             for seat, (name, source) in enumerate(zip(NAMES, inputs, strict=True))
         ]
@@ -225,7 +225,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads)
     table = Table(
         "call",
-        f"Loopback call, {args.preset}, {args.fps:g} fps capture, {args.seconds:g} s per loss rate",
+        f"Loopback call, {args.preset}, {args.fps:g} fps capture, {args.bundle} frame(s) a "
+        f"motion message, {args.seconds:g} s per render mode and loss rate",
         tuple(runs[0].row()),
     )
     for item in runs:
@@ -309,6 +310,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=RENDER_MODES,
         default=list(RENDER_MODES),
         help="render modes, a call per mode and loss rate (default: server local)",
+    )
+    parser.add_argument(
+        "--bundle",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        help="frames per motion message, as `call --bundle` (default 1)",
     )
     parser.add_argument(
         "--clips",

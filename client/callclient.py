@@ -95,7 +95,9 @@ class CallClient:
         self.uplink = Uplink(config, self.connection)
         self.viewer = Viewer(config, self.connection.clock)
         self.local = (
-            LocalViewer(config, self.connection, self.viewer) if config.render_locally else None
+            LocalViewer(config, self.connection, self.viewer, self.uplink.acknowledge)
+            if config.render_locally
+            else None
         )
         self.style_errors: list[str] = []
         self.styles: dict[int, str] = {}  # prompt id -> the style the server made active
@@ -210,13 +212,20 @@ class CallClient:
     # -- incoming ------------------------------------------------------------------------------
 
     def _on_motion(self, data: str | bytes) -> None:
-        """An acknowledgement of this client's motion, or (rendering locally) a relayed motion
-        packet of the other's; anything else is refused by the uplink and counted there."""
-        is_ack = isinstance(data, bytes) and data[:1] == bytes([protocol.ACK_MARKER])
-        if self.local is not None and isinstance(data, bytes) and not is_ack:
-            self.local.on_packet(data)
-        else:
-            self.uplink.on_ack(data)
+        """Acknowledgements of this client's motion and (rendering locally) the other's relayed
+        motion packets, alone or bundled; anything else is refused by the uplink and counted
+        there."""
+        try:
+            items = protocol.unbundle(data)
+        except protocol.ProtocolError as exc:
+            self.uplink.acks_refused += 1
+            logger.debug("%s: ignoring motion message: %s", self.config.name, exc)
+            return
+        for item in items:
+            if self.local is not None and item[:1] != bytes([protocol.ACK_MARKER]):
+                self.local.on_packet(item)
+            else:
+                self.uplink.on_ack(item)
 
     def _on_control(self, data: str | bytes) -> None:
         if isinstance(data, bytes) and self.local is not None:

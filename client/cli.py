@@ -90,6 +90,14 @@ def _register_call(subparsers: argparse._SubParsersAction) -> None:
         "renders at 25+ fps on 2 CPU cores",
     )
     parser.add_argument(
+        "--bundle",
+        type=int,
+        default=1,
+        choices=(1, 2, 3),
+        help="frames per motion message (default 1); 2 halves the messages and their framing "
+        "on the wire, at the cost of one frame interval of latency",
+    )
+    parser.add_argument(
         "--no-stdin", action="store_true", help="do not read prompt changes from stdin"
     )
     parser.add_argument(
@@ -182,6 +190,7 @@ async def _call(args: argparse.Namespace) -> int:
         read_stdin=not args.no_stdin,
         ice_servers=tuple(args.ice_server),
         render_locally=args.render_locally,
+        bundle=args.bundle,
     )
     client = await asyncio.to_thread(CallClient, config)
     result = await client.run()

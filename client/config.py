@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.protocol import MAX_BUNDLE_ITEMS
+
 
 @dataclass
 class CallConfig:
@@ -30,3 +32,10 @@ class CallConfig:
     # render the other's face here from their relayed motion (client.localviewer), instead of
     # receiving the server's rendering as video
     render_locally: bool = False
+    # frames a motion message carries: 2 halves the messages (and their SCTP/DTLS framing and
+    # acknowledgements) at the cost of one frame interval of latency
+    bundle: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.bundle < MAX_BUNDLE_ITEMS:
+            raise ValueError(f"bundle takes 1 to {MAX_BUNDLE_ITEMS - 1} frames, got {self.bundle}")

@@ -4,10 +4,10 @@ The server relays the other's motion packets (on ``motion``), key frame and styl
 chunked transfers on ``control``) and prompts, each checked there first; this client decodes
 them with its own ``pipeline.Receiver`` and renders on a ``pipeline.renderworker.RenderWorker``
 thread (``lite-128`` on a CPU, a larger preset on a GPU), conceals a frame that does not arrive
-(``pipeline.concealtimer``), acknowledges each decoded frame (the other's encoder predicts from
-those) and asks for an intra frame when its decoder lost the reference. Rendered frames go to
-the ``Viewer`` (shown frames, latency, recording, window) as the server's would. The downlink
-carries motion, not video: a few kbps.
+(``pipeline.concealtimer``), acknowledges each decoded frame with its own next motion message
+(the other's encoder predicts from those) and asks for an intra frame when its decoder lost the
+reference. Rendered frames go to the ``Viewer`` (shown frames, latency, recording, window) as
+the server's would. The downlink carries motion, not video: a few kbps.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import numpy as np
@@ -38,10 +38,19 @@ logger = logging.getLogger(__name__)
 
 
 class LocalViewer:
-    def __init__(self, config: CallConfig, connection: CallConnection, viewer: Viewer) -> None:
+    def __init__(
+        self,
+        config: CallConfig,
+        connection: CallConnection,
+        viewer: Viewer,
+        acknowledge: Callable[[bytes], None],
+    ) -> None:
+        """``acknowledge``: sends an acknowledgement of the other's frame (with this
+        participant's next motion message)."""
         self.name = config.name
         self.connection = connection
         self.viewer = viewer
+        self.acknowledge = acknowledge
         self.receiver = Receiver(get_preset(config.preset))
 
         def build() -> Any:
@@ -75,7 +84,7 @@ class LocalViewer:
             frame = None
         if frame is not None:
             self.worker.submit(frame)
-            self.connection.send(protocol.MOTION, protocol.encode_ack(frame.seq))
+            self.acknowledge(protocol.encode_ack(frame.seq))
             self.concealment.decoded()
         if self.receiver.decoder.needs_intra and self._intra_requests.ready():
             self.connection.send(protocol.CONTROL, protocol.encode_message("intra"))

@@ -56,7 +56,11 @@ class Uplink:
         self.keyframe_bytes = 0
         self.style_image_bytes = 0
         self.acks_refused = 0
+        self.messages_sent = 0  # on the motion channel: packets are bundled
         self.first_sent = self.last_sent = 0.0  # time.monotonic()
+        self.bundle = config.bundle
+        self._held: list[bytes] = []  # packets waiting to fill a bundle
+        self._ack: bytes | None = None  # of the other's newest frame decoded here, to send
 
     @property
     def schema_fingerprint(self) -> str:
@@ -80,13 +84,32 @@ class Uplink:
             image, captured_ms = await self.capture.next()
             _, features = await loop.run_in_executor(self._extracting, self.sender.extract, image)
             packet = self.sender.encode(features, max(0, round(captured_ms)), self.prompt)
-            if not self.connection.send(protocol.MOTION, packet):
+            self._held.append(packet)
+            if len(self._held) < self.bundle:
+                continue
+            if not self._send_held():
                 return
-            self.last_sent = time.monotonic()
-            if self.frames_sent == 0:
-                self.first_sent = self.last_sent
-            self.motion_bytes += len(packet)
-            self.frames_sent += 1
+
+    def _send_held(self) -> bool:
+        """Send the held packets and the acknowledgement waiting, bundled; False when the
+        motion channel is closed."""
+        items = self._held + ([self._ack] if self._ack is not None else [])
+        for message in protocol.bundle(items):
+            if not self.connection.send(protocol.MOTION, message):
+                return False
+            self.messages_sent += 1
+        self.last_sent = time.monotonic()
+        if self.frames_sent == 0:
+            self.first_sent = self.last_sent
+        self.motion_bytes += sum(map(len, self._held))
+        self.frames_sent += len(self._held)
+        self._held, self._ack = [], None
+        return True
+
+    def acknowledge(self, ack: bytes) -> None:
+        """An acknowledgement of the other's frame (rendering locally): it leaves with the next
+        motion message, replacing an older one still waiting."""
+        self._ack = ack
 
     @property
     def prompt(self) -> int:

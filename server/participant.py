@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
@@ -29,6 +29,9 @@ from pipeline.protocol import ProtocolError, redact_paths
 from pipeline.receiver import Receiver
 from pipeline.renderworker import FrameMeta, RenderWorker
 from pipeline.transfers import ControlTransfers, StylePictures
+
+if TYPE_CHECKING:
+    from codec import DecodedFrame
 from server.keyframes import KeyframeDecodes, KeyframesBusy
 from server.settings import ServerSettings
 from server.videotrack import RenderedVideoTrack
@@ -158,49 +161,65 @@ class Participant:
 
     # -- incoming ------------------------------------------------------------------------------
 
-    def _on_motion(self, packet: str | bytes) -> None:
-        if not isinstance(packet, bytes):
-            self.malformed[protocol.MOTION] += 1
-            return
+    def _on_motion(self, data: str | bytes) -> None:
+        """One motion-channel message: motion packets of this participant's face and, from a
+        client that renders locally, its acknowledgement of the partner's frames. What goes on
+        to the partner (relayed packets, the acknowledgement) leaves as one message."""
         if not self.accepted:  # no hello yet, or one that was refused (and told why)
             self.refused[protocol.MOTION] += 1
             return
-        if packet[:1] == bytes([protocol.ACK_MARKER]):
-            self._on_ack(packet)
-            return
-        self.motion_in.add(len(packet))
         try:
-            frame = self.receiver.decode(packet)
-        except BitstreamError as exc:
-            self.malformed[protocol.MOTION] += 1
-            logger.debug("dropping malformed motion packet: %s", exc)
-            frame = None
-        partner = self.partner
-        if frame is not None and partner is not None and partner.render_locally:
-            # its decoder acknowledges, not this one; nothing goes before its hello
-            if partner.accepted:
-                partner.send(protocol.MOTION, packet)
-                self.packets_relayed += 1
-        elif frame is not None:
-            self.worker.submit(frame)
-            self.send(protocol.MOTION, protocol.encode_ack(frame.seq))
-            self.concealment.decoded()
+            items = protocol.unbundle(data)
+        except ProtocolError as exc:
+            self._count_malformed(protocol.MOTION, exc)
+            return
+        self.motion_in.add(len(data))
+        onward: list[bytes] = []
+        newest: DecodedFrame | None = None
+        for item in items:
+            if item[:1] == bytes([protocol.ACK_MARKER]):
+                onward += self._partners_ack(item)
+                continue
+            frame = self._decode(item)
+            partner = self.partner
+            if frame is None:
+                continue
+            if partner is not None and partner.render_locally:
+                # its decoder acknowledges, not this one; nothing goes before its hello
+                if partner.accepted:
+                    onward.append(item)
+                    self.packets_relayed += 1
+            else:
+                self.worker.submit(frame)
+                self.concealment.decoded()
+                newest = frame
+        if newest is not None:  # the newest decoded frame of the message: one ack for all
+            self.send(protocol.MOTION, protocol.encode_ack(newest.seq))
+        if onward and self.partner is not None:
+            for message in protocol.bundle(onward):
+                self.partner.send(protocol.MOTION, message)
         if self.receiver.decoder.needs_intra:
             self.request_intra()
 
-    def _on_ack(self, packet: bytes) -> None:
+    def _decode(self, packet: bytes) -> DecodedFrame | None:
+        try:
+            return self.receiver.decode(packet)
+        except BitstreamError as exc:
+            self._count_malformed(protocol.MOTION, exc)
+            return None
+
+    def _partners_ack(self, ack: bytes) -> list[bytes]:
         """An acknowledgement from a client that renders locally: a relayed frame of its
         partner's decoded there. It goes on to the partner's encoder, which may predict from
         that frame (and refuses one naming a frame it never sent)."""
-        partner = self.partner
         try:
-            protocol.parse_ack(packet)
-            if not self.render_locally or partner is None:
+            protocol.parse_ack(ack)
+            if not self.render_locally or self.partner is None:
                 raise ValueError("an acknowledgement from a client that renders nothing")
         except ValueError as exc:
             self._count_malformed(protocol.MOTION, exc)
-            return
-        partner.send(protocol.MOTION, packet)
+            return []
+        return [ack]
 
     @property
     def relaying(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from client.config import CallConfig
 from client.connection import CallConnection
 from client.uplink import Uplink
 from codec.keyframe import KeyframeAssembler
+from codec.packet import unpack_packet
 from models.style_images import encode_style_image, picture_style_name
 from pipeline import protocol
 from tests.tinycall import OpenChannel, write_styled_checkpoint
@@ -80,3 +82,32 @@ def test_acknowledgements_of_frames_not_sent_are_counted_and_change_nothing(
     client.on_ack(b"\xa1")  # too short to be an acknowledgement
     client.on_ack("1")  # text on the motion channel
     assert encoder.acknowledged == 1 and client.acks_refused == 3
+
+
+async def test_bundled_frames_and_a_waiting_ack_leave_as_one_message(tmp_path: Path) -> None:
+    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
+    config = CallConfig(
+        server="", room="", token="", preset="tiny", checkpoint=checkpoint, fps=50.0, bundle=2
+    )
+    connection = CallConnection(config.server)
+    connection.channels = {label: OpenChannel() for label in protocol.CHANNELS}  # type: ignore[misc]
+    uplink = Uplink(config, connection)
+    uplink.acknowledge(protocol.encode_ack(8))
+    uplink.acknowledge(protocol.encode_ack(9))  # replaces 8, still waiting
+    sending = asyncio.create_task(uplink.send_motion())
+    while uplink.frames_sent < 6:
+        await asyncio.sleep(0.02)
+    sending.cancel()
+    await uplink.close()
+    messages = sent_on(uplink, protocol.MOTION)
+    items = [protocol.unbundle(m) for m in messages]  # type: ignore[arg-type]
+    assert uplink.messages_sent == len(messages) == uplink.frames_sent // 2
+    assert items[0][-1] == protocol.encode_ack(9)  # the ack rode with the first two frames
+    assert [len(i) for i in items] == [3] + [2] * (len(items) - 1)
+    assert all(unpack_packet(p).seq == n for n, p in enumerate(x for i in items for x in i[:2]))
+    assert uplink.motion_bytes == sum(len(x) for i in items for x in i[:2])
+
+
+def test_a_bundle_of_more_frames_than_a_message_holds_is_refused() -> None:
+    with pytest.raises(ValueError, match="bundle takes 1 to 3 frames, got 4"):
+        CallConfig(server="", room="", token="", bundle=4)

@@ -12,6 +12,7 @@ from pipeline.protocol import (
     PTS_PER_MS,
     VIDEO_CLOCK_RATE,
     ProtocolError,
+    bundle,
     check_prompt,
     encode_ack,
     encode_hello,
@@ -22,6 +23,7 @@ from pipeline.protocol import (
     parse_ack,
     parse_message,
     redact_paths,
+    unbundle,
 )
 
 
@@ -207,3 +209,37 @@ def test_video_clock_is_aiortcs() -> None:
     from aiortc.mediastreams import VIDEO_CLOCK_RATE as AIORTC_VIDEO_CLOCK_RATE
 
     assert VIDEO_CLOCK_RATE == AIORTC_VIDEO_CLOCK_RATE == 90_000
+
+
+def test_bundles_have_a_fixed_layout() -> None:
+    packet, ack = bytes.fromhex("c30102030405aa"), encode_ack(9)
+    assert bundle([packet]) == [packet]  # one item goes as it is
+    (message,) = bundle([packet, packet, ack])
+    assert message.hex() == "b0" + "07c30102030405aa" * 2 + "02a109"  # golden
+    assert unbundle(message) == [packet, packet, ack]
+    assert unbundle(packet) == [packet] and unbundle(ack) == [ack]
+
+
+def test_bundles_split_at_the_item_limits() -> None:
+    small, large = b"\xc3" + bytes(9), b"\xc3" + bytes(300)
+    messages = bundle([small] * 5 + [large, small])
+    assert [len(m) for m in messages] == [1 + 4 * 11, 10, 301, 10]
+    assert [item for m in messages for item in unbundle(m)] == [small] * 5 + [large, small]
+    assert bundle([]) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ("text", "expected a binary motion-channel message, got text"),
+        (b"\xb0", "empty bundle"),
+        (b"\xb0\x05\xc3\x00", "bundle item 1 is empty or cut short"),
+        (b"\xb0\x02\xa1\x01\x00", "bundle item 2 is empty or cut short"),
+        (b"\xb0\x03\xb0\x01\xc3", "a bundle inside a bundle"),
+        (b"\xb0" + b"\x01\xc3" * 5, "bundle of more than 4 items"),
+    ],
+)
+def test_malformed_bundles_are_refused(data: str | bytes, reason: str) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        unbundle(data)
+    assert str(refused.value) == reason

@@ -532,3 +532,20 @@ async def test_acknowledgements_and_relay_messages_from_a_server_rendered_client
     participant._on_motion(protocol.encode_ack(2))
     participant._on_control(protocol.encode_message("style", id=0, name="comic"))
     assert participant.malformed == {protocol.MOTION: 1, protocol.CONTROL: 1}
+
+
+async def test_a_bundle_is_decoded_item_by_item_and_acknowledged_once(
+    participant: Participant,
+) -> None:
+    rendered = await rendering(participant)
+    encoder = MotionEncoder(schema=motion_schema())
+    packets = [encoder.encode(STILL, 1000 + 40 * seq, 0) for seq in range(4)]
+    (first, second) = protocol.bundle(packets[:2]), protocol.bundle(packets[2:])
+    participant._on_motion(first[0])
+    participant._on_motion(second[0])
+    assert participant.receiver.decoder.stats.decoded == 4
+    acks = participant.channels[protocol.MOTION].sent  # type: ignore[attr-defined]
+    assert acks == [protocol.encode_ack(1), protocol.encode_ack(3)]  # the newest of each
+    await until(lambda: rendered and rendered[-1].seq == 3)
+    participant._on_motion(b"\xb0\x09\xc3")  # a bundle cut short: counted, nothing else
+    assert participant.malformed[protocol.MOTION] == 1 and len(acks) == 2

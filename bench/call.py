@@ -117,7 +117,10 @@ class CallRun:
             "ref_distance_p95": _percentile(self.distances, 95),
             "uplink_motion_kbps": sent["uplink_motion_kbps"],
             "uplink_wire_kbps": sent["uplink_total_kbps"],
+            "uplink_packets_per_s": sent["uplink_packets_per_s"],
+            "uplink_motion_messages_per_s": sent["uplink_motion_messages_per_s"],
             "downlink_kbps": seen["downlink_kbps"],
+            "downlink_packets_per_s": seen["downlink_packets_per_s"],
             "keyframe_bytes": sent["keyframe_bytes"],
         }
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from client.config import CallConfig
-from client.connection import CallConnection, CallError, MessageHandler
+from client.connection import CallConnection, CallError, MessageHandler, WireTotals
 from client.localviewer import LocalViewer
 from client.uplink import PromptSent, Uplink
 from client.viewer import ShownFrame, Viewer
@@ -57,9 +57,9 @@ class CallResult:
     motion_bytes: int
     control_bytes: int  # JSON messages; the key frame's chunks are counted apart
     keyframe_bytes: int
-    downlink_bytes: int
-    uplink_bytes: int
+    wire: WireTotals  # both ways, framing included
     style_image_bytes: int = 0  # style pictures' chunks
+    motion_messages: int = 0  # frames are bundled: messages on the motion channel
 
     def summary(self) -> dict[str, Any]:
         seconds = max(self.duration_s, 1e-6)
@@ -75,8 +75,11 @@ class CallResult:
             "uplink_control_kbps": self.control_bytes * 8 / 1000 / seconds,
             "keyframe_bytes": self.keyframe_bytes,
             "style_image_bytes": self.style_image_bytes,
-            "uplink_total_kbps": self.uplink_bytes * 8 / 1000 / seconds,
-            "downlink_kbps": self.downlink_bytes * 8 / 1000 / seconds,
+            "uplink_total_kbps": self.wire.bytes_sent * 8 / 1000 / seconds,
+            "uplink_packets_per_s": self.wire.packets_sent / seconds,
+            "uplink_motion_messages_per_s": self.motion_messages / seconds,
+            "downlink_kbps": self.wire.bytes_received * 8 / 1000 / seconds,
+            "downlink_packets_per_s": self.wire.packets_received / seconds,
             "latency_p50_ms": p50,
             "latency_p95_ms": p95,
             "latency_p99_ms": p99,
@@ -108,7 +111,7 @@ class CallClient:
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = 0.0
         self._stopped = 0.0
-        self._transport_bytes = (0, 0)
+        self._wire = WireTotals()
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -310,7 +313,7 @@ class CallClient:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._transport_bytes = self.connection.transport_totals()
+        self._wire = self.connection.transport_totals()
         await self.connection.close()
         await self.uplink.close()
         if self.local is not None:
@@ -318,7 +321,6 @@ class CallClient:
         await self.viewer.close()
 
     def result(self) -> CallResult:
-        sent, received = self._transport_bytes
         uplink = self.uplink
         return CallResult(
             name=self.config.name,
@@ -333,6 +335,6 @@ class CallClient:
             control_bytes=uplink.control_bytes,
             keyframe_bytes=uplink.keyframe_bytes,
             style_image_bytes=uplink.style_image_bytes,
-            downlink_bytes=received,
-            uplink_bytes=sent,
+            wire=self._wire,
+            motion_messages=uplink.messages_sent,
         )

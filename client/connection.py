@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -54,6 +55,16 @@ class ServerClock:
             self.best_rtt_ms = rtt
             self.offset_ms = server_ms + rtt / 2 - now
         self.synced.set()
+
+
+@dataclass
+class WireTotals:
+    """What a call put on the wire, as DTLS records (each record one UDP datagram)."""
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    packets_sent: int = 0
+    packets_received: int = 0
 
 
 class CallConnection:
@@ -142,18 +153,20 @@ class CallConnection:
         self.channels[label].send(message)
         return True
 
-    def transport_totals(self) -> tuple[int, int]:
-        """(bytes sent, bytes received) on the DTLS transport: every data channel, the video,
+    def transport_totals(self) -> WireTotals:
+        """Bytes and packets both ways on the DTLS transport: every data channel, the video,
         RTCP, and their SCTP/DTLS framing (not the UDP/IP headers). Read from the transports
         themselves: aiortc's ``getStats`` reports only transports that carry RTP, so a call
         without video (rendering locally) would read 0."""
         transports = {id(t): t for t in self._dtls_transports()}
-        sent = received = 0
+        totals = WireTotals()
         for transport in transports.values():
             for entry in transport._get_stats().values():
-                sent += entry.bytesSent
-                received += entry.bytesReceived
-        return sent, received
+                totals.bytes_sent += entry.bytesSent
+                totals.bytes_received += entry.bytesReceived
+                totals.packets_sent += entry.packetsSent
+                totals.packets_received += entry.packetsReceived
+        return totals
 
     def _dtls_transports(self) -> list[Any]:
         found = [t.sender.transport for t in self.pc.getTransceivers()]

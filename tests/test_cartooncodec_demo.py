@@ -7,12 +7,13 @@ import pytest
 
 from cartooncodec.demo import DemoOptions, measure_swaps, pick_inputs, run_demo
 from client.callclient import CallResult, PromptSent, ShownFrame
+from client.connection import WireTotals
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def result(name: str, prompts: list[PromptSent], shown: list[ShownFrame]) -> CallResult:
-    return CallResult(name, 10.0, 10.0, 100, len(shown), shown, prompts, [], 0, 0, 0, 0, 0)
+    return CallResult(name, 10.0, 10.0, 100, len(shown), shown, prompts, [], 0, 0, 0, WireTotals())
 
 
 def test_swap_latency_is_sent_to_first_frame_in_the_new_style() -> None:

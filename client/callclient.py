@@ -297,8 +297,9 @@ class CallClient:
             return
         if message["type"] == "pong":
             self.connection.on_pong(message)
-        elif message["type"] == "frame":
-            self.viewer.on_frame_meta(message)
+        elif message["type"] == "frames":
+            for meta in protocol.frame_metas(message):
+                self.viewer.on_frame_meta(meta)
 
     def _on_track(self, track: Any) -> None:
         if track.kind == "video":

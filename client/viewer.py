@@ -1,11 +1,12 @@
 """What a participant sees: the other's cartoon as the server renders it, measured frame by frame.
 
-The server sends the rendered face as a video track and, on ``stats``, one ``frame`` message per
+The server sends the rendered face as a video track and, on ``stats``, the metadata of each
 rendered frame (sequence number, capture time at the sender, prompt id, whether it was
-concealed) keyed by the frame's pts (``pipeline.protocol.frame_key``). The Viewer pairs each
-decoded video frame with its message (whichever comes first waits, at most ``MATCH_BUFFER`` of
-each), so every shown frame has its end-to-end latency: arrival minus capture time, both on the
-server's call clock. Shown frames go to the recorder and/or window on an output thread.
+concealed) in batches (``frames`` messages) keyed by the frame's pts
+(``pipeline.protocol.frame_key``). Each frame goes to the recorder and/or window (on an output
+thread) when it arrives; the Viewer pairs it with its metadata (whichever comes first waits, at
+most ``MATCH_BUFFER`` of each), so every shown frame has its end-to-end latency: arrival minus
+capture time, both on the server's call clock.
 """
 
 from __future__ import annotations
@@ -50,10 +51,12 @@ class Viewer:
         self.frames_received = 0
         self.last_shown_image: np.ndarray | None = None
         self._meta: OrderedDict[int, dict[str, Any]] = OrderedDict()
-        self._unmatched: OrderedDict[int, tuple[float, np.ndarray]] = OrderedDict()
+        self._unmatched: OrderedDict[int, float] = OrderedDict()  # key -> arrival time
 
     async def receive(self, track: MediaStreamTrack) -> None:
-        """Show each frame of the server's video track until it ends."""
+        """Show each frame of the server's video track as it arrives, until the track ends;
+        its latency is counted once its metadata is here too."""
+        last_key: int | None = None
         while True:
             try:
                 frame = await track.recv()
@@ -62,26 +65,38 @@ class Viewer:
             arrival_ms = self.clock.now_ms()
             if not isinstance(frame, VideoFrame) or frame.pts is None:
                 continue
-            self.frames_received += 1
-            image = frame.to_ndarray(format="rgb24")
             key = frame_key(frame.pts)
+            if key == last_key:  # the server's repeat of the frame just shown (one tick on)
+                continue
+            last_key = key
+            self.frames_received += 1
+            self.display(frame.to_ndarray(format="rgb24"), arrival_ms)
             meta = self._meta.pop(key, None)
             if meta is None:
-                _put_bounded(self._unmatched, key, (arrival_ms, image))
+                _put_bounded(self._unmatched, key, arrival_ms)
             else:
-                self.show(image, arrival_ms, meta)
+                self._count(arrival_ms, meta)
 
     def on_frame_meta(self, meta: dict[str, Any]) -> None:
-        """A ``frame`` message (``pipeline.protocol``) about a rendered frame."""
+        """One frame's entry of a ``frames`` message (``pipeline.protocol.frame_metas``)."""
         key = frame_key(meta["pts"])
         if key in self._unmatched:
-            arrival_ms, image = self._unmatched.pop(key)
-            self.show(image, arrival_ms, meta)
+            self._count(self._unmatched.pop(key), meta)
         else:
             _put_bounded(self._meta, key, meta)
 
     def show(self, image: np.ndarray, arrival_ms: float, meta: dict[str, Any]) -> None:
-        """image: HxWx3 uint8 RGB that arrived at ``arrival_ms``; ``meta``: its frame message."""
+        """A frame and its metadata together (rendered here): displayed and counted."""
+        self.display(image, arrival_ms)
+        self._count(arrival_ms, meta)
+
+    def display(self, image: np.ndarray, arrival_ms: float) -> None:
+        """image: HxWx3 uint8 RGB that arrived at ``arrival_ms``: to the window/recording."""
+        self.last_shown_image = image
+        if self.output is not None:
+            self.output.put(image, arrival_ms)
+
+    def _count(self, arrival_ms: float, meta: dict[str, Any]) -> None:
         capture_ms = unwrap(meta["capture_ms"] % TIME_MODULUS, round(arrival_ms), TIME_MODULUS)
         self.shown.append(
             ShownFrame(
@@ -93,9 +108,6 @@ class Viewer:
             )
         )
         self.shown_meter.add()
-        self.last_shown_image = image
-        if self.output is not None:
-            self.output.put(image, arrival_ms)
 
     def report(self) -> str:
         """The ``report`` message: what this viewer sees, for the server's stats."""

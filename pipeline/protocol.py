@@ -62,7 +62,7 @@ CAPABILITIES = (
     "ack-v1",
     "keyframe-v1",
     "prompt-v1",
-    "frame-meta-v1",
+    "frame-meta-v2",
     "style-image-v1",
     "relay-v1",
 )
@@ -71,6 +71,10 @@ INTRA_REQUEST_INTERVAL_S = 0.25
 # How a participant sees the other, chosen at join (the offer body's "render"): rendered by the
 # server into a video track, or relayed as motion, key frame and style and rendered locally.
 RENDER_MODES = ("server", "local")
+# The server sends the metadata of the video frames it sent in batches (``frames``), at most
+# MAX_FRAMES_PER_MESSAGE a message, so the viewer's SCTP acknowledges one message per batch
+FRAME_FIELDS = ("pts", "seq", "capture_ms", "prompt_id", "render_ms", "concealed")
+MAX_FRAMES_PER_MESSAGE = 16
 ACK = struct.Struct(">BB")  # marker, frame number mod 2**8 (codec.packet.SEQ_MODULUS)
 ACK_MARKER = 0xA1  # a motion packet's first byte is 0xC_
 # A motion-channel message is one item (a motion packet or an acknowledgement) or a bundle of
@@ -98,14 +102,8 @@ _FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     # stats
     "ping": {"t": (int, float)},
     "pong": {"t": (int, float), "server_ms": (int, float)},
-    "frame": {
-        "pts": (int,),
-        "seq": (int,),
-        "capture_ms": (int,),
-        "prompt_id": (int,),
-        "render_ms": (int, float),
-        "concealed": (int,),  # 1: motion extrapolated for a frame that did not arrive
-    },
+    # metadata of video frames sent, oldest first: each a list of FRAME_FIELDS
+    "frames": {"frames": (list,)},
     "report": {"fps_shown": (int, float), "latency_p50_ms": (int, float, type(None))},
 }
 
@@ -147,7 +145,41 @@ def parse_message(text: str | bytes) -> dict[str, Any]:
         raise ProtocolError("'hello' message needs 'capabilities' of strings", kind)
     if kind == "style_image":
         _check_transfers(message["transfers"])
+    if kind == "frames":
+        _check_frames(message["frames"])
     return message
+
+
+def frame_entry(
+    pts: int, seq: int, capture_ms: int, prompt_id: int, render_ms: float, concealed: bool
+) -> list[int | float]:
+    """One video frame's entry in a ``frames`` message (FRAME_FIELDS, in order)."""
+    return [pts, seq, capture_ms, prompt_id, round(render_ms, 2), int(concealed)]
+
+
+def frame_metas(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of a parsed ``frames`` message as dicts keyed by FRAME_FIELDS."""
+    return [dict(zip(FRAME_FIELDS, entry, strict=True)) for entry in message["frames"]]
+
+
+def _check_frames(frames: list[Any]) -> None:
+    if not 1 <= len(frames) <= MAX_FRAMES_PER_MESSAGE:
+        raise ProtocolError(
+            f"'frames' message carries {len(frames)} frames; 1 to {MAX_FRAMES_PER_MESSAGE}",
+            "frames",
+        )
+    for entry in frames:
+        if not (
+            isinstance(entry, list)
+            and len(entry) == len(FRAME_FIELDS)
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in entry)
+            and all(isinstance(v, int) for i, v in enumerate(entry) if i != 4)
+        ):
+            raise ProtocolError(
+                f"'frames' entries are [{', '.join(FRAME_FIELDS)}] (numbers; integers but "
+                f"render_ms), got {excerpt(entry)}",
+                "frames",
+            )
 
 
 def _check_transfers(transfers: list[Any]) -> None:

@@ -38,6 +38,11 @@ from server.videotrack import RenderedVideoTrack
 
 logger = logging.getLogger(__name__)
 
+# Frame metadata leaves in batches: this many frames, or this long after the first waiting.
+# The viewer shows each frame when it arrives; the batch only delays its latency figure.
+FRAME_BATCH = 5
+FRAME_BATCH_S = 0.2
+
 # What aiortc raises on a session description it cannot use: its parser lets through whatever
 # the line it trips on gives, and StopIteration surfaces from a coroutine as RuntimeError.
 NEGOTIATION_ERRORS = (
@@ -98,6 +103,8 @@ class Participant:
         self._style: str | StylePictures | None = None  # a prompt message, or pictures
         self._worker_style: Callable[[], None] | None = None  # kept from it while relaying
         self.packets_relayed = 0
+        self._frame_metas: list[list[int | float]] = []  # waiting to leave in a batch
+        self._frame_meta_timer: asyncio.TimerHandle | None = None
         self._reading_style_pictures = False
         self._intra_requests = Throttle(protocol.INTRA_REQUEST_INTERVAL_S)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -460,18 +467,25 @@ class Participant:
         self.send(protocol.CONTROL, error)
 
     def _send_frame_meta(self, meta: FrameMeta, pts: int) -> None:
-        self.send(
-            protocol.STATS,
-            protocol.encode_message(
-                "frame",
-                pts=pts,
-                seq=meta.seq,
-                capture_ms=meta.capture_ms,
-                prompt_id=meta.prompt_id,
-                render_ms=round(meta.render_ms, 2),
-                concealed=int(meta.concealed),
-            ),
+        """A frame went out on the viewer's video track: its metadata leaves in the next
+        ``frames`` batch (FRAME_BATCH frames, or FRAME_BATCH_S after the first)."""
+        entry = protocol.frame_entry(
+            pts, meta.seq, meta.capture_ms, meta.prompt_id, meta.render_ms, meta.concealed
         )
+        self._frame_metas.append(entry)
+        if len(self._frame_metas) >= FRAME_BATCH:
+            self._flush_frame_metas()
+        elif self._frame_meta_timer is None and not self._closing:
+            loop = asyncio.get_running_loop()
+            self._frame_meta_timer = loop.call_later(FRAME_BATCH_S, self._flush_frame_metas)
+
+    def _flush_frame_metas(self) -> None:
+        if self._frame_meta_timer is not None:
+            self._frame_meta_timer.cancel()
+            self._frame_meta_timer = None
+        if self._frame_metas:
+            self.send(protocol.STATS, protocol.encode_message("frames", frames=self._frame_metas))
+            self._frame_metas = []
 
     def _on_style_active(self, prompt_id: int, style: str) -> None:
         self.send(protocol.CONTROL, protocol.encode_message("style", id=prompt_id, name=style))
@@ -522,8 +536,9 @@ class Participant:
             return
         self._closing = True
         self.concealment.close()
-        if self._connect_timer is not None:
-            self._connect_timer.cancel()
+        for timer in (self._connect_timer, self._frame_meta_timer):
+            if timer is not None:
+                timer.cancel()
         logger.info("room %s seat %d closing: %s", self.room_id, self.seat, self.stats())
         current = asyncio.current_task()
         others = [t for t in self._tasks if t is not current]

@@ -32,7 +32,9 @@ class RenderedVideoTrack(VideoStreamTrack):
     aiortc's receiver hands a frame to the decoder only when the first packet of the *next*
     frame arrives, which would add a whole frame interval of delay. So right after each
     rendered frame the track repeats it once (a few bytes as a VP8 inter frame, with no
-    metadata): that repeat releases the rendered frame at the viewer at once.
+    metadata): that repeat releases the rendered frame at the viewer at once. The repeat's pts
+    is one tick (1/90,000 s) after the frame's, a distinct RTP timestamp with the same frame key,
+    so the viewer knows it for a repeat without waiting for metadata.
     """
 
     def __init__(self, on_frame_sent: Callable[[FrameMeta, int], None] | None = None) -> None:
@@ -42,7 +44,7 @@ class RenderedVideoTrack(VideoStreamTrack):
         self._ready = asyncio.Event()
         self._clock_start: float | None = None
         self._last_ms = -1
-        self._repeat: np.ndarray | None = None
+        self._repeat: tuple[np.ndarray, int] | None = None  # the last frame and its pts
         self.frames_sent = 0
         self.frames_superseded = 0
 
@@ -61,9 +63,9 @@ class RenderedVideoTrack(VideoStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         if self._repeat is not None and self._newest is None:
-            frame, _ = self._video_frame(self._repeat)
+            image, pts = self._repeat
             self._repeat = None
-            return frame
+            return _video_frame(image, pts + 1)  # the same frame key at the viewer
         while self._newest is None:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -71,20 +73,25 @@ class RenderedVideoTrack(VideoStreamTrack):
             await self._ready.wait()
         image, meta = self._newest
         self._newest = None
-        self._repeat = image
-        frame, pts = self._video_frame(image)
+        pts = self._next_pts()
+        self._repeat = (image, pts)
         self.frames_sent += 1
         if self.on_frame_sent is not None:
             self.on_frame_sent(meta, pts)
-        return frame
+        return _video_frame(image, pts)
 
-    def _video_frame(self, image: np.ndarray) -> tuple[VideoFrame, int]:
+    def _next_pts(self) -> int:
+        """Elapsed whole milliseconds on the 90 kHz clock, at least 1 ms after the last."""
         now = time.monotonic()
         if self._clock_start is None:
             self._clock_start = now
         elapsed_ms = max(self._last_ms + 1, round((now - self._clock_start) * 1000))
         self._last_ms = elapsed_ms
-        frame = VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        frame.pts = elapsed_ms * PTS_PER_MS
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
-        return frame, frame.pts
+        return elapsed_ms * PTS_PER_MS
+
+
+def _video_frame(image: np.ndarray, pts: int) -> VideoFrame:
+    frame = VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    frame.pts = pts
+    frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+    return frame

@@ -62,19 +62,21 @@ def viewer(tmp_path: Path) -> tuple[Viewer, StoppedClock]:
     return Viewer(config, clock), clock
 
 
-def test_frames_and_metadata_pair_in_either_order(tmp_path: Path) -> None:
+def test_frames_show_on_arrival_and_pair_with_metadata_in_either_order(tmp_path: Path) -> None:
     seen, clock = viewer(tmp_path)
     seen.on_frame_meta({**meta(0, 7, 1000), "concealed": 0})  # metadata first
-    frames = [(video_frame(50, 0), 1080.0), (video_frame(90, 40), 1130.0)]
+    repeat = video_frame(50, 0)
+    repeat.pts = 1  # the server's repeat: one tick on, the same frame key
+    frames = [(video_frame(50, 0), 1080.0), (repeat, 1085.0), (video_frame(90, 40), 1130.0)]
     asyncio.run(seen.receive(Track(frames, clock)))
-    assert [f.seq for f in seen.shown] == [7]  # the second frame waits for its metadata
+    assert [f.seq for f in seen.shown] == [7]  # the second frame's latency waits for metadata
+    assert seen.last_shown_image is not None and seen.last_shown_image[0, 0, 0] == 90  # shown
+    assert seen.frames_received == 2  # the repeat is not a frame
     seen.on_frame_meta({**meta(40, 8, 1040), "concealed": 1})
     assert [(f.seq, f.latency_ms, f.concealed) for f in seen.shown] == [
         (7, 80.0, False),
         (8, 90.0, True),
     ]
-    assert seen.frames_received == 2
-    assert seen.last_shown_image is not None and seen.last_shown_image[0, 0, 0] == 90
     report = protocol.parse_message(seen.report())
     assert report["latency_p50_ms"] == 85.0
 

@@ -17,6 +17,8 @@ from pipeline.protocol import (
     encode_ack,
     encode_hello,
     encode_message,
+    frame_entry,
+    frame_metas,
     frame_key,
     hello_mismatch,
     load_json,
@@ -30,10 +32,17 @@ from pipeline.protocol import (
 def test_encoded_messages_parse_back() -> None:
     text = encode_message("prompt", id=3, text="comic")
     assert parse_message(text) == {"type": "prompt", "id": 3, "text": "comic"}
-    frame = encode_message(
-        "frame", pts=90, seq=1, capture_ms=5, prompt_id=0, render_ms=1.5, concealed=1
-    )
-    assert parse_message(frame)["render_ms"] == 1.5
+    entries = [frame_entry(90, 1, 5, 0, 1.504, True), frame_entry(180, 2, 45, 0, 2.0, False)]
+    frames = parse_message(encode_message("frames", frames=entries))
+    assert frames == {"type": "frames", "frames": [[90, 1, 5, 0, 1.5, 1], [180, 2, 45, 0, 2.0, 0]]}
+    assert frame_metas(frames)[1] == {
+        "pts": 180,
+        "seq": 2,
+        "capture_ms": 45,
+        "prompt_id": 0,
+        "render_ms": 2.0,
+        "concealed": 0,
+    }
     pictures = encode_message("style_image", id=4, transfers=[0, 2**32 - 1])
     assert parse_message(pictures) == {"type": "style_image", "id": 4, "transfers": [0, 2**32 - 1]}
 
@@ -209,6 +218,23 @@ def test_video_clock_is_aiortcs() -> None:
     from aiortc.mediastreams import VIDEO_CLOCK_RATE as AIORTC_VIDEO_CLOCK_RATE
 
     assert VIDEO_CLOCK_RATE == AIORTC_VIDEO_CLOCK_RATE == 90_000
+
+
+@pytest.mark.parametrize(
+    ("frames", "reason"),
+    [
+        ([], "'frames' message carries 0 frames; 1 to 16"),
+        ([[0, 1, 2, 3, 4.0, 0]] * 17, "'frames' message carries 17 frames; 1 to 16"),
+        ([[0, 1, 2, 3, 4.0]], "'frames' entries are [pts, seq, capture_ms, prompt_id,"),
+        ([[0.5, 1, 2, 3, 4.0, 0]], "(numbers; integers but render_ms), got [0.5"),
+        ([[0, 1, 2, 3, 4.0, True]], "got [0, 1, 2, 3, 4.0, True]"),
+        (["frame"], "got 'frame'"),
+    ],
+)
+def test_malformed_frame_batches_are_refused(frames: list, reason: str) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        parse_message(json.dumps({"type": "frames", "frames": frames}))
+    assert reason in str(refused.value) and refused.value.kind == "frames"
 
 
 def test_bundles_have_a_fixed_layout() -> None:

@@ -35,6 +35,7 @@ from bench.report import (
     publish,
     save_figure,
 )
+from bench.wiretap import WireTap
 from codec.packet import unpack_packet
 from codec.prediction import inter_distance
 from pipeline.protocol import ACK_MARKER, RENDER_MODES, unbundle
@@ -66,6 +67,11 @@ class DroppingChannel:
     def readyState(self) -> str:  # noqa: N802 (the aiortc attribute it stands in for)
         return str(self._channel.readyState)
 
+    @property
+    def id(self) -> int:
+        """The SCTP stream of the channel it stands in for."""
+        return int(self._channel.id)
+
     def send(self, data: bytes) -> None:
         """A motion-channel message: lost whole (with every frame and acknowledgement it
         bundles) with probability ``loss``; a message of acknowledgements only always passes."""
@@ -91,6 +97,7 @@ class CallRun:
     seen: CallResult
     dropped: int
     distances: list[int]
+    wire: dict[str, int]  # the sender's uplink bytes by item (bench.wiretap)
 
     def row(self) -> dict[str, Any]:
         sent, seen = self.sent.summary(), self.seen.summary()
@@ -148,7 +155,7 @@ def lossy_client(config: CallConfig, loss: float, seed: int) -> Any:
 
 
 async def loopback_call(
-    args: argparse.Namespace, inputs: list[str], render: str, loss: float
+    args: argparse.Namespace, inputs: list[str], render: str, loss: float, tap: WireTap
 ) -> list[CallRun]:
     """One call between alice and bob through a server on 127.0.0.1; both lose ``loss``, and
     both see the other rendered in ``render`` mode."""
@@ -192,7 +199,10 @@ async def loopback_call(
         (sent, client), (seen, _) = by_name[sender], by_name[viewer]
         channel = client.motion_channel
         dropped, distances = (channel.dropped, channel.distances) if channel else (0, [])
-        runs.append(CallRun(render, loss, sender, viewer, sent, seen, dropped, distances))
+        connection = client.connection
+        streams = {channel.id: label for label, channel in connection.channels.items()}
+        wire = tap.breakdown(connection.dtls_transports()[0], streams, sent.wire.bytes_sent)
+        runs.append(CallRun(render, loss, sender, viewer, sent, seen, dropped, distances, wire))
     return runs
 
 
@@ -221,9 +231,11 @@ def run(args: argparse.Namespace) -> int:
     # Two extractors and two renderers share the cores (as in the demo): one thread each.
     torch.set_num_threads(1)
     calls = [(render, loss) for render in args.render for loss in losses]
+    tap = WireTap()
     try:
-        for render, loss in tqdm(calls, desc="bench call", unit="call"):
-            runs += asyncio.run(loopback_call(args, inputs, render, loss))
+        with tap.tapping():
+            for render, loss in tqdm(calls, desc="bench call", unit="call"):
+                runs += asyncio.run(loopback_call(args, inputs, render, loss, tap))
     finally:
         torch.set_num_threads(threads)
     table = Table(
@@ -234,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for item in runs:
         table.add(**item.row())
+    wire = wire_table(runs)
     plot = plot_call(runs, args.out / "call.png")
     details = {
         "inputs": dict(zip(NAMES, inputs, strict=True)),
@@ -242,8 +255,40 @@ def run(args: argparse.Namespace) -> int:
             for r in runs
         },
     }
-    publish(args.out, "call", [table], args, details=details, plots=[plot])
+    publish(args.out, "call", [table, wire], args, details=details, plots=[plot])
     return 0
+
+
+def wire_table(runs: list[CallRun]) -> Table:
+    """Each sender's uplink on the wire by item (kbps and share), in the lossless calls."""
+    lowest = min(r.loss for r in runs)
+    items = sorted({key for r in runs for key in r.wire}, key=_wire_order)
+    table = Table(
+        "wire",
+        f"Uplink on the wire by item (kbps), loss {lowest:.0%}: payload, SCTP and DTLS framing, "
+        "SACKs (aiortc acknowledges every DATA packet at once), video RTP/RTCP",
+        ("render", "direction", "total_kbps", *items, "framing_share"),
+    )
+    for r in runs:
+        if r.loss != lowest:
+            continue
+        seconds = max(r.sent.duration_s, 1e-6)
+        kbps = {key: r.wire.get(key, 0) * 8 / 1000 / seconds for key in items}
+        total = sum(r.wire.values())
+        payload = sum(v for k, v in r.wire.items() if k.endswith("payload"))
+        table.add(
+            render=r.render,
+            direction=f"{r.sender} ->",
+            total_kbps=total * 8 / 1000 / seconds,
+            framing_share=1 - payload / max(total, 1),
+            **kbps,
+        )
+    return table
+
+
+def _wire_order(key: str) -> tuple[int, str]:
+    order = ("motion payload", "control payload", "stats payload", "SCTP DATA framing")
+    return (order.index(key), key) if key in order else (len(order), key)
 
 
 def check_losses(losses: list[float]) -> list[float]:

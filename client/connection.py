@@ -158,7 +158,7 @@ class CallConnection:
         RTCP, and their SCTP/DTLS framing (not the UDP/IP headers). Read from the transports
         themselves: aiortc's ``getStats`` reports only transports that carry RTP, so a call
         without video (rendering locally) would read 0."""
-        transports = {id(t): t for t in self._dtls_transports()}
+        transports = {id(t): t for t in self.dtls_transports()}
         totals = WireTotals()
         for transport in transports.values():
             for entry in transport._get_stats().values():
@@ -168,7 +168,8 @@ class CallConnection:
                 totals.packets_received += entry.packetsReceived
         return totals
 
-    def _dtls_transports(self) -> list[Any]:
+    def dtls_transports(self) -> list[Any]:
+        """The DTLS transports of this connection (one, as aiortc bundles everything)."""
         found = [t.sender.transport for t in self.pc.getTransceivers()]
         if self.pc.sctp is not None:
             found.append(self.pc.sctp.transport)

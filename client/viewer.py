@@ -11,6 +11,7 @@ capture time, both on the server's call clock.
 
 from __future__ import annotations
 
+import bisect
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,7 @@ class Viewer:
         recorder = Mp4Recorder(config.record, config.fps) if config.record else None
         window = Window(f"cartooncodec {config.name}") if config.show else None
         self.output = OutputThread(recorder, window) if recorder or window else None
-        self.shown: list[ShownFrame] = []
+        self.shown: list[ShownFrame] = []  # in arrival order
         self.shown_meter = RateMeter()
         self.frames_received = 0
         self.last_shown_image: np.ndarray | None = None
@@ -98,15 +99,15 @@ class Viewer:
 
     def _count(self, arrival_ms: float, meta: dict[str, Any]) -> None:
         capture_ms = unwrap(meta["capture_ms"] % TIME_MODULUS, round(arrival_ms), TIME_MODULUS)
-        self.shown.append(
-            ShownFrame(
-                arrival_ms,
-                arrival_ms - capture_ms,
-                meta["seq"],
-                meta["prompt_id"],
-                bool(meta["concealed"]),
-            )
+        shown = ShownFrame(
+            arrival_ms,
+            arrival_ms - capture_ms,
+            meta["seq"],
+            meta["prompt_id"],
+            meta["concealed"] == 1,
         )
+        # in arrival order, though a batch of metadata may count an earlier frame later
+        bisect.insort(self.shown, shown, key=lambda frame: frame.arrival_ms)
         self.shown_meter.add()
 
     def report(self) -> str:

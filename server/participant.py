@@ -316,6 +316,11 @@ class Participant:
         elif kind == "bye":
             self._spawn(self.close())
         elif kind in ("intra", "style") and self.render_locally and self.partner is not None:
+            try:
+                protocol.check_prompt(message.get("name", ""))  # a style name is a prompt's size
+            except ValueError as exc:
+                self._count_malformed(protocol.CONTROL, exc)
+                return
             self._from_local_renderer(self.partner, message)
         else:
             self._count_malformed(protocol.CONTROL, ProtocolError(f"unexpected {kind!r}"))

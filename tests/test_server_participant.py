@@ -523,6 +523,11 @@ async def test_a_partner_that_renders_locally_gets_checked_motion_key_frame_and_
     assert alice.channels[protocol.MOTION].sent == [protocol.encode_ack(2)]  # type: ignore[attr-defined]
     kinds = [m["type"] for m in control(alice).messages()]
     assert kinds[-2:] == ["intra", "style"]
+    bob._on_control(protocol.encode_message("style", id=0, name="x" * 500))  # not a style name
+    assert control(alice).messages()[-1]["type"] == "style" and len(control(alice).sent) == (
+        len(kinds)
+    )
+    assert bob.malformed[protocol.CONTROL] == 1
 
 
 async def test_acknowledgements_and_relay_messages_from_a_server_rendered_client_are_dropped(

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame
+
+from client.audio import (
+    FRAME_SAMPLES,
+    SAMPLES_PER_MS,
+    AudioPlayout,
+    CapturedAudioTrack,
+    ReceivedAudio,
+    mono_samples,
+    silence,
+    tone_bursts,
+)
+
+
+def test_tone_bursts_sound_in_the_first_part_of_each_period_of_the_call_clock() -> None:
+    source = tone_bursts(period_ms=1000, burst_ms=200, hz=500, level=0.5)
+    samples = source(900.0, 48 * 400).astype(float)  # 900 .. 1300 ms
+    loud = np.flatnonzero(np.abs(samples) > 1000) / SAMPLES_PER_MS + 900
+    assert loud[0] == pytest.approx(1000, abs=1) and loud[-1] == pytest.approx(1200, abs=1)
+    assert np.abs(samples).max() == pytest.approx(0.5 * 32767, rel=0.01)
+    assert not silence(0.0, 960).any()
+    with pytest.raises(ValueError, match="burst_ms must be in"):
+        tone_bursts(period_ms=100, burst_ms=100)
+
+
+async def test_the_captured_track_paces_its_frames_and_knows_when_pts_0_was() -> None:
+    clock_ms = lambda: time.monotonic() * 1000  # noqa: E731
+    source = tone_bursts(period_ms=40, burst_ms=20)
+    track = CapturedAudioTrack(source, clock_ms)
+    started: list[float] = []
+    track.on_started = started.append
+    begin = time.monotonic()
+    frames = [await track.recv() for _ in range(6)]
+    elapsed = time.monotonic() - begin
+    assert 0.09 <= elapsed < 0.3  # five 20 ms periods after the first frame
+    assert [f.pts for f in frames] == [i * FRAME_SAMPLES for i in range(6)]
+    assert started == [track.origin_ms]
+    assert track.origin_ms is not None
+    for i, frame in enumerate(frames):
+        assert frame.sample_rate == 48000 and frame.samples == FRAME_SAMPLES
+        expected = source(track.origin_ms + 20 * i, FRAME_SAMPLES)
+        assert np.array_equal(mono_samples(frame), expected)
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await track.recv()
+
+
+def test_stereo_frames_are_mixed_to_mono() -> None:
+    left, right = np.full(960, 1000, np.int16), np.full(960, 3000, np.int16)
+    packed = np.stack([left, right], axis=1).reshape(1, -1)
+    frame = AudioFrame.from_ndarray(packed, format="s16", layout="stereo")
+    assert np.array_equal(mono_samples(frame), np.full(960, 2000, np.int16))
+
+
+def ramp(first: int, count: int) -> np.ndarray:
+    """Samples whose value says which capture sample they are (mod 2**15)."""
+    return ((first + np.arange(count)) % 32768).astype(np.int16)
+
+
+def run_call(
+    audio_latency_ms: float, video_latencies_ms: list[float], seconds: float = 3.0
+) -> AudioPlayout:
+    """A simulated viewer: audio frames arrive ``audio_latency_ms`` after capture, a 10 fps
+    face is shown with the given latencies in turn, the speaker pulls every 20 ms."""
+    playout = AudioPlayout()
+    playout.anchor(0, 10_000.0)  # pts 0 was captured at 10 s on the call clock
+    events: list[tuple[float, str, int]] = []
+    for k in range(round(seconds * 50)):
+        events.append((10_000 + 20 * k + 20 + audio_latency_ms, "audio", k))
+    for k in range(round(seconds * 10)):
+        latency = video_latencies_ms[k % len(video_latencies_ms)]
+        events.append((10_000 + 100 * k + latency, "video", k))
+    pull_from = 10_000.0
+    for t in range(10_000, 10_000 + round(seconds * 1000) + 500, 20):
+        events.append((float(t) + 0.5, "pull", 0))
+    for at, kind, k in sorted(events):
+        if kind == "audio":
+            pts = k * FRAME_SAMPLES
+            playout.push(pts, ramp(10_000 * SAMPLES_PER_MS + pts, FRAME_SAMPLES), at)
+        elif kind == "video":
+            playout.video_shown(10_000 + 100 * k, at)
+        else:
+            count = round((at - pull_from) * SAMPLES_PER_MS)
+            played = playout.pull(pull_from, count)
+            due = round((pull_from - playout.delay_ms) * SAMPLES_PER_MS)
+            start, present = playout._played[-1].start, playout._played[-1].present
+            # what played is the audio captured ``delay_ms`` earlier (within the slack)
+            assert abs(start - due) <= playout.slack
+            assert np.array_equal(played[present], ramp(start, count)[present])
+            assert not played[~present].any()
+            pull_from = at
+    return playout
+
+
+def test_sound_plays_when_the_face_of_the_same_instant_is_shown() -> None:
+    playout = run_call(audio_latency_ms=30, video_latencies_ms=[110, 120, 100, 115])
+    offsets = np.array(playout.offsets_ms)
+    assert len(offsets) >= 25  # nearly every shown frame of 3 s at 10 fps
+    assert np.abs(offsets).max() <= 20  # the slack, and the 20 ms between pulls
+    assert abs(np.median(offsets)) <= 10
+    assert playout.samples_late == 0
+
+
+def test_sound_that_arrives_after_the_face_is_measured_late() -> None:
+    # the audio takes 300 ms, the face 100 ms: the sound cannot be on time, and the meter says
+    # by how much rather than pretending
+    playout = run_call(audio_latency_ms=300, video_latencies_ms=[100])
+    offsets = np.array(playout.offsets_ms)
+    assert len(offsets) >= 20
+    # delay: 320 ms from capture to the arrival of a frame's first sample, plus one frame
+    assert np.median(offsets) == pytest.approx(320 + 20 - 100, abs=15)
+
+
+def test_the_ring_stays_its_size_and_samples_without_an_anchor_are_dropped() -> None:
+    playout = AudioPlayout(capacity_ms=200)
+    playout.push(0, ramp(0, 960), 0.0)
+    assert playout.frames_unanchored == 1
+    playout.anchor(0, 0.0)
+    for k in range(500):  # 10 s into a 0.2 s ring
+        playout.push(k * 960, ramp(k * 960, 960), 20.0 * k)
+    assert playout._samples.shape == (200 * SAMPLES_PER_MS,)
+    # only the newest 200 ms are still there
+    played = playout.pull(10_000 - 200 + playout.delay_ms, 200 * SAMPLES_PER_MS)
+    assert np.array_equal(played, ramp(480_000 - 9600, 9600))
+    assert not playout.pull(10_000 - 400 + playout.delay_ms, 960).any()
+    with pytest.raises(ValueError, match="capacity_ms must be >= 40"):
+        AudioPlayout(capacity_ms=10)
+
+
+class QueueTrack:
+    """A stand-in remote track: frames from a list, then the end of the track."""
+
+    kind = "audio"
+
+    def __init__(self, frames: list[AudioFrame]) -> None:
+        self.frames = frames
+
+    async def recv(self) -> AudioFrame:
+        await asyncio.sleep(0.02)
+        if not self.frames:
+            raise MediaStreamError
+        return self.frames.pop(0)
+
+
+async def test_received_audio_plays_continuously_to_its_sink_until_the_track_ends() -> None:
+    clock_ms = lambda: time.monotonic() * 1000  # noqa: E731
+    chunks: list[tuple[np.ndarray, float]] = []
+    received = ReceivedAudio(clock_ms, lambda samples, at_ms: chunks.append((samples, at_ms)))
+    received.playout.anchor(0, clock_ms())
+    frames = []
+    for k in range(25):
+        frame = AudioFrame.from_ndarray(np.full((1, 960), 5000, np.int16), layout="mono")
+        frame.sample_rate, frame.pts = 48000, k * 960
+        frames.append(frame)
+    await received.run(QueueTrack(frames))  # type: ignore[arg-type]
+    assert received.frames == 25
+    starts = [at for _, at in chunks]
+    counts = [len(samples) for samples, _ in chunks]
+    # back to back: each chunk starts where the one before ended
+    assert np.allclose(np.diff(starts), np.array(counts[:-1]) / SAMPLES_PER_MS)
+    assert sum(counts) == pytest.approx(25 * 20 * SAMPLES_PER_MS, rel=0.5)
+    assert sum(int((samples == 5000).sum()) for samples, _ in chunks) > 10 * 960

@@ -2,9 +2,9 @@
 
 Sending: ``CapturedAudioTrack`` is an aiortc audio track of 20 ms frames (48 kHz mono s16)
 paced in real time; a ``SampleSource`` gives the samples for each capture time on the call
-clock (``tone_bursts`` for ``synthetic``, ``silence``). The track remembers the call-clock time
-of its pts 0 (``origin_ms``), which the client tells the server (``audio`` message), so the
-server knows each frame's capture time.
+clock (``tone_bursts`` for ``synthetic``, ``silence``). The track remembers when its pts 0 was
+captured, which the client tells the server (``started_message``: an ``audio`` message), so
+the server knows each frame's capture time.
 
 Receiving: the server forwards the other participant's audio with ``audio`` anchors (a pts of
 that track and its capture time on the call clock). ``AudioPlayout`` keeps the received samples
@@ -28,6 +28,8 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
+
+from pipeline import protocol
 
 SAMPLE_RATE = 48_000
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
@@ -62,36 +64,56 @@ def tone_bursts(
     return samples
 
 
+def audio_source(spec: str) -> SampleSource:
+    """What a participant with video input ``spec`` (client.capture.open_source) sends:
+    ``tone_bursts`` for ``synthetic``, silence for the rest (their sound is not read yet)."""
+    return tone_bursts() if spec == "synthetic" else silence
+
+
 class CapturedAudioTrack(MediaStreamTrack):
-    """Outbound audio: 20 ms frames (mono s16, 48 kHz, pts in samples from 0) paced by
-    ``clock`` (call-clock ms); frame k was captured at ``origin_ms + 20 k``."""
+    """Outbound audio: 20 ms frames (mono s16, 48 kHz, pts in samples from 0) paced by the
+    local clock ``local_ms``; frame k was captured at ``origin_ms + 20 k`` on that clock, which
+    is ``call_offset_ms()`` behind the call clock (the client's ``ServerClock``)."""
 
     kind = "audio"
 
-    def __init__(self, source: SampleSource, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        source: SampleSource,
+        local_ms: Callable[[], float],
+        call_offset_ms: Callable[[], float],
+    ) -> None:
         super().__init__()
         self.source = source
-        self.clock = clock
-        self.origin_ms: float | None = None  # call-clock time of pts 0, set by the first recv
-        self.on_started: Callable[[float], None] | None = None
+        self.local_ms = local_ms
+        self.call_offset_ms = call_offset_ms
+        self.origin_ms: float | None = None  # local time of pts 0, set by the first recv
+        self._started = asyncio.Event()
         self._frames = 0
 
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
         if self.origin_ms is None:
-            self.origin_ms = self.clock()
-            if self.on_started is not None:
-                self.on_started(self.origin_ms)
+            self.origin_ms = self.local_ms()
+            self._started.set()
         capture_ms = self.origin_ms + self._frames * FRAME_MS
-        await asyncio.sleep(max(0.0, (capture_ms - self.clock()) / 1000))
-        samples = self.source(capture_ms, FRAME_SAMPLES)
+        await asyncio.sleep(max(0.0, (capture_ms - self.local_ms()) / 1000))
+        samples = self.source(capture_ms + self.call_offset_ms(), FRAME_SAMPLES)
         frame = AudioFrame.from_ndarray(samples[None, :], format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self._frames * FRAME_SAMPLES
         frame.time_base = TIME_BASE
         self._frames += 1
         return frame
+
+    async def started_message(self) -> str:
+        """Once the first frame is out: the ``audio`` message saying when pts 0 was captured
+        on the call clock (the clock must be synced by then)."""
+        await self._started.wait()
+        assert self.origin_ms is not None
+        capture_ms = round(self.origin_ms + self.call_offset_ms(), 1)
+        return protocol.encode_message("audio", pts=0, capture_ms=capture_ms)
 
 
 def mono_samples(frame: AudioFrame) -> np.ndarray:

@@ -14,10 +14,12 @@ from client.audio import (
     AudioPlayout,
     CapturedAudioTrack,
     ReceivedAudio,
+    audio_source,
     mono_samples,
     silence,
     tone_bursts,
 )
+from pipeline import protocol
 
 
 def test_tone_bursts_sound_in_the_first_part_of_each_period_of_the_call_clock() -> None:
@@ -31,26 +33,30 @@ def test_tone_bursts_sound_in_the_first_part_of_each_period_of_the_call_clock() 
         tone_bursts(period_ms=100, burst_ms=100)
 
 
-async def test_the_captured_track_paces_its_frames_and_knows_when_pts_0_was() -> None:
-    clock_ms = lambda: time.monotonic() * 1000  # noqa: E731
+async def test_the_captured_track_paces_its_frames_and_says_when_pts_0_was() -> None:
+    local_ms = lambda: time.monotonic() * 1000  # noqa: E731
     source = tone_bursts(period_ms=40, burst_ms=20)
-    track = CapturedAudioTrack(source, clock_ms)
-    started: list[float] = []
-    track.on_started = started.append
+    track = CapturedAudioTrack(source, local_ms, call_offset_ms=lambda: 5000.0)
     begin = time.monotonic()
     frames = [await track.recv() for _ in range(6)]
     elapsed = time.monotonic() - begin
     assert 0.09 <= elapsed < 0.3  # five 20 ms periods after the first frame
     assert [f.pts for f in frames] == [i * FRAME_SAMPLES for i in range(6)]
-    assert started == [track.origin_ms]
     assert track.origin_ms is not None
-    for i, frame in enumerate(frames):
+    message = protocol.parse_message(await track.started_message())
+    assert message == {
+        "type": "audio",
+        "pts": 0,
+        "capture_ms": pytest.approx(track.origin_ms + 5000, abs=0.1),
+    }
+    for i, frame in enumerate(frames):  # the samples of each frame's capture on the call clock
         assert frame.sample_rate == 48000 and frame.samples == FRAME_SAMPLES
-        expected = source(track.origin_ms + 20 * i, FRAME_SAMPLES)
+        expected = source(track.origin_ms + 5000 + 20 * i, FRAME_SAMPLES)
         assert np.array_equal(mono_samples(frame), expected)
     track.stop()
     with pytest.raises(MediaStreamError):
         await track.recv()
+    assert audio_source("synthetic") is not silence and audio_source("0") is silence
 
 
 def test_stereo_frames_are_mixed_to_mono() -> None:

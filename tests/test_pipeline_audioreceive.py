@@ -1,10 +1,15 @@
 from __future__ import annotations
 
-from aiortc import RTCPeerConnection
-from aiortc.jitterbuffer import JitterBuffer
-from aiortc.rtp import RtpPacket
+from fractions import Fraction
 
-from pipeline.audiojitter import AUDIO_PREFETCH, shorten_audio_jitter
+import numpy as np
+from aiortc import RTCPeerConnection
+from aiortc.codecs.opus import OpusDecoder, OpusEncoder
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
+from av import AudioFrame
+
+from pipeline.audioreceive import AUDIO_PREFETCH, OPUS_LOOKAHEAD_SAMPLES, shorten_audio_jitter
 
 
 def released(buffer: JitterBuffer, packets: int) -> list[int]:
@@ -30,3 +35,22 @@ async def test_an_audio_receiver_decodes_a_frame_as_soon_as_the_next_arrives() -
     assert released(after, 6) == [-1, 0, 1, 2, 3, 4]  # one frame (20 ms) behind
     assert not shorten_audio_jitter(video)
     await pc.close()
+
+
+def test_a_decoded_opus_frame_holds_the_sound_sent_a_lookahead_earlier() -> None:
+    """Through aiortc's own Opus encoder and decoder: a burst sent from pts 4800 on is heard
+    from pts 4800 + OPUS_LOOKAHEAD_SAMPLES."""
+    encoder, decoder = OpusEncoder(), OpusDecoder()
+    sent = np.zeros(48 * 1000, np.int16)
+    sent[4800:9600] = (np.sin(np.arange(4800) * 2 * np.pi * 440 / 48000) * 10000).astype(np.int16)
+    heard = np.zeros(2 * len(sent), np.int16)
+    for k in range(len(sent) // 960):
+        frame = AudioFrame.from_ndarray(sent[None, k * 960 : (k + 1) * 960], layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 48000, k * 960, Fraction(1, 48000)
+        payloads, timestamp = encoder.encode(frame)
+        for payload in payloads:
+            for out in decoder.decode(JitterFrame(payload, timestamp)):
+                stereo = out.to_ndarray().reshape(-1, 2)
+                heard[out.pts : out.pts + len(stereo)] = stereo[:, 0]
+    onset = int(np.flatnonzero(np.abs(heard) > 2000)[0])
+    assert abs(onset - (4800 + OPUS_LOOKAHEAD_SAMPLES)) <= 10

@@ -1,6 +1,11 @@
-"""A shorter audio jitter buffer for aiortc's receivers, on both hops of a call's sound.
+"""How aiortc receives a call's sound (Opus), on both hops: its jitter buffer, its decoder's delay.
 
-aiortc decodes a received Opus frame only once 4 more have arrived (``JitterBuffer(capacity=16,
+Delay: libopus' encoder looks ahead ``OPUS_LOOKAHEAD_SAMPLES`` (6.5 ms at 48 kHz), and aiortc's
+RTP path does not trim it, so a decoded frame at pts ``p`` holds the sound sent at pts
+``p - OPUS_LOOKAHEAD_SAMPLES``: whoever maps a received pts to a capture time subtracts it (the
+server for the sender's hop, the viewer for the server's).
+
+Jitter buffer: aiortc decodes a received Opus frame only once 4 more have arrived (``JitterBuffer(capacity=16,
 prefetch=4)``): 80 ms a hop, 160 ms from sender to viewer through the server, more than the
 face's whole capture → shown latency on loopback, and the viewer can delay sound but not hurry
 it. ``shorten_audio_jitter`` gives an audio receiver a buffer that decodes a frame once the
@@ -19,6 +24,7 @@ from aiortc.jitterbuffer import JitterBuffer
 
 logger = logging.getLogger(__name__)
 
+OPUS_LOOKAHEAD_SAMPLES = 312  # 6.5 ms at 48 kHz
 AUDIO_PREFETCH = 1  # frames that must follow one before it is decoded
 _BUFFER = "_RTCRtpReceiver__jitter_buffer"  # aiortc's name for it (1.9 .. 1.16)
 

@@ -40,6 +40,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
+from client.audio import CapturedAudioTrack, ReceivedAudio, audio_source
 from client.capture import CaptureThread, open_source
 from client.recorder import Mp4Recorder, OutputThread, Window
 from codec import DEFAULT_TARGET_KBPS, MotionEncoder, motion_schema
@@ -47,6 +48,7 @@ from codec.keyframe import encode_keyframe, split_chunks
 from codec.packet import TIME_MODULUS, unwrap
 from models.face_crop import FaceTracker
 from pipeline import protocol
+from pipeline.audioreceive import shorten_audio_jitter
 from pipeline.iceservers import ice_configuration
 from pipeline.meters import RateMeter, percentiles
 from pipeline.protocol import frame_key
@@ -83,6 +85,7 @@ class CallConfig:
     motion_amplitude: float = 1.0
     seed: int = 0
     ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs, see pipeline.iceservers
+    mute: bool = False  # send no audio track
 
 
 @dataclass
@@ -117,6 +120,7 @@ class CallResult:
     downlink_bytes: int
     uplink_bytes: int
     style_image_bytes: int = 0  # style pictures' chunks
+    av_offsets_ms: list[float] = field(default_factory=list)  # client.audio.AudioPlayout
 
     def summary(self) -> dict[str, Any]:
         seconds = max(self.duration_s, 1e-6)
@@ -137,6 +141,10 @@ class CallResult:
             "latency_p50_ms": p50,
             "latency_p95_ms": p95,
             "latency_p99_ms": p99,
+            # ms, positive: the sound came late; p95 of the offset's size
+            "av_offset_p50_ms": percentiles(self.av_offsets_ms, (50,))[0],
+            "av_offset_p95_abs_ms": percentiles([abs(o) for o in self.av_offsets_ms], (95,))[0],
+            "av_offsets": len(self.av_offsets_ms),
         }
 
 
@@ -185,9 +193,16 @@ class CallClient:
         self.capture = CaptureThread(source, config.fps, self.clock.now_ms)
         self.pc = RTCPeerConnection(ice_configuration(config.ice_servers))
         self.channels: dict[str, RTCDataChannel] = {}
-        recorder = Mp4Recorder(config.record, config.fps) if config.record else None
+        recorder = Mp4Recorder(config.record, config.fps, audio=True) if config.record else None
         window = Window(f"cartooncodec {config.name}") if config.show else None
         self.output = OutputThread(recorder, window) if recorder or window else None
+        self.audio_out: CapturedAudioTrack | None = None  # --mute: none
+        if not config.mute:
+            self.audio_out = CapturedAudioTrack(
+                audio_source(config.input), ServerClock.local_ms, lambda: self.clock.offset_ms
+            )
+        sink = None if self.output is None else self.output.put_audio
+        self.audio_in = ReceivedAudio(self.clock.now_ms, sink)
         self.prompt_id = -1
         self.prompts: list[PromptSent] = []
         self.style_errors: list[str] = []
@@ -229,6 +244,11 @@ class CallClient:
         self.channels[protocol.CONTROL].on("message", self._on_control)
         self.channels[protocol.STATS].on("message", self._on_stats)
         self.pc.addTransceiver("video", direction="recvonly")
+        audio = self.pc.addTransceiver(
+            self.audio_out or "audio",
+            direction="recvonly" if self.audio_out is None else "sendrecv",
+        )
+        shorten_audio_jitter(audio)
         self.pc.on("track", self._on_track)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         answer = await self._exchange(self.pc.localDescription)
@@ -345,6 +365,8 @@ class CallClient:
         ]
         if self.config.read_stdin:
             self._read_stdin_prompts()
+        if self.audio_out is not None:
+            self._tasks.append(asyncio.create_task(self._announce_audio(self.audio_out)))
         ends = [sending, peer_left, stopped]
         await asyncio.wait(ends, timeout=self.config.seconds, return_when=asyncio.FIRST_COMPLETED)
         self._stopped = time.monotonic()
@@ -382,6 +404,9 @@ class CallClient:
                 self._first_sent = self._last_sent
             self.motion_bytes += len(packet)
             self.frames_sent += 1
+
+    async def _announce_audio(self, track: CapturedAudioTrack) -> None:
+        self.channels[protocol.STATS].send(await track.started_message())
 
     def _motion_of(self, image: np.ndarray) -> np.ndarray:
         """image: HxWx3 uint8 RGB -> the face's motion features (runs off the event loop)."""
@@ -501,6 +526,8 @@ class CallClient:
             self.clock.on_pong(message["t"], message["server_ms"])
         elif message["type"] == "frame":
             self._on_frame_meta(message)
+        elif message["type"] == "audio":
+            self.audio_in.playout.anchor(message["pts"], message["capture_ms"])
 
     def _on_frame_meta(self, meta: dict[str, Any]) -> None:
         key = frame_key(meta["pts"])
@@ -513,6 +540,8 @@ class CallClient:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "video":
             self._tasks.append(asyncio.create_task(self._receive(track)))
+        elif track.kind == "audio":
+            self._tasks.append(asyncio.create_task(self.audio_in.run(track)))
 
     async def _receive(self, track: MediaStreamTrack) -> None:
         while True:
@@ -544,6 +573,7 @@ class CallClient:
             )
         )
         self.shown_meter.add()
+        self.audio_in.playout.video_shown(capture_ms, arrival_ms)
         self.last_shown_image = image
         if self.output is not None:
             self.output.put(image, arrival_ms)
@@ -592,6 +622,7 @@ class CallClient:
             control_bytes=self.control_bytes,
             keyframe_bytes=self.keyframe_bytes,
             style_image_bytes=self.style_image_bytes,
+            av_offsets_ms=self.audio_in.playout.offsets_ms,
             downlink_bytes=received,
             uplink_bytes=sent,
         )

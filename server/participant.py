@@ -17,16 +17,18 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from codec import BitstreamError, MotionDecoder, motion_schema
 from codec.concealment import Concealer
 from codec.keyframe import KeyframeAssembler
 from models.style_images import picture_style_name
 from pipeline import protocol
+from pipeline.audioreceive import shorten_audio_jitter
 from pipeline.iceservers import ice_configuration
 from pipeline.meters import RateMeter
 from pipeline.protocol import ProtocolError, redact_paths
+from server.audiorelay import SAMPLES_PER_MS, ForwardedAudioTrack, IncomingAudio
 from server.keyframes import KeyframeDecodes, KeyframesBusy
 from server.renderworker import FrameMeta, RenderedVideoTrack, RenderWorker
 from server.settings import ServerSettings
@@ -78,6 +80,8 @@ class Participant:
         self.settings = settings
         self.pc = RTCPeerConnection(ice_configuration(settings.ice_servers))
         self.outbound = RenderedVideoTrack(on_frame_sent=self._send_frame_meta)
+        self.audio_in = IncomingAudio()  # room.pair() points its sink at the viewer's audio_out
+        self.audio_out = ForwardedAudioTrack(on_anchor=self._send_audio_anchor)
         self.worker = RenderWorker(renderer_factory, name=f"render-{room_id}-{seat}")
         self.worker.on_style_active = self._on_style_active
         self.worker.on_style_failed = self._on_style_failed
@@ -111,9 +115,12 @@ class Participant:
         """Answer the client's offer; returns once ICE gathering is complete (no trickle)."""
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
+        self.pc.on("track", self._on_track)
         try:
             await self.pc.setRemoteDescription(offer)
             self.pc.addTrack(self.outbound)
+            if any([shorten_audio_jitter(t) for t in self.pc.getTransceivers()]):
+                self.pc.addTrack(self.audio_out)  # on the client's audio transceiver
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         # aiortc trips over offers it cannot use in many ways (an m-line without a=mid gives
         # AttributeError); each means the offer is unusable, which is the client's error
@@ -161,6 +168,10 @@ class Participant:
             channel.on("close", lambda: self._spawn(self.close()))
 
     # -- incoming ------------------------------------------------------------------------------
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            self._spawn(self.audio_in.run(track))
 
     def _on_motion(self, packet: str | bytes) -> None:
         if not isinstance(packet, bytes):
@@ -345,6 +356,8 @@ class Participant:
             )
         elif message["type"] == "report":
             self.client_report = {k: v for k, v in message.items() if k != "type"}
+        elif message["type"] == "audio":
+            self.audio_in.started(message["capture_ms"] - message["pts"] / SAMPLES_PER_MS)
         else:
             self._count_malformed(protocol.STATS, ProtocolError(f"unexpected {message['type']!r}"))
 
@@ -383,6 +396,9 @@ class Participant:
             ),
         )
 
+    def _send_audio_anchor(self, pts: int, capture_ms: int) -> None:
+        self.send(protocol.STATS, protocol.encode_message("audio", pts=pts, capture_ms=capture_ms))
+
     def _on_style_active(self, prompt_id: int, style: str) -> None:
         self.send(protocol.CONTROL, protocol.encode_message("style", id=prompt_id, name=style))
 
@@ -419,6 +435,12 @@ class Participant:
             "refused": dict(self.refused),
             "render": self.worker.stats(),
             "client_report": self.client_report,
+            "audio": {
+                "frames_in": self.audio_in.frames,
+                "frames_unanchored": self.audio_in.unanchored,
+                "frames_to_viewer": self.audio_out.frames_sent,
+                "frames_dropped": self.audio_out.frames_dropped,
+            },
         }
 
     async def close(self) -> None:
@@ -438,6 +460,7 @@ class Participant:
         try:
             await self.worker.close()
             self.outbound.stop()
+            self.audio_out.stop()
             await self.pc.close()
         # a peer connection whose negotiation failed half-way cannot always close cleanly
         except NEGOTIATION_ERRORS as exc:

@@ -89,6 +89,7 @@ class Room:
                 continue
             viewer = self.seats[1 - seat]
             participant.worker.sink = None if viewer is None else viewer.outbound.push
+            participant.audio_in.sink = None if viewer is None else viewer.audio_out.put
 
     @property
     def participants(self) -> list[Participant]:

@@ -30,6 +30,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
 from pipeline import protocol
+from pipeline.audioreceive import OPUS_LOOKAHEAD_SAMPLES
 
 SAMPLE_RATE = 48_000
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
@@ -170,21 +171,27 @@ class AudioPlayout:
         self._next: int | None = None  # capture sample the next pull continues from
         self._played: deque[Played] = deque(maxlen=history)
         self._waiting: deque[tuple[float, float]] = deque(maxlen=history)  # (capture, shown) ms
-        self.offsets_ms: list[float] = []
+        self.measured: list[tuple[float, float]] = []  # (capture ms of a shown face, offset ms)
         self.frames_unanchored = 0
         self.samples_late = 0
+
+    @property
+    def offsets_ms(self) -> list[float]:
+        """The A/V offset of each shown face whose sound has played (ms, positive: late)."""
+        return [offset for _, offset in self.measured]
 
     def anchor(self, pts: int, capture_ms: float) -> None:
         """The sender's sample ``pts`` (1/48000 s) was captured at ``capture_ms``."""
         self._anchor = (pts, capture_ms)
 
     def push(self, pts: int, samples: np.ndarray, arrival_ms: float) -> None:
-        """samples: int16 mono of the frame at ``pts``; dropped while no anchor has come."""
+        """samples: int16 mono of the decoded frame at ``pts`` (its sound was sent at pts
+        ``pts - OPUS_LOOKAHEAD_SAMPLES``); dropped while no anchor has come."""
         if self._anchor is None:
             self.frames_unanchored += 1
             return
         anchor_pts, anchor_ms = self._anchor
-        first = round(anchor_ms * SAMPLES_PER_MS) + pts - anchor_pts
+        first = round(anchor_ms * SAMPLES_PER_MS) + pts - anchor_pts - OPUS_LOOKAHEAD_SAMPLES
         self._audio_delay_ms = arrival_ms - first / SAMPLES_PER_MS + FRAME_MS
         self._update_delay()
         index = first + np.arange(len(samples))
@@ -232,7 +239,7 @@ class AudioPlayout:
             if played.start <= sample < played.start + played.count:
                 if played.present[sample - played.start]:
                     at_ms = played.at_ms + (sample - played.start) / SAMPLES_PER_MS
-                    self.offsets_ms.append(at_ms - shown_ms)
+                    self.measured.append((capture_ms, at_ms - shown_ms))
                 return True
         return self._next is not None and sample < self._next
 

@@ -5,14 +5,15 @@ RTP path does not trim it, so a decoded frame at pts ``p`` holds the sound sent 
 ``p - OPUS_LOOKAHEAD_SAMPLES``: whoever maps a received pts to a capture time subtracts it (the
 server for the sender's hop, the viewer for the server's).
 
-Jitter buffer: aiortc decodes a received Opus frame only once 4 more have arrived (``JitterBuffer(capacity=16,
-prefetch=4)``): 80 ms a hop, 160 ms from sender to viewer through the server, more than the
-face's whole capture → shown latency on loopback, and the viewer can delay sound but not hurry
-it. ``shorten_audio_jitter`` gives an audio receiver a buffer that decodes a frame once the
-next one has arrived (``AUDIO_PREFETCH``): 20 ms a hop. The price: a packet that arrives more
-than one frame late is dropped (a 20 ms gap of silence) instead of waiting in line. aiortc has no
-option for it, so this replaces its private buffer before any packet arrives; where a version
-of aiortc keeps it elsewhere, nothing changes and it says so.
+Jitter buffer: aiortc decodes a received Opus frame only once 4 more have arrived
+(``JitterBuffer(capacity=16, prefetch=4)``): 80 ms a hop, 160 ms from sender to viewer through
+the server, more than the face's whole capture → shown latency on an idle loopback, and the
+viewer can delay sound but not hurry it. ``shorten_audio_jitter`` gives an audio receiver a
+buffer that decodes a frame once the next one has arrived (``AUDIO_PREFETCH``): 20 ms a hop.
+The price: a packet that arrives more than one frame late is dropped (20 ms of silence)
+instead of waiting in line. aiortc has no option for it, so this replaces its private buffer
+before any packet arrives; where a version of aiortc keeps it elsewhere, nothing changes and it
+says so.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 ``IncomingAudio`` reads a participant's audio track (aiortc decodes the Opus) and stamps each
 frame with its capture time on the call clock: the client's ``audio`` message says when its
-track's pts 0 was captured, and aiortc counts the received pts (1/48000 s) from the first
-packet. Frames go to ``sink``, the viewer's ``ForwardedAudioTrack``, which aiortc encodes to
-Opus again for the viewer. That track numbers its frames from pts 0 without gaps and calls
+track's pts 0 was captured, aiortc counts the received pts (1/48000 s) from the first packet,
+and a decoded frame's sound lags its pts by Opus' lookahead (pipeline.audioreceive). Frames go
+to ``sink``, the viewer's ``ForwardedAudioTrack``, which aiortc encodes to Opus again for the
+viewer. That track numbers its frames from pts 0 without gaps and calls
 ``on_anchor(pts, capture_ms)`` for the first frame and whenever the capture time of its frames
 stops following their pts (a frame lost or dropped on the way): the participant sends that to
 the viewer as an ``audio`` message, which is how the viewer learns each sample's capture time.
@@ -26,6 +27,8 @@ from collections.abc import Callable
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
+
+from pipeline.audioreceive import OPUS_LOOKAHEAD_SAMPLES
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +67,8 @@ class IncomingAudio:
                 continue
             self.frames += 1
             if self.sink is not None:
-                self.sink(frame, self.origin_ms + frame.pts / SAMPLES_PER_MS)
+                pts = frame.pts - OPUS_LOOKAHEAD_SAMPLES  # the sender's pts of its sound
+                self.sink(frame, self.origin_ms + pts / SAMPLES_PER_MS)
 
 
 class ForwardedAudioTrack(MediaStreamTrack):

@@ -7,6 +7,7 @@ import pytest
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
+from pipeline.audioreceive import OPUS_LOOKAHEAD_SAMPLES
 from server.audiorelay import ForwardedAudioTrack, IncomingAudio
 
 
@@ -37,7 +38,8 @@ async def test_incoming_frames_get_their_capture_time_once_the_sender_said_it() 
     assert incoming.unanchored == 2 and not forwarded
     incoming.started(5000.0)
     await incoming.run(ListTrack(frames[2:]))  # type: ignore[arg-type]
-    assert forwarded == [(1920, 5040.0), (2880, 5060.0), (3840, 5080.0)]
+    lag_ms = OPUS_LOOKAHEAD_SAMPLES / 48  # a decoded frame's sound was sent this much earlier
+    assert forwarded == [(1920 + 960 * k, 5040 + 20 * k - lag_ms) for k in range(3)]
     assert incoming.frames == 3
 
 

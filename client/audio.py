@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame
+from av import AudioFrame, Packet
 
 from pipeline import protocol
-from pipeline.audioreceive import OPUS_LOOKAHEAD_SAMPLES
+from pipeline.opus import OPUS_LOOKAHEAD_SAMPLES, OpusPackets
 
 SAMPLE_RATE = 48_000
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
@@ -73,8 +73,9 @@ def audio_source(spec: str) -> SampleSource:
 
 class CapturedAudioTrack(MediaStreamTrack):
     """Outbound audio: 20 ms frames (mono s16, 48 kHz, pts in samples from 0) paced by the
-    local clock ``local_ms``; frame k was captured at ``origin_ms + 20 k`` on that clock, which
-    is ``call_offset_ms()`` behind the call clock (the client's ``ServerClock``)."""
+    local clock ``local_ms``, handed to aiortc as Opus packets (``pipeline.opus.OpusPackets``);
+    frame k was captured at ``origin_ms + 20 k`` on that clock, which is ``call_offset_ms()``
+    behind the call clock (the client's ``ServerClock``)."""
 
     kind = "audio"
 
@@ -91,8 +92,15 @@ class CapturedAudioTrack(MediaStreamTrack):
         self.origin_ms: float | None = None  # local time of pts 0, set by the first recv
         self._started = asyncio.Event()
         self._frames = 0
+        self._opus = OpusPackets()
 
-    async def recv(self) -> AudioFrame:
+    async def recv(self) -> Packet:
+        packet = None
+        while packet is None:
+            packet = await self._opus.next(await self._next_frame())
+        return packet
+
+    async def _next_frame(self) -> AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
         if self.origin_ms is None:

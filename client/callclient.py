@@ -48,9 +48,9 @@ from codec.keyframe import encode_keyframe, split_chunks
 from codec.packet import TIME_MODULUS, unwrap
 from models.face_crop import FaceTracker
 from pipeline import protocol
-from pipeline.audioreceive import shorten_audio_jitter
 from pipeline.iceservers import ice_configuration
 from pipeline.meters import RateMeter, percentiles
+from pipeline.opus import shorten_audio_jitter
 from pipeline.protocol import frame_key
 
 logger = logging.getLogger(__name__)

@@ -3,9 +3,9 @@
 ``IncomingAudio`` reads a participant's audio track (aiortc decodes the Opus) and stamps each
 frame with its capture time on the call clock: the client's ``audio`` message says when its
 track's pts 0 was captured, aiortc counts the received pts (1/48000 s) from the first packet,
-and a decoded frame's sound lags its pts by Opus' lookahead (pipeline.audioreceive). Frames go
-to ``sink``, the viewer's ``ForwardedAudioTrack``, which aiortc encodes to Opus again for the
-viewer. That track numbers its frames from pts 0 without gaps and calls
+and a decoded frame's sound lags its pts by Opus' lookahead (pipeline.opus). Frames go to
+``sink``, the viewer's ``ForwardedAudioTrack``, which numbers them from pts 0 without gaps,
+encodes them to Opus again (``pipeline.opus.OpusPackets``) for the viewer and calls
 ``on_anchor(pts, capture_ms)`` for the first frame and whenever the capture time of its frames
 stops following their pts (a frame lost or dropped on the way): the participant sends that to
 the viewer as an ``audio`` message, which is how the viewer learns each sample's capture time.
@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame
+from av import AudioFrame, Packet
 
-from pipeline.audioreceive import OPUS_LOOKAHEAD_SAMPLES
+from pipeline.opus import OPUS_LOOKAHEAD_SAMPLES, OpusPackets
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class IncomingAudio:
 
 class ForwardedAudioTrack(MediaStreamTrack):
     """Outbound audio for one viewer: the other participant's frames, newest ``backlog`` kept,
-    renumbered from pts 0; ``on_anchor(pts, capture_ms)`` says where they sit in time."""
+    renumbered from pts 0 and encoded (pipeline.opus); ``on_anchor(pts, capture_ms)`` says
+    where they sit in time."""
 
     kind = "audio"
 
@@ -93,6 +94,7 @@ class ForwardedAudioTrack(MediaStreamTrack):
         self.frames_sent = 0
         self.frames_dropped = 0
         self.anchors = 0
+        self._opus = OpusPackets()
 
     def put(self, frame: AudioFrame, capture_ms: float) -> None:
         if len(self._frames) == self._frames.maxlen:
@@ -104,7 +106,14 @@ class ForwardedAudioTrack(MediaStreamTrack):
         super().stop()
         self._ready.set()
 
-    async def recv(self) -> AudioFrame:
+    async def recv(self) -> Packet:
+        """The next frame, as an Opus packet for aiortc (pipeline.opus)."""
+        packet = None
+        while packet is None:
+            packet = await self._opus.next(await self._next_frame())
+        return packet
+
+    async def _next_frame(self) -> AudioFrame:
         while not self._frames:
             if self.readyState != "live":
                 raise MediaStreamError

@@ -24,9 +24,9 @@ from codec.concealment import Concealer
 from codec.keyframe import KeyframeAssembler
 from models.style_images import picture_style_name
 from pipeline import protocol
-from pipeline.audioreceive import shorten_audio_jitter
 from pipeline.iceservers import ice_configuration
 from pipeline.meters import RateMeter
+from pipeline.opus import shorten_audio_jitter
 from pipeline.protocol import ProtocolError, redact_paths
 from server.audiorelay import SAMPLES_PER_MS, ForwardedAudioTrack, IncomingAudio
 from server.keyframes import KeyframeDecodes, KeyframesBusy

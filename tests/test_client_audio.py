@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame
+from av import AudioFrame, CodecContext
 
 from client import callclient
 from client.audio import (
@@ -25,7 +25,7 @@ from client.audio import (
 )
 from client.callclient import CallClient, CallConfig
 from pipeline import protocol
-from pipeline.audioreceive import OPUS_LOOKAHEAD_SAMPLES
+from pipeline.opus import OPUS_LOOKAHEAD_SAMPLES
 from server.app import running_server
 from server.settings import ServerSettings
 from tests.tinycall import write_styled_checkpoint
@@ -44,13 +44,17 @@ def test_tone_bursts_sound_in_the_first_part_of_each_period_of_the_call_clock() 
 
 async def test_the_captured_track_paces_its_frames_and_says_when_pts_0_was() -> None:
     local_ms = lambda: time.monotonic() * 1000  # noqa: E731
-    source = tone_bursts(period_ms=40, burst_ms=20)
+    source = tone_bursts(period_ms=1000, burst_ms=500, level=0.3)
+    # the call clock is 5 s ahead: the track sends 120 ms from the middle of a burst on
     track = CapturedAudioTrack(source, local_ms, call_offset_ms=lambda: 5000.0)
     begin = time.monotonic()
-    frames = [await track.recv() for _ in range(6)]
+    packets = [await track.recv() for _ in range(6)]
     elapsed = time.monotonic() - begin
     assert 0.09 <= elapsed < 0.3  # five 20 ms periods after the first frame
-    assert [f.pts for f in frames] == [i * FRAME_SAMPLES for i in range(6)]
+    # Opus packets, stamped as libopus does: the frame's pts less the lookahead
+    assert [p.pts for p in packets] == [
+        i * FRAME_SAMPLES - OPUS_LOOKAHEAD_SAMPLES for i in range(6)
+    ]
     assert track.origin_ms is not None
     message = protocol.parse_message(await track.started_message())
     assert message == {
@@ -58,10 +62,16 @@ async def test_the_captured_track_paces_its_frames_and_says_when_pts_0_was() -> 
         "pts": 0,
         "capture_ms": pytest.approx(track.origin_ms + 5000, abs=0.1),
     }
-    for i, frame in enumerate(frames):  # the samples of each frame's capture on the call clock
-        assert frame.sample_rate == 48000 and frame.samples == FRAME_SAMPLES
-        expected = source(track.origin_ms + 5000 + 20 * i, FRAME_SAMPLES)
-        assert np.array_equal(mono_samples(frame), expected)
+    decoder = CodecContext.create("libopus", "r")
+    decoded = np.concatenate(
+        [mono_samples(f) for p in packets for f in decoder.decode(p)]  # type: ignore[arg-type]
+    )
+    # the sound of those capture times: a tone in the first half of each second of the call
+    # clock, silence in the second
+    start_ms = track.origin_ms + 5000
+    loud = np.abs(decoded[OPUS_LOOKAHEAD_SAMPLES:].astype(float)) > 1000
+    in_burst = source(start_ms, len(loud)) != 0
+    assert (loud == in_burst).mean() > 0.9 and in_burst.any()
     track.stop()
     with pytest.raises(MediaStreamError):
         await track.recv()
@@ -194,8 +204,8 @@ def burst_onsets_ms(path: Path) -> tuple[np.ndarray, float]:
     samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
     start_ms = float(frames[0].time) * 1000
     loud = np.flatnonzero(np.abs(samples) > 0.05)
-    # a burst begins where the sound follows at least 300 ms of silence
-    begins = loud[np.concatenate([[True], np.diff(loud) > 300 * SAMPLES_PER_MS])]
+    # a burst begins where the sound follows at least 150 ms of silence
+    begins = loud[np.concatenate([[True], np.diff(loud) > 150 * SAMPLES_PER_MS])]
     return start_ms + begins / SAMPLES_PER_MS, float(np.abs(samples).max())
 
 
@@ -207,7 +217,7 @@ async def test_sound_reaches_the_other_recording_where_the_meter_says(
     says: when the face captured at that second was shown, plus the offset bob measured for
     that face. A sound stamped wrongly on its way (sender, server, anchors, recording) would
     begin elsewhere. alice hears nothing, and her call goes on."""
-    monkeypatch.setattr(callclient, "audio_source", lambda spec: tone_bursts(500, 100))
+    monkeypatch.setattr(callclient, "audio_source", lambda spec: tone_bursts(250, 60))
     checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
     settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
     async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
@@ -234,21 +244,21 @@ async def test_sound_reaches_the_other_recording_where_the_meter_says(
         await asyncio.gather(alice.call(), bob.call())
         await asyncio.gather(alice.close(), bob.close())
     seen = bob.result()
-    assert len(seen.shown) >= 30 and len(alice.result().shown) >= 30
+    assert len(seen.shown) >= 15 and len(alice.result().shown) >= 15
 
     onsets, loudest = burst_onsets_ms(tmp_path / "seat1.mp4")
-    assert 0.15 < loudest < 0.35  # tone_bursts' level 0.3, through Opus (voip) and AAC
-    assert len(onsets) >= 5  # two a second while the sound flows (fewer when it skips)
+    assert 0.15 < loudest < 0.5  # tone_bursts' level 0.3, through Opus (voip) and AAC
+    assert len(onsets) >= 10  # four a second while the sound flows (fewer when it skips)
     with av.open(str(tmp_path / "seat1.mp4")) as container:
         first_frame_ms = float(next(container.decode(video=0)).time) * 1000
     origin_ms = seen.shown[0].arrival_ms - first_frame_ms  # the file's 0 on the call clock
     shown_at = {round(f.arrival_ms - f.latency_ms): f.arrival_ms for f in seen.shown}
     measured = [(c, o) for c, o in bob.audio_in.playout.measured if round(c) in shown_at]
     misses = []
-    for burst in range(int(measured[0][0] // 500 + 1) * 500, int(measured[-1][0]), 500):
+    for burst in range(int(measured[0][0] // 250 + 1) * 250, int(measured[-1][0]), 250):
         # the face nearest the burst's capture instant whose sound was measured
         capture, offset = min(measured, key=lambda m: abs(m[0] - burst))
-        if abs(capture - burst) > 150:
+        if abs(capture - burst) > 30:  # little time for the playout to jump in between
             continue
         face_shown = shown_at[round(capture)] - (capture - burst)
         expected = face_shown + offset - origin_ms
@@ -257,10 +267,10 @@ async def test_sound_reaches_the_other_recording_where_the_meter_says(
     # within 2 ms of where the meter says (bursts across a jump of the playout, which a loaded
     # machine makes, miss by the jump)
     assert sum(miss <= 2 for miss in misses) >= 2, misses
-    assert seen.summary()["av_offsets"] >= 30
+    assert seen.summary()["av_offsets"] >= 10
 
     # bob sent no sound: alice's call went on, and her recording has frames and no sound
     assert alice.audio_in.frames == 0 and alice.result().av_offsets_ms == []
     with av.open(str(tmp_path / "seat0.mp4")) as container:
-        assert len(list(container.decode(video=0))) >= 30
+        assert len(list(container.decode(video=0))) >= 15
         assert all(stream.frames == 0 for stream in container.streams.audio)

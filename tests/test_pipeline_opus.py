@@ -9,7 +9,13 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 from av import AudioFrame
 
-from pipeline.audioreceive import AUDIO_PREFETCH, OPUS_LOOKAHEAD_SAMPLES, shorten_audio_jitter
+from pipeline.opus import (
+    AUDIO_PREFETCH,
+    OPUS_BITRATE,
+    OPUS_LOOKAHEAD_SAMPLES,
+    OpusPackets,
+    shorten_audio_jitter,
+)
 
 
 def released(buffer: JitterBuffer, packets: int) -> list[int]:
@@ -54,3 +60,22 @@ def test_a_decoded_opus_frame_holds_the_sound_sent_a_lookahead_earlier() -> None
                 heard[out.pts : out.pts + len(stereo)] = stereo[:, 0]
     onset = int(np.flatnonzero(np.abs(heard) > 2000)[0])
     assert abs(onset - (4800 + OPUS_LOOKAHEAD_SAMPLES)) <= 10
+
+
+async def test_opus_packets_are_mono_at_the_set_rate_and_stamped_less_the_lookahead() -> None:
+    opus = OpusPackets()
+    packets = []
+    for k in range(50):  # 1 s of a stereo tone, as aiortc's decoder gives frames
+        tone = (np.sin(np.arange(960 * k, 960 * (k + 1)) * 2 * np.pi * 440 / 48000) * 8000).astype(
+            np.int16
+        )
+        frame = AudioFrame.from_ndarray(np.repeat(tone, 2)[None, :], layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = 48000, 960 * k, Fraction(1, 48000)
+        packet = await opus.next(frame)
+        assert packet is not None
+        packets.append(packet)
+    assert [p.pts for p in packets] == [960 * k - OPUS_LOOKAHEAD_SAMPLES for k in range(50)]
+    kbps = sum(p.size for p in packets) * 8 / 1000
+    assert 15 < kbps < 36  # about OPUS_BITRATE (a pure tone costs a little more), not 96
+    assert OPUS_BITRATE == 24_000
+    assert all(bytes(p)[0] & 0x04 == 0 for p in packets)  # the TOC byte's stereo flag: mono

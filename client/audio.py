@@ -30,11 +30,11 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, Packet
 
 from pipeline import protocol
-from pipeline.opus import OPUS_LOOKAHEAD_SAMPLES, OpusPackets
+from pipeline.opus import OPUS_FRAME_MS, OPUS_LOOKAHEAD_SAMPLES, OpusPackets, mono_samples
 
 SAMPLE_RATE = 48_000
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
-FRAME_MS = 20
+FRAME_MS = OPUS_FRAME_MS
 FRAME_SAMPLES = FRAME_MS * SAMPLES_PER_MS
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 
@@ -125,16 +125,6 @@ class CapturedAudioTrack(MediaStreamTrack):
         return protocol.encode_message("audio", pts=0, capture_ms=capture_ms)
 
 
-def mono_samples(frame: AudioFrame) -> np.ndarray:
-    """A decoded s16 frame (mono, or stereo packed as aiortc's Opus decoder gives it) as
-    int16 mono samples, shape (frame.samples,)."""
-    data = frame.to_ndarray().reshape(-1)
-    channels = len(frame.layout.channels)
-    if channels == 1:
-        return data.astype(np.int16)
-    return data.reshape(-1, channels).mean(axis=1).astype(np.int16)
-
-
 @dataclass
 class Played:
     """``count`` samples from capture sample ``start`` (call-clock ms × 48) began playing at
@@ -162,7 +152,7 @@ class AudioPlayout:
         self,
         capacity_ms: float = 2000.0,
         initial_delay_ms: float = 150.0,
-        slack_ms: float = 15.0,
+        slack_ms: float = 30.0,
         history: int = 100,
     ) -> None:
         if capacity_ms < 2 * FRAME_MS:

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 AUDIO_RATE = 48_000
-PENDING_AUDIO_CHUNKS = 250  # sound kept while no frame has come to open the file with
+PENDING_AUDIO_CHUNKS = 125  # sound kept while no frame has come to open the file with
 
 
 class Mp4Recorder:
@@ -147,7 +147,7 @@ class Window:
 
 
 RECORD_BACKLOG = 64  # frames waiting for the encoder before new ones are dropped
-AUDIO_BACKLOG = 250  # sound chunks (20 ms each from client.audio) waiting, likewise
+AUDIO_BACKLOG = 125  # sound chunks (one a frame of client.audio: 5 s) waiting, likewise
 
 _Item = tuple[bool, np.ndarray, float]  # (is a frame, frame or samples, ms)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import pytest
 
 from cartooncodec.demo import DemoOptions, measure_swaps, pick_inputs, run_demo
@@ -50,3 +51,11 @@ async def test_demo_writes_every_output(tmp_path: Path) -> None:
     # two swaps per participant were sent (random tiny weights have no styles: refused)
     assert len(report.swaps) == 4
     assert "| alice -> bob |" in report.table()
+    # both hear each other: each recording carries the other's sound, and the viewers measured
+    # how far it was from the face
+    for row in report.rows():
+        assert row["av_offset_p50_ms"] is not None and row["av_offset_p95_abs_ms"] is not None
+    for name in ("alice", "bob"):
+        with av.open(str(options.out / f"{name}.mp4")) as container:
+            (audio,) = container.streams.audio
+            assert audio.sample_rate == 48000 and audio.frames > 0

@@ -15,9 +15,14 @@ from tests.tinycall import make_offer
 
 
 def fake_participant(seat: int) -> Any:
-    """Just what Room touches: the seat, the worker's sink and the outbound track's push."""
+    """Just what Room touches: the seat, the worker's and the incoming sound's sinks, and the
+    outbound tracks' push and put."""
     return SimpleNamespace(
-        seat=seat, worker=SimpleNamespace(sink=None), outbound=SimpleNamespace(push=f"push{seat}")
+        seat=seat,
+        worker=SimpleNamespace(sink=None),
+        outbound=SimpleNamespace(push=f"push{seat}"),
+        audio_in=SimpleNamespace(sink=None),
+        audio_out=SimpleNamespace(put=f"put{seat}"),
     )
 
 
@@ -30,8 +35,10 @@ def test_seats_pair_and_unpair() -> None:
     room.claim(1, bob)
     room.pair()
     assert (alice.worker.sink, bob.worker.sink) == ("push1", "push0")
+    assert (alice.audio_in.sink, bob.audio_in.sink) == ("put1", "put0")  # and each one's sound
     room.release(bob)
     assert alice.worker.sink is None and room.participants == [alice]
+    assert alice.audio_in.sink is None
 
 
 def test_taken_seat_is_refused() -> None:

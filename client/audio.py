@@ -37,6 +37,7 @@ SAMPLES_PER_MS = SAMPLE_RATE // 1000
 FRAME_MS = OPUS_FRAME_MS
 FRAME_SAMPLES = FRAME_MS * SAMPLES_PER_MS
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+AUDIO_MARGIN_MS = 10.0  # sound waits this much longer than its own latency asks
 
 # SampleSource(start_ms, count): ``count`` int16 mono samples at 48 kHz whose first was
 # captured at ``start_ms`` on the call clock
@@ -95,25 +96,27 @@ class CapturedAudioTrack(MediaStreamTrack):
         self._opus = OpusPackets()
 
     async def recv(self) -> Packet:
+        """The next frame once it is due, made and encoded on a worker thread."""
         packet = None
         while packet is None:
-            packet = await self._opus.next(await self._next_frame())
+            if self.readyState != "live":
+                raise MediaStreamError
+            if self.origin_ms is None:
+                self.origin_ms = self.local_ms()
+                self._started.set()
+            capture_ms = self.origin_ms + self._frames * FRAME_MS
+            await asyncio.sleep(max(0.0, (capture_ms - self.local_ms()) / 1000))
+            pts = self._frames * FRAME_SAMPLES
+            self._frames += 1
+            call_ms = capture_ms + self.call_offset_ms()
+            packet = await self._opus.next(lambda ms=call_ms, pts=pts: self._frame(ms, pts))
         return packet
 
-    async def _next_frame(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self.origin_ms is None:
-            self.origin_ms = self.local_ms()
-            self._started.set()
-        capture_ms = self.origin_ms + self._frames * FRAME_MS
-        await asyncio.sleep(max(0.0, (capture_ms - self.local_ms()) / 1000))
-        samples = self.source(capture_ms + self.call_offset_ms(), FRAME_SAMPLES)
+    def _frame(self, capture_ms: float, pts: int) -> AudioFrame:
+        """The frame captured at ``capture_ms`` on the call clock."""
+        samples = self.source(capture_ms, FRAME_SAMPLES)
         frame = AudioFrame.from_ndarray(samples[None, :], format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._frames * FRAME_SAMPLES
-        frame.time_base = TIME_BASE
-        self._frames += 1
+        frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, pts, TIME_BASE
         return frame
 
     async def started_message(self) -> str:
@@ -190,7 +193,7 @@ class AudioPlayout:
             return
         anchor_pts, anchor_ms = self._anchor
         first = round(anchor_ms * SAMPLES_PER_MS) + pts - anchor_pts - OPUS_LOOKAHEAD_SAMPLES
-        self._audio_delay_ms = arrival_ms - first / SAMPLES_PER_MS + FRAME_MS
+        self._audio_delay_ms = arrival_ms - first / SAMPLES_PER_MS + AUDIO_MARGIN_MS
         self._update_delay()
         index = first + np.arange(len(samples))
         if self._next is not None:

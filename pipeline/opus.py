@@ -3,9 +3,10 @@
 Encoding: ``OpusPackets`` encodes frames of ``OPUS_FRAME_MS`` on a worker thread into Opus
 packets (mono, ``OPUS_BITRATE``) that a track hands to aiortc ready-made. Given frames, aiortc
 would encode them itself at 96 kbps stereo in 20 ms packets, and first measure each one's level
-in a pure-Python loop over its samples on the event loop (about 1 ms a frame). 40 ms frames
-halve the packets (25 a second a track), each of which costs Python time on the event loop
-and hops between threads.
+in a pure-Python loop over its samples on the event loop (about 1 ms a frame). 60 ms frames
+make a third of the packets (17 a second a track), each of which costs Python time on the event
+loop and hops between threads; in a two-core demo whose server and clients share one loop, 40 ms
+frames still cost the faces more of their frame rate.
 
 Delay: libopus' encoder looks ahead ``OPUS_LOOKAHEAD_SAMPLES`` (6.5 ms at 48 kHz), and aiortc's
 RTP path does not trim it, so a decoded frame at pts ``p`` holds the sound sent at pts
@@ -29,6 +30,7 @@ import asyncio
 import fractions
 import logging
 from collections import deque
+from collections.abc import Callable
 
 import av
 import numpy as np
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 OPUS_RATE = 48_000  # samples a second; pts count 1/48000 s
 OPUS_BITRATE = 24_000  # bits a second, mono speech
-OPUS_FRAME_MS = 40  # one packet a frame: 25 packets a second a track
+OPUS_FRAME_MS = 60  # one packet a frame: 17 packets a second a track
 OPUS_LOOKAHEAD_SAMPLES = 312  # 6.5 ms at 48 kHz
 _BUFFER = "_RTCRtpReceiver__jitter_buffer"  # aiortc's name for it (1.9 .. 1.16)
 
@@ -115,7 +117,8 @@ class OpusPackets:
         mono.sample_rate, mono.pts, mono.time_base = frame.sample_rate, frame.pts, frame.time_base
         return list(self.codec.encode(mono))
 
-    async def next(self, frame: av.AudioFrame) -> av.Packet | None:
-        """The next packet once ``frame`` is encoded too (None while libopus holds them all)."""
-        self._packets.extend(await asyncio.to_thread(self.encode, frame))
+    async def next(self, frame: Callable[[], av.AudioFrame]) -> av.Packet | None:
+        """The next packet once the frame that ``frame()`` makes is encoded too, both on the
+        worker thread (None while libopus holds them all)."""
+        self._packets.extend(await asyncio.to_thread(lambda: self.encode(frame())))
         return self._packets.popleft() if self._packets else None

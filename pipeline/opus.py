@@ -5,8 +5,7 @@ packets (mono, ``OPUS_BITRATE``) that a track hands to aiortc ready-made. Given 
 would encode them itself at 96 kbps stereo in 20 ms packets, and first measure each one's level
 in a pure-Python loop over its samples on the event loop (about 1 ms a frame). 60 ms frames
 make a third of the packets (17 a second a track), each of which costs Python time on the event
-loop and hops between threads; in a two-core demo whose server and clients share one loop, 40 ms
-frames still cost the faces more of their frame rate.
+loop and hops between threads (in the demo, server and clients share one loop).
 
 Delay: libopus' encoder looks ahead ``OPUS_LOOKAHEAD_SAMPLES`` (6.5 ms at 48 kHz), and aiortc's
 RTP path does not trim it, so a decoded frame at pts ``p`` holds the sound sent at pts

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import functools
 import math
 from collections import deque
 from collections.abc import Callable
@@ -109,7 +110,7 @@ class CapturedAudioTrack(MediaStreamTrack):
             pts = self._frames * FRAME_SAMPLES
             self._frames += 1
             call_ms = capture_ms + self.call_offset_ms()
-            packet = await self._opus.next(lambda ms=call_ms, pts=pts: self._frame(ms, pts))
+            packet = await self._opus.next(functools.partial(self._frame, call_ms, pts))
         return packet
 
     def _frame(self, capture_ms: float, pts: int) -> AudioFrame:

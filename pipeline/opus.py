@@ -116,8 +116,11 @@ class OpusPackets:
         mono.sample_rate, mono.pts, mono.time_base = frame.sample_rate, frame.pts, frame.time_base
         return list(self.codec.encode(mono))
 
-    async def next(self, frame: Callable[[], av.AudioFrame]) -> av.Packet | None:
-        """The next packet once the frame that ``frame()`` makes is encoded too, both on the
-        worker thread (None while libopus holds them all)."""
-        self._packets.extend(await asyncio.to_thread(lambda: self.encode(frame())))
+    async def next(self, frame: av.AudioFrame | Callable[[], av.AudioFrame]) -> av.Packet | None:
+        """The next packet once ``frame`` is encoded too, on the worker thread, which also
+        makes the frame when given a function for it (None while libopus holds them all)."""
+        self._packets.extend(await asyncio.to_thread(self._encode_made, frame))
         return self._packets.popleft() if self._packets else None
+
+    def _encode_made(self, frame: av.AudioFrame | Callable[[], av.AudioFrame]) -> list[av.Packet]:
+        return self.encode(frame if isinstance(frame, av.AudioFrame) else frame())

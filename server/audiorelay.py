@@ -110,8 +110,7 @@ class ForwardedAudioTrack(MediaStreamTrack):
         """The next frame, as an Opus packet for aiortc (pipeline.opus)."""
         packet = None
         while packet is None:
-            frame = await self._next_frame()
-            packet = await self._opus.next(lambda frame=frame: frame)
+            packet = await self._opus.next(await self._next_frame())
         return packet
 
     async def _next_frame(self) -> AudioFrame:

@@ -76,7 +76,7 @@ async def test_opus_packets_are_mono_at_the_set_rate_and_stamped_less_the_lookah
         tone = (np.sin(t * 2 * np.pi * 440 / 48000) * 8000).astype(np.int16)
         frame = AudioFrame.from_ndarray(np.repeat(tone, 2)[None, :], layout="stereo")
         frame.sample_rate, frame.pts, frame.time_base = 48000, t[0], Fraction(1, 48000)
-        packet = await opus.next(lambda: frame)  # noqa: B023 (awaited at once)
+        packet = await opus.next(frame)
         assert packet is not None
         packets.append(packet)
     expected = [frame_samples * k - OPUS_LOOKAHEAD_SAMPLES for k in range(25)]

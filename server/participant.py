@@ -119,7 +119,9 @@ class Participant:
         try:
             await self.pc.setRemoteDescription(offer)
             self.pc.addTrack(self.outbound)
-            if any([shorten_audio_jitter(t) for t in self.pc.getTransceivers()]):
+            for transceiver in self.pc.getTransceivers():
+                shorten_audio_jitter(transceiver)
+            if any(t.kind == "audio" for t in self.pc.getTransceivers()):
                 self.pc.addTrack(self.audio_out)  # on the client's audio transceiver
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         # aiortc trips over offers it cannot use in many ways (an m-line without a=mid gives

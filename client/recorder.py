@@ -147,7 +147,7 @@ class Window:
 
 
 RECORD_BACKLOG = 64  # frames waiting for the encoder before new ones are dropped
-AUDIO_BACKLOG = 125  # sound chunks (one a frame of client.audio: 5 s) waiting, likewise
+AUDIO_BACKLOG = 125  # sound chunks (one a frame of client.audio: 7.5 s) waiting, likewise
 
 _Item = tuple[bool, np.ndarray, float]  # (is a frame, frame or samples, ms)
 

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 48_000  # aiortc's Opus clock: every received pts counts 1/48000 s
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
-FORWARD_BACKLOG = 25  # frames (pipeline.opus.OPUS_FRAME_MS each: 1 s) waiting to be encoded
+FORWARD_BACKLOG = 25  # frames (pipeline.opus.OPUS_FRAME_MS each: 1.5 s) waiting to be encoded
 ANCHOR_TOLERANCE_MS = 1.0
 
 AudioSink = Callable[[AudioFrame, float], None]  # (frame, capture ms on the call clock)

@@ -3,8 +3,9 @@
 Sending: ``CapturedAudioTrack`` is an aiortc audio track of 20 ms frames (48 kHz mono s16)
 paced in real time; a ``SampleSource`` gives the samples for each capture time on the call
 clock (``tone_bursts`` for ``synthetic``, ``silence``). The track remembers when its pts 0 was
-captured, which the client tells the server (``started_message``: an ``audio`` message), so
-the server knows each frame's capture time.
+captured on the call clock, which the client tells the server (``announce``: an ``audio``
+message, again every second as the clock's offset is refined), so the server knows each
+frame's capture time.
 
 Receiving: the server forwards the other participant's audio with ``audio`` anchors (a pts of
 that track and its capture time on the call clock). ``AudioPlayout`` keeps the received samples
@@ -99,6 +100,9 @@ class CapturedAudioTrack(MediaStreamTrack):
         self.call_offset_ms = call_offset_ms
         self.origin_ms: float | None = None  # local time of pts 0, set by the first recv
         self._started = asyncio.Event()
+        # set by the client once its channels are open: no frame goes out before, so the first
+        # packet, from which the receiver counts pts, is not lost to a handshake under way
+        self.connected = asyncio.Event()
         self._frames = 0
         self._opus = OpusPackets()
 
@@ -109,6 +113,7 @@ class CapturedAudioTrack(MediaStreamTrack):
             if self.readyState != "live":
                 raise MediaStreamError
             if self.origin_ms is None:
+                await self.connected.wait()
                 self.origin_ms = self.local_ms()
                 self._started.set()
             capture_ms = self.origin_ms + self._frames * FRAME_MS
@@ -126,13 +131,16 @@ class CapturedAudioTrack(MediaStreamTrack):
         frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, pts, TIME_BASE
         return frame
 
-    async def started_message(self) -> str:
-        """Once the first frame is out: the ``audio`` message saying when pts 0 was captured
-        on the call clock (the clock must be synced by then)."""
+    async def announce(self, send: Callable[[str], None], period_s: float = 1.0) -> None:
+        """Once the first frame is out, and then every ``period_s``: ``send`` the ``audio``
+        message saying when pts 0 was captured on the call clock as it now stands (the clock's
+        offset is refined by later pings, and the faces' capture times follow it)."""
         await self._started.wait()
         assert self.origin_ms is not None
-        capture_ms = round(self.origin_ms + self.call_offset_ms(), 1)
-        return protocol.encode_message("audio", pts=0, capture_ms=capture_ms)
+        while True:
+            capture_ms = round(self.origin_ms + self.call_offset_ms(), 1)
+            send(protocol.encode_message("audio", pts=0, capture_ms=capture_ms))
+            await asyncio.sleep(period_s)
 
 
 @dataclass

@@ -255,6 +255,8 @@ class CallClient:
         await self.pc.setRemoteDescription(answer)
         await asyncio.wait_for(self._channels_open(), CONNECT_TIMEOUT_S)
         await asyncio.wait_for(self._sync_clock(), CONNECT_TIMEOUT_S)
+        if self.audio_out is not None:
+            self.audio_out.connected.set()
         self._send_control(self._hello())
 
     def _hello(self) -> str:
@@ -366,7 +368,8 @@ class CallClient:
         if self.config.read_stdin:
             self._read_stdin_prompts()
         if self.audio_out is not None:
-            self._tasks.append(asyncio.create_task(self._announce_audio(self.audio_out)))
+            announce = self.audio_out.announce(self.channels[protocol.STATS].send)
+            self._tasks.append(asyncio.create_task(announce))
         ends = [sending, peer_left, stopped]
         await asyncio.wait(ends, timeout=self.config.seconds, return_when=asyncio.FIRST_COMPLETED)
         self._stopped = time.monotonic()
@@ -404,9 +407,6 @@ class CallClient:
                 self._first_sent = self._last_sent
             self.motion_bytes += len(packet)
             self.frames_sent += 1
-
-    async def _announce_audio(self, track: CapturedAudioTrack) -> None:
-        self.channels[protocol.STATS].send(await track.started_message())
 
     def _motion_of(self, image: np.ndarray) -> np.ndarray:
         """image: HxWx3 uint8 RGB -> the face's motion features (runs off the event loop)."""

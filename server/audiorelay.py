@@ -83,6 +83,9 @@ class ForwardedAudioTrack(MediaStreamTrack):
         self.on_anchor = on_anchor
         self._frames: deque[tuple[AudioFrame, float]] = deque(maxlen=backlog)
         self._ready = asyncio.Event()
+        # set once the viewer's channels are open: frames before are dropped, so the first
+        # packet, from which the viewer counts pts, is not lost to a handshake under way
+        self.connected = asyncio.Event()
         self._pts = 0
         self._offset_ms: float | None = None  # capture ms - pts ms of the last anchor
         self.frames_sent = 0
@@ -91,6 +94,8 @@ class ForwardedAudioTrack(MediaStreamTrack):
         self._opus = OpusPackets()
 
     def put(self, frame: AudioFrame, capture_ms: float) -> None:
+        if not self.connected.is_set():
+            return
         if len(self._frames) == self._frames.maxlen:
             self.frames_dropped += 1
         self._frames.append((frame, capture_ms))

@@ -166,6 +166,8 @@ class Participant:
             return
         self.channels[channel.label] = channel
         channel.on("message", handler)
+        if channel.label == protocol.STATS:  # open: the viewer can receive the sound now
+            self.audio_out.connected.set()
         if channel.label == protocol.CONTROL:
             channel.on("close", lambda: self._spawn(self.close()))
 

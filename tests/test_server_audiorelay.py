@@ -49,6 +49,8 @@ async def test_incoming_frames_get_their_capture_time_once_the_sender_said_it() 
 async def test_forwarded_frames_are_renumbered_and_anchored_where_their_timing_changes() -> None:
     anchors: list[tuple[int, int]] = []
     track = ForwardedAudioTrack(on_anchor=lambda pts, ms: anchors.append((pts, ms)))
+    track.put(frame(0), 6000.0)  # before the viewer's channels are open: dropped
+    track.connected.set()
     # a frame apart, then a frame lost on the way, then a frame apart again
     for k in (0, 1, 2, 4, 5):
         track.put(frame(0), 7000.0 + OPUS_FRAME_MS * k)
@@ -61,6 +63,7 @@ async def test_forwarded_frames_are_renumbered_and_anchored_where_their_timing_c
 async def test_the_forwarded_track_keeps_the_newest_frames_and_ends_when_stopped() -> None:
     anchors: list[tuple[int, int]] = []
     track = ForwardedAudioTrack(on_anchor=lambda pts, ms: anchors.append((pts, ms)), backlog=3)
+    track.connected.set()
     for k in range(5):
         track.put(frame(0, value=k), 1000.0 + OPUS_FRAME_MS * k)
     assert track.frames_dropped == 2

@@ -120,6 +120,8 @@ class CallRun:
             "latency_p50_ms": seen["latency_p50_ms"],
             "latency_p95_ms": seen["latency_p95_ms"],
             "latency_p99_ms": seen["latency_p99_ms"],
+            "av_offset_p50_ms": seen["av_offset_p50_ms"],
+            "av_offset_p95_abs_ms": seen["av_offset_p95_abs_ms"],
             "ref_distance_p50": _percentile(self.distances, 50),
             "ref_distance_p95": _percentile(self.distances, 95),
             "uplink_motion_kbps": sent["uplink_motion_kbps"],

@@ -88,17 +88,18 @@ class DemoReport:
         header = (
             "| render | direction | frames sent | frames shown | fps sent | fps shown "
             "| uplink motion kbps | uplink control kbps | uplink on the wire kbps "
-            "| downlink kbps | latency p50 / p95 / p99 ms "
+            "| downlink kbps | latency p50 / p95 / p99 ms | A/V offset p50 / p95 of size ms "
             "| prompt swap ms (max) | swap stale frames (max) |"
         )
-        lines = [header, "|" + "---|" * 13]
+        lines = [header, "|" + "---|" * 14]
         for r in self.rows():
             latency = " / ".join(_fmt(r[f"latency_p{q}_ms"], 0) for q in (50, 95, 99))
+            offset = f"{_fmt(r['av_offset_p50_ms'], 0)} / {_fmt(r['av_offset_p95_abs_ms'], 0)}"
             lines.append(
                 f"| {r['render']} | {r['direction']} | {r['frames_sent']} | {r['frames_shown']} "
                 f"| {r['fps_sent']:.1f} | {r['fps_shown']:.1f} | {r['uplink_motion_kbps']:.2f} "
                 f"| {r['uplink_control_kbps']:.2f} | {r['uplink_wire_kbps']:.1f} "
-                f"| {r['downlink_kbps']:.1f} | {latency} "
+                f"| {r['downlink_kbps']:.1f} | {latency} | {offset} "
                 f"| {_fmt(r['swap_ms_max'], 0)} | {_fmt(r['swap_stale_frames_max'], 0)} |"
             )
         return "\n".join(lines)
@@ -127,6 +128,8 @@ def _rows(run: DemoRun) -> list[dict[str, Any]]:
                 "latency_p50_ms": seen["latency_p50_ms"],
                 "latency_p95_ms": seen["latency_p95_ms"],
                 "latency_p99_ms": seen["latency_p99_ms"],
+                "av_offset_p50_ms": seen["av_offset_p50_ms"],
+                "av_offset_p95_abs_ms": seen["av_offset_p95_abs_ms"],
                 "swap_ms_max": max(swaps) if swaps else None,
                 "swap_stale_frames_max": max(stale) if stale else None,
             }

@@ -28,7 +28,7 @@ import os
 import stat
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from client.config import CallConfig
@@ -63,6 +63,7 @@ class CallResult:
     wire: WireTotals  # both ways, framing included
     style_image_bytes: int = 0  # style pictures' chunks
     motion_messages: int = 0  # frames are bundled: messages on the motion channel
+    av_offsets_ms: list[float] = field(default_factory=list)  # client.audio.AudioPlayout
 
     def summary(self) -> dict[str, Any]:
         seconds = max(self.duration_s, 1e-6)
@@ -86,6 +87,10 @@ class CallResult:
             "latency_p50_ms": p50,
             "latency_p95_ms": p95,
             "latency_p99_ms": p99,
+            # ms, positive: the sound came late; p95 of the offset's size
+            "av_offset_p50_ms": percentiles(self.av_offsets_ms, (50,))[0],
+            "av_offset_p95_abs_ms": percentiles([abs(o) for o in self.av_offsets_ms], (95,))[0],
+            "av_offsets": len(self.av_offsets_ms),
         }
 
 
@@ -128,9 +133,12 @@ class CallClient:
         if self.local is not None:
             self.local.start()  # the renderer loads while the call is set up
         config = self.config  # the room and token may be filled in after construction
+        audio = self.uplink.audio
         await self.connection.open(
-            config.room, config.token, handlers, self._on_track, config.render_locally
+            config.room, config.token, handlers, self._on_track, config.render_locally, audio
         )
+        if audio is not None:
+            audio.connected.set()  # both ends' channels are open: the sound may start
         self.uplink.send_control(self._hello())
 
     def _hello(self) -> str:
@@ -165,6 +173,9 @@ class CallClient:
         ]
         if self.config.read_stdin:
             self._read_stdin_prompts()
+        if self.uplink.audio is not None:
+            announce = self.uplink.audio.announce(self.connection.stats_sender)
+            self._tasks.append(asyncio.create_task(announce))
         ends = [sending, peer_left, stopped]
         await asyncio.wait(ends, timeout=self.config.seconds, return_when=asyncio.FIRST_COMPLETED)
         self._stopped = time.monotonic()
@@ -309,10 +320,14 @@ class CallClient:
         elif message["type"] == "frames":
             for meta in protocol.frame_metas(message):
                 self.viewer.on_frame_meta(meta)
+        elif message["type"] == "audio":
+            self.viewer.audio.playout.anchor(message["pts"], message["capture_ms"])
 
     def _on_track(self, track: Any) -> None:
         if track.kind == "video":
             self._tasks.append(asyncio.create_task(self.viewer.receive(track)))
+        elif track.kind == "audio":
+            self._tasks.append(asyncio.create_task(self.viewer.audio.run(track)))
 
     # -- teardown ------------------------------------------------------------------------------
 
@@ -346,5 +361,6 @@ class CallClient:
             keyframe_bytes=uplink.keyframe_bytes,
             style_image_bytes=uplink.style_image_bytes,
             wire=self._wire,
+            av_offsets_ms=self.viewer.audio.playout.offsets_ms,
             motion_messages=uplink.messages_sent,
         )

@@ -82,6 +82,7 @@ def _register_call(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=float, default=None, help="hang up after this long")
     parser.add_argument("--record", type=Path, help="write the other participant to this MP4")
     parser.add_argument("--show", action="store_true", help="show the other participant")
+    parser.add_argument("--mute", action="store_true", help="send no sound")
     parser.add_argument(
         "--render-locally",
         action="store_true",
@@ -187,6 +188,7 @@ async def _call(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         record=args.record,
         show=args.show,
+        mute=args.mute,
         read_stdin=not args.no_stdin,
         ice_servers=tuple(args.ice_server),
         render_locally=args.render_locally,

@@ -35,6 +35,7 @@ class CallConfig:
     # frames a motion message carries: 2 halves the messages (and their SCTP/DTLS framing and
     # acknowledgements) at the cost of one frame interval of latency
     bundle: int = 1
+    mute: bool = False  # send no audio track
 
     def __post_init__(self) -> None:
         if not 1 <= self.bundle < MAX_BUNDLE_ITEMS:

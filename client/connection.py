@@ -20,6 +20,7 @@ from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessi
 
 from pipeline import protocol
 from pipeline.iceservers import ice_configuration
+from pipeline.opus import shorten_audio_jitter
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +84,14 @@ class CallConnection:
         handlers: dict[str, MessageHandler],
         on_track: Callable[[MediaStreamTrack], None],
         render_locally: bool = False,
+        audio: MediaStreamTrack | None = None,
     ) -> None:
         """Take the seat of ``token`` in ``room``: open the channels (each message goes to
         ``handlers[label]``, whose ``stats`` handler passes ``pong`` messages to
         :meth:`on_pong`), ask for the rendered video (each track goes to ``on_track``) unless
         ``render_locally`` (then the server relays the other's motion instead), join, and sync
-        the clock."""
+        the clock. Sound goes both ways on one audio transceiver: ``audio`` is this
+        participant's track, or None to only receive (muted)."""
         self.channels = {
             protocol.MOTION: self.pc.createDataChannel(
                 protocol.MOTION, ordered=False, maxRetransmits=0
@@ -100,6 +103,10 @@ class CallConnection:
             channel.on("message", handlers[label])
         if not render_locally:
             self.pc.addTransceiver("video", direction="recvonly")
+        sound = self.pc.addTransceiver(
+            audio or "audio", direction="recvonly" if audio is None else "sendrecv"
+        )
+        shorten_audio_jitter(sound)
         self.pc.on("track", on_track)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         render = protocol.RENDER_MODES[1 if render_locally else 0]
@@ -141,6 +148,10 @@ class CallConnection:
     def on_pong(self, message: dict[str, Any]) -> None:
         """A ``pong`` message (``pipeline.protocol``): the clock learns the server's time."""
         self.clock.on_pong(message["t"], message["server_ms"])
+
+    def stats_sender(self, message: str) -> None:
+        """Put ``message`` on ``stats`` (when open): for senders that take a plain callable."""
+        self.send(protocol.STATS, message)
 
     def is_open(self, label: str) -> bool:
         channel = self.channels.get(label)

@@ -1,7 +1,9 @@
 """Where the other participant's cartoon goes: an MP4 file (PyAV) and/or a window (OpenCV).
 
-``OutputThread`` feeds both from a worker thread, so x264 and ``cv2.imshow``/``waitKey`` never
-run on the event loop that also runs the call's transport.
+The MP4 carries the other's sound too (AAC, mono 48 kHz), each sample at the time it played,
+on the same clock as the frames. ``OutputThread`` feeds both from a worker thread, so x264, the
+AAC encoder and ``cv2.imshow``/``waitKey`` never run on the event loop that also runs the
+call's transport.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import fractions
 import logging
 import queue
 import threading
+from collections import deque
 from pathlib import Path
 
 import av
@@ -20,24 +23,39 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 
-class Mp4Recorder:
-    """H.264 MP4 with each frame stamped at its arrival time (variable frame rate)."""
+AUDIO_RATE = 48_000
+PENDING_AUDIO_CHUNKS = 125  # sound kept while no frame has come to open the file with
 
-    def __init__(self, path: Path, fps: float) -> None:
+
+class Mp4Recorder:
+    """H.264 MP4 with each frame stamped at its arrival time (variable frame rate); with
+    ``audio``, an AAC track (mono, 48 kHz) of the samples given to ``write_audio``, each at the
+    time it played. Times are ms on one monotonic clock, counted in the file from the first
+    frame or sample written."""
+
+    def __init__(self, path: Path, fps: float, audio: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._fps = fps
+        self._audio = audio
         self._container = av.open(str(path), mode="w")
         self._stream: av.video.stream.VideoStream | None = None
+        self._audio_stream: av.audio.stream.AudioStream | None = None
+        # the file's streams are all added before its first packet: sound waits for a frame
+        self._pending_audio: deque[tuple[np.ndarray, float]] = deque(maxlen=PENDING_AUDIO_CHUNKS)
         self._first_ms: float | None = None
         self._last_pts = -1
+        self._audio_end = 0  # samples
         self.frames = 0
+        self.audio_samples = 0
 
     def write(self, image: np.ndarray, arrival_ms: float) -> None:
         """image: HxWx3 uint8 RGB; arrival_ms: when it was received (any monotonic ms clock)."""
         if self._stream is None:
             self._stream = self._open_stream(image.shape[1], image.shape[0])
-            self._first_ms = arrival_ms
+            if self._first_ms is None:
+                self._first_ms = arrival_ms
+            self._open_audio()
         assert self._first_ms is not None
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         frame.pts = max(self._last_pts + 1, round(arrival_ms - self._first_ms))
@@ -46,6 +64,43 @@ class Mp4Recorder:
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames += 1
+
+    def write_audio(self, samples: np.ndarray, start_ms: float) -> None:
+        """samples: int16 mono at 48 kHz, the first played at ``start_ms``; a sample that
+        would overlap the ones before it is written right after them."""
+        if not self._audio:
+            raise ValueError("this recorder was opened without audio (audio=True)")
+        if self._first_ms is None:
+            self._first_ms = start_ms
+        if self._audio_stream is None:
+            self._pending_audio.append((samples, start_ms))
+            return
+        self._encode_audio(samples, start_ms)
+
+    def _open_audio(self) -> None:
+        """Add the audio stream (with ``audio``) and write the sound that waited for it."""
+        if not self._audio:
+            return
+        stream = self._container.add_stream("aac", rate=AUDIO_RATE)
+        stream.layout = "mono"
+        self._audio_stream = stream
+        while self._pending_audio:
+            self._encode_audio(*self._pending_audio.popleft())
+
+    def _encode_audio(self, samples: np.ndarray, start_ms: float) -> None:
+        assert self._audio_stream is not None and self._first_ms is not None
+        if not len(samples):
+            return
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples, np.int16)[None, :], format="s16", layout="mono"
+        )
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = max(self._audio_end, round((start_ms - self._first_ms) * AUDIO_RATE / 1000))
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        self._audio_end = frame.pts + len(samples)
+        for packet in self._audio_stream.encode(frame):
+            self._container.mux(packet)
+        self.audio_samples += len(samples)
 
     def _open_stream(self, width: int, height: int) -> av.video.stream.VideoStream:
         stream = self._container.add_stream("libx264", rate=round(self._fps))
@@ -57,9 +112,12 @@ class Mp4Recorder:
         return stream
 
     def close(self) -> None:
-        if self._stream is not None:
-            for packet in self._stream.encode(None):
-                self._container.mux(packet)
+        if self._stream is None and self._pending_audio:  # sound, but never a frame
+            self._open_audio()
+        for stream in (self._stream, self._audio_stream):
+            if stream is not None:
+                for packet in stream.encode(None):
+                    self._container.mux(packet)
         self._container.close()
 
 
@@ -89,14 +147,18 @@ class Window:
 
 
 RECORD_BACKLOG = 64  # frames waiting for the encoder before new ones are dropped
+AUDIO_BACKLOG = 125  # sound chunks (one a frame of client.audio: 7.5 s) waiting, likewise
+
+_Item = tuple[bool, np.ndarray, float]  # (is a frame, frame or samples, ms)
 
 
 class OutputThread:
-    """Records and/or shows received frames on one worker thread.
+    """Records and/or shows received frames, and records sound, on one worker thread.
 
-    ``put`` never blocks: the recording keeps every frame while at most ``backlog`` wait for
-    the encoder (beyond that new frames are dropped, counted in ``dropped``); the window shows
-    the newest waiting frame and skips older ones. ``close`` finishes the recording.
+    ``put`` and ``put_audio`` never block: the recording keeps everything while at most
+    ``backlog`` frames (``AUDIO_BACKLOG`` sound chunks) wait for the encoder; beyond that new
+    ones are dropped, counted in ``dropped`` (``audio_dropped``). The window shows the newest
+    waiting frame and skips older ones. ``close`` finishes the recording.
     """
 
     def __init__(
@@ -107,24 +169,48 @@ class OutputThread:
         self.recorder = recorder
         self.window = window
         self.dropped = 0
-        self._frames: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(backlog)
+        self.audio_dropped = 0
+        self._limits = {True: backlog, False: AUDIO_BACKLOG}
+        self._waiting = {True: 0, False: 0}
+        self._lock = threading.Lock()
+        self._items: queue.Queue[_Item | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="output", daemon=True)
         self._thread.start()
 
     def put(self, image: np.ndarray, arrival_ms: float) -> None:
         """image: HxWx3 uint8 RGB, kept as is (the caller must not change it afterwards)."""
-        try:
-            self._frames.put_nowait((image, arrival_ms))
-        except queue.Full:
+        if not self._enqueue((True, image, arrival_ms)):
             self.dropped += 1
+
+    def put_audio(self, samples: np.ndarray, start_ms: float) -> None:
+        """samples: int16 mono at 48 kHz, the first played at ``start_ms``; recorded only
+        (a recorder opened with ``audio``)."""
+        if self.recorder is not None and not self._enqueue((False, samples, start_ms)):
+            self.audio_dropped += 1
+
+    def _enqueue(self, item: _Item) -> bool:
+        with self._lock:
+            if self._waiting[item[0]] >= self._limits[item[0]]:
+                return False
+            self._waiting[item[0]] += 1
+        self._items.put_nowait(item)
+        return True
 
     def _run(self) -> None:
         unshown: np.ndarray | None = None
-        while (item := self._frames.get()) is not None:
-            unshown, arrival_ms = item
+        while (item := self._items.get()) is not None:
+            is_frame, data, at_ms = item
+            with self._lock:
+                self._waiting[is_frame] -= 1
+                newest = self._waiting[True] == 0
+            if not is_frame:
+                assert self.recorder is not None
+                self.recorder.write_audio(data, at_ms)
+                continue
+            unshown = data
             if self.recorder is not None:
-                self.recorder.write(unshown, arrival_ms)
-            if self.window is not None and self._frames.empty():
+                self.recorder.write(unshown, at_ms)
+            if self.window is not None and newest:
                 self.window.show(unshown)
                 unshown = None
         if self.recorder is not None:
@@ -137,10 +223,14 @@ class OutputThread:
     async def close(self) -> None:
         """Write what is queued, close the recording and the window (off the event loop)."""
         await asyncio.to_thread(self._finish)
-        if self.dropped:
-            logger.warning("output: %d frames dropped (the recorder fell behind)", self.dropped)
+        if self.dropped or self.audio_dropped:
+            logger.warning(
+                "output: %d frames and %d sound chunks dropped (the recorder fell behind)",
+                self.dropped,
+                self.audio_dropped,
+            )
 
     def _finish(self) -> None:
         if self._thread.is_alive():
-            self._frames.put(None)
+            self._items.put(None)
             self._thread.join()

@@ -16,9 +16,10 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from client.audio import CapturedAudioTrack, audio_source
 from client.capture import CaptureThread, open_source
 from client.config import CallConfig
-from client.connection import CallConnection
+from client.connection import CallConnection, ServerClock
 from codec.keyframe import split_chunks
 from models.style_images import picture_style_name, read_sent_style_images
 from pipeline import protocol
@@ -47,6 +48,11 @@ class Uplink:
         self.sender = Sender(extractor, fps=config.fps, feedback=True)
         source = open_source(config.input, config.fps, config.motion_amplitude, config.seed)
         self.capture = CaptureThread(source, config.fps, connection.clock.now_ms)
+        self.audio: CapturedAudioTrack | None = None  # --mute: none
+        if not config.mute:
+            self.audio = CapturedAudioTrack(
+                audio_source(config.input), ServerClock.local_ms, lambda: connection.clock.offset_ms
+            )
         self._extracting = ThreadPoolExecutor(1, thread_name_prefix=f"extract-{config.name}")
         self.prompt_id = -1
         self.prompts: list[PromptSent] = []

@@ -21,6 +21,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
+from client.audio import ReceivedAudio
 from client.config import CallConfig
 from client.connection import ServerClock
 from client.recorder import Mp4Recorder, OutputThread, Window
@@ -44,9 +45,13 @@ class ShownFrame:
 class Viewer:
     def __init__(self, config: CallConfig, clock: ServerClock) -> None:
         self.clock = clock
-        recorder = Mp4Recorder(config.record, config.fps) if config.record else None
+        recorder = Mp4Recorder(config.record, config.fps, audio=True) if config.record else None
         window = Window(f"cartooncodec {config.name}") if config.show else None
         self.output = OutputThread(recorder, window) if recorder or window else None
+        # the other's sound, held back to match the face shown (client.audio)
+        self.audio = ReceivedAudio(
+            clock.now_ms, None if self.output is None else self.output.put_audio
+        )
         self.shown: list[ShownFrame] = []  # in arrival order
         self.shown_meter = RateMeter()
         self.frames_received = 0
@@ -109,6 +114,7 @@ class Viewer:
         # in arrival order, though a batch of metadata may count an earlier frame later
         bisect.insort(self.shown, shown, key=lambda frame: frame.arrival_ms)
         self.shown_meter.add()
+        self.audio.playout.video_shown(capture_ms, arrival_ms)
 
     def report(self) -> str:
         """The ``report`` message: what this viewer sees, for the server's stats."""

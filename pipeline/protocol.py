@@ -8,7 +8,10 @@ Three channels per peer connection, all opened by the client:
   and a lost packet costs that frame only. A lost acknowledgement is superseded by the next.
 - ``control`` (reliable, ordered): JSON text messages, and binary chunks
   (``codec.keyframe.split_chunks``) client → server: the key frame's, and style pictures'.
-- ``stats``: JSON text messages: clock pings, per-frame metadata of the video track, reports.
+- ``stats``: JSON text messages: clock pings, per-frame metadata of the video track, reports,
+  and ``audio {pts, capture_ms}``: the audio track's sample ``pts`` (1/48000 s) was captured at
+  ``capture_ms`` on the call clock (client → server: its track's pts 0; server → client: an
+  anchor of the forwarded track, sent again whenever the relation changes).
 
 Every JSON message is an object with a ``type``; ``parse_message`` checks the fields each type
 needs and raises ProtocolError (a ValueError) with the reason otherwise. ``load_json`` is the one
@@ -105,6 +108,7 @@ _FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     # metadata of video frames sent, oldest first: each a list of FRAME_FIELDS
     "frames": {"frames": (list,)},
     "report": {"fps_shown": (int, float), "latency_p50_ms": (int, float, type(None))},
+    "audio": {"pts": (int,), "capture_ms": (int, float)},
 }
 
 
@@ -147,6 +151,8 @@ def parse_message(text: str | bytes) -> dict[str, Any]:
         _check_transfers(message["transfers"])
     if kind == "frames":
         _check_frames(message["frames"])
+    if kind == "audio" and message["pts"] < 0:
+        raise ProtocolError("'audio' message needs 'pts' >= 0", kind)
     return message
 
 

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from codec import BitstreamError
 from codec.keyframe import split_chunks
@@ -25,6 +25,7 @@ from pipeline import protocol
 from pipeline.concealtimer import ConcealmentTimer
 from pipeline.iceservers import ice_configuration
 from pipeline.meters import RateMeter, Throttle
+from pipeline.opus import shorten_audio_jitter
 from pipeline.protocol import ProtocolError, redact_paths
 from pipeline.receiver import Receiver
 from pipeline.renderworker import FrameMeta, RenderWorker
@@ -32,6 +33,7 @@ from pipeline.transfers import ControlTransfers, StylePictures
 
 if TYPE_CHECKING:
     from codec import DecodedFrame
+from server.audiorelay import SAMPLES_PER_MS, ForwardedAudioTrack, IncomingAudio
 from server.keyframes import KeyframeDecodes, KeyframesBusy
 from server.settings import ServerSettings
 from server.videotrack import RenderedVideoTrack
@@ -78,6 +80,8 @@ class Participant:
         self.partner: Participant | None = None  # who sees this participant's face
         self.pc = RTCPeerConnection(ice_configuration(settings.ice_servers))
         self.outbound = RenderedVideoTrack(on_frame_sent=self._send_frame_meta)
+        self.audio_in = IncomingAudio()  # set_partner points its sink at the partner's audio_out
+        self.audio_out = ForwardedAudioTrack(on_anchor=self._send_audio_anchor)
         # decodes on the event loop; the worker attaches the renderer once it is built
         self.receiver = Receiver(get_preset(settings.preset))
         self.worker = RenderWorker(self.receiver, renderer_factory, name=f"render-{room_id}-{seat}")
@@ -116,10 +120,15 @@ class Participant:
         """Answer the client's offer; returns once ICE gathering is complete (no trickle)."""
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
+        self.pc.on("track", self._on_track)
         try:
             await self.pc.setRemoteDescription(offer)
             if not self.render_locally:
                 self.pc.addTrack(self.outbound)
+            for transceiver in self.pc.getTransceivers():
+                shorten_audio_jitter(transceiver)
+            if any(t.kind == "audio" for t in self.pc.getTransceivers()):
+                self.pc.addTrack(self.audio_out)  # on the client's audio transceiver
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         # aiortc trips over offers it cannot use in many ways (an m-line without a=mid gives
         # AttributeError); each means the offer is unusable, which is the client's error
@@ -163,10 +172,16 @@ class Participant:
             return
         self.channels[channel.label] = channel
         channel.on("message", handler)
+        if channel.label == protocol.STATS:  # open: the viewer can receive the sound now
+            self.audio_out.connected.set()
         if channel.label == protocol.CONTROL:
             channel.on("close", lambda: self._spawn(self.close()))
 
     # -- incoming ------------------------------------------------------------------------------
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            self._spawn(self.audio_in.run(track))
 
     def _on_motion(self, data: str | bytes) -> None:
         """One motion-channel message: motion packets of this participant's face and, from a
@@ -239,6 +254,7 @@ class Participant:
         """``partner`` sees this participant's face from now on (None: nobody does): rendered
         here for their video track, or relayed to them when they render locally."""
         self.partner = partner
+        self.audio_in.sink = None if partner is None else partner.audio_out.put
         self.worker.sink = None
         if partner is not None and not partner.render_locally:
             self.worker.sink = partner.outbound.push
@@ -447,6 +463,8 @@ class Participant:
             )
         elif message["type"] == "report":
             self.client_report = {k: v for k, v in message.items() if k != "type"}
+        elif message["type"] == "audio":
+            self.audio_in.started(message["capture_ms"] - message["pts"] / SAMPLES_PER_MS)
         else:
             self._count_malformed(protocol.STATS, ProtocolError(f"unexpected {message['type']!r}"))
 
@@ -492,6 +510,9 @@ class Participant:
             self.send(protocol.STATS, protocol.encode_message("frames", frames=self._frame_metas))
             self._frame_metas = []
 
+    def _send_audio_anchor(self, pts: int, capture_ms: int) -> None:
+        self.send(protocol.STATS, protocol.encode_message("audio", pts=pts, capture_ms=capture_ms))
+
     def _on_style_active(self, prompt_id: int, style: str) -> None:
         self.send(protocol.CONTROL, protocol.encode_message("style", id=prompt_id, name=style))
 
@@ -533,6 +554,12 @@ class Participant:
             "refused": dict(self.refused),
             "render": self.worker.stats(),
             "client_report": self.client_report,
+            "audio": {
+                "frames_in": self.audio_in.frames,
+                "frames_unanchored": self.audio_in.unanchored,
+                "frames_to_viewer": self.audio_out.frames_sent,
+                "frames_dropped": self.audio_out.frames_dropped,
+            },
         }
 
     async def close(self) -> None:
@@ -553,6 +580,7 @@ class Participant:
         try:
             await self.worker.close()
             self.outbound.stop()
+            self.audio_out.stop()
             await self.pc.close()
         # a peer connection whose negotiation failed half-way cannot always close cleanly
         except NEGOTIATION_ERRORS as exc:

@@ -68,6 +68,7 @@ def test_call_reports_both_directions_per_loss(call_result: dict) -> None:
         assert row["frames_sent"] > 5 and row["frames_shown"] > 0
         assert row["latency_p50_ms"] <= row["latency_p95_ms"] <= row["latency_p99_ms"]
         assert row["uplink_motion_kbps"] > 0
+        assert row["av_offset_p50_ms"] is not None  # both send the synthetic sound
     lossless, lossy = rows[0], rows[2]
     assert lossless["dropped"] == 0 and lossy["dropped"] > 0
     relayed = rows[4]  # lossless, rendered by bob: motion comes down, not video

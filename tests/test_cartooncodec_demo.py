@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import pytest
 
 from cartooncodec.demo import DemoOptions, measure_swaps, pick_inputs, run_demo
@@ -57,3 +58,11 @@ async def test_demo_writes_every_output(tmp_path: Path) -> None:
     server, local = rows["server", "alice -> bob"], rows["local", "alice -> bob"]
     assert 0 < local["downlink_kbps"] < server["downlink_kbps"]  # motion, not (32 px) video
     assert "| local | alice -> bob |" in report.table()
+    # both hear each other: each recording carries the other's sound, and the viewers measured
+    # how far it was from the face
+    for row in report.rows():
+        assert row["av_offset_p50_ms"] is not None and row["av_offset_p95_abs_ms"] is not None
+    for name in report.files[:4]:
+        with av.open(str(options.out / name)) as container:
+            (audio,) = container.streams.audio
+            assert audio.sample_rate == 48000 and audio.frames > 0

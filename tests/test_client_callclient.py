@@ -65,6 +65,10 @@ async def test_two_party_call(tmp_path: Path) -> None:
                 name=f"seat{seat}",
                 motion_amplitude=0.0,  # a still face: only the style changes the picture
                 record=tmp_path / f"seat{seat}.mp4",
+                # sound is tested in test_client_audio.py; here its CPU made the acknowledgements
+                # after the oversized key frame's flood come back > 128 frames late on 2 loaded
+                # cores, which then read as frames not sent (acks_refused 4 and 19, not 2)
+                mute=True,
             )
             return CallClient(config)
 

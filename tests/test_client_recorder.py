@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from client.recorder import Mp4Recorder, OutputThread, Window
+from client.recorder import AUDIO_BACKLOG, Mp4Recorder, OutputThread, Window
 from tests.looplag import LoopLag
 
 
@@ -36,8 +36,8 @@ def test_window_turns_itself_off_without_a_display() -> None:
 class SlowRecorder(Mp4Recorder):
     """An encoder that takes ``delay_s`` a frame."""
 
-    def __init__(self, path: Path, delay_s: float) -> None:
-        super().__init__(path, fps=25)
+    def __init__(self, path: Path, delay_s: float, audio: bool = False) -> None:
+        super().__init__(path, fps=25, audio=audio)
         self.delay_s = delay_s
 
     def write(self, image: np.ndarray, arrival_ms: float) -> None:
@@ -92,3 +92,70 @@ async def test_output_thread_drops_new_frames_beyond_its_backlog(tmp_path: Path)
 def test_output_thread_refuses_an_empty_backlog() -> None:
     with pytest.raises(ValueError, match="backlog must be >= 1, got 0"):
         OutputThread(None, None, backlog=0)
+
+
+def tone(count: int, level: int = 8000) -> np.ndarray:
+    return (np.sin(np.arange(count) * 2 * np.pi * 440 / 48000) * level).astype(np.int16)
+
+
+def decoded_audio(path: Path) -> tuple[int, float, np.ndarray]:
+    """(sample rate, start s, mono float samples) of the file's audio stream."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        frames = list(container.decode(stream))
+    samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
+    return stream.sample_rate, float(frames[0].time), samples
+
+
+def test_sound_is_recorded_at_the_time_it_played_beside_the_frames(tmp_path: Path) -> None:
+    recorder = Mp4Recorder(tmp_path / "call.mp4", fps=25, audio=True)
+    # 200 ms of silence before the first frame, then 1 s of sound: 300 ms silent, 200 ms tone,
+    # 500 ms silent; one chunk overlaps its predecessor by 5 ms and is moved after it
+    recorder.write_audio(np.zeros(9600, np.int16), 1000.0)
+    for i in range(10):
+        recorder.write(np.full((32, 32, 3), i * 20, np.uint8), 1200.0 + 100 * i)
+    for start in range(0, 48000, 960):
+        at_ms = 1200.0 + start / 48 - (5 if start == 960 * 30 else 0)
+        chunk = tone(960) if 300 <= start / 48 < 500 else np.zeros(960, np.int16)
+        recorder.write_audio(chunk, at_ms)
+    recorder.close()
+    assert recorder.audio_samples == 9600 + 48000
+    rate, start_s, samples = decoded_audio(tmp_path / "call.mp4")
+    assert rate == 48000 and start_s == 0.0
+    assert abs(len(samples) - (9600 + 48000)) <= 2048  # the AAC frame's padding at the end
+    loud = np.flatnonzero(np.abs(samples) > 0.1)  # the tone's level is 0.24
+    # 200 ms of silence, then the tone from 300 to 500 ms into the sound (AAC's delay < 1 ms)
+    assert abs(loud[0] / 48 - 500) < 3 and abs(loud[-1] / 48 - 700) < 3
+    with av.open(str(tmp_path / "call.mp4")) as container:
+        first_frame = next(container.decode(video=0))
+    assert round(float(first_frame.time) * 1000) == 200
+
+
+def test_a_recording_without_sound_or_without_frames_still_closes_into_a_file(
+    tmp_path: Path,
+) -> None:
+    silent = Mp4Recorder(tmp_path / "frames.mp4", fps=25, audio=True)
+    silent.write(np.zeros((32, 32, 3), np.uint8), 0.0)
+    silent.close()
+    with av.open(str(tmp_path / "frames.mp4")) as container:
+        assert len(list(container.decode(video=0))) == 1
+    sound = Mp4Recorder(tmp_path / "sound.mp4", fps=25, audio=True)
+    sound.write_audio(tone(4800), 0.0)
+    sound.close()
+    rate, _, samples = decoded_audio(tmp_path / "sound.mp4")
+    assert rate == 48000 and np.abs(samples).max() > 0.2
+    with pytest.raises(ValueError, match="opened without audio"):
+        Mp4Recorder(tmp_path / "video.mp4", fps=25).write_audio(tone(960), 0.0)
+
+
+async def test_output_thread_records_sound_and_drops_it_beyond_its_backlog(
+    tmp_path: Path,
+) -> None:
+    recorder = SlowRecorder(tmp_path / "call.mp4", delay_s=0.3, audio=True)
+    output = OutputThread(recorder, None)
+    output.put(np.zeros((32, 32, 3), np.uint8), 0.0)  # the encoder is busy with it for 0.3 s
+    for i in range(AUDIO_BACKLOG + 10):
+        output.put_audio(tone(960), 20.0 * i)
+    await output.close()
+    assert output.audio_dropped == 10
+    assert recorder.audio_samples == AUDIO_BACKLOG * 960

@@ -45,6 +45,8 @@ def test_encoded_messages_parse_back() -> None:
     }
     pictures = encode_message("style_image", id=4, transfers=[0, 2**32 - 1])
     assert parse_message(pictures) == {"type": "style_image", "id": 4, "transfers": [0, 2**32 - 1]}
+    audio = encode_message("audio", pts=960, capture_ms=1234.5)
+    assert parse_message(audio) == {"type": "audio", "pts": 960, "capture_ms": 1234.5}
 
 
 @pytest.mark.parametrize(
@@ -87,6 +89,8 @@ def test_encoded_messages_parse_back() -> None:
             json.dumps({"type": "style_image", "id": 1, "transfers": [7, 7]}),
             "'style_image' message names a picture twice",
         ),
+        (json.dumps({"type": "audio", "pts": -960, "capture_ms": 0}), "needs 'pts' >= 0"),
+        (json.dumps({"type": "audio", "pts": 0}), "'audio' message needs 'capture_ms'"),
         ('{"type": []}', r"unknown message type \[\]"),
         ('{"type": {}}', r"unknown message type \{\}"),
         ("[" * 4000, f"not JSON: nested deeper than {MAX_JSON_DEPTH} levels"),

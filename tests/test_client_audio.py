@@ -1,0 +1,288 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, CodecContext
+
+from client import uplink
+from client.audio import (
+    AUDIO_MARGIN_MS,
+    FRAME_MS,
+    FRAME_SAMPLES,
+    SAMPLES_PER_MS,
+    AudioPlayout,
+    CapturedAudioTrack,
+    Played,
+    ReceivedAudio,
+    audio_source,
+    mono_samples,
+    silence,
+    tone_bursts,
+)
+from client.callclient import CallClient, CallConfig
+from pipeline import protocol
+from pipeline.opus import OPUS_LOOKAHEAD_SAMPLES
+from server.app import running_server
+from server.settings import ServerSettings
+from tests.tinycall import write_styled_checkpoint
+
+
+def test_tone_bursts_sound_in_the_first_part_of_each_period_of_the_call_clock() -> None:
+    source = tone_bursts(period_ms=1000, burst_ms=200, hz=500, level=0.5)
+    samples = source(900.0, 48 * 400).astype(float)  # 900 .. 1300 ms
+    loud = np.flatnonzero(np.abs(samples) > 1000) / SAMPLES_PER_MS + 900
+    assert loud[0] == pytest.approx(1000, abs=1) and loud[-1] == pytest.approx(1200, abs=1)
+    assert np.abs(samples).max() == pytest.approx(0.5 * 32767, rel=0.01)
+    assert not silence(0.0, 960).any()
+    with pytest.raises(ValueError, match="burst_ms must be in"):
+        tone_bursts(period_ms=100, burst_ms=100)
+
+
+async def test_the_captured_track_paces_its_frames_and_says_when_pts_0_was() -> None:
+    local_ms = lambda: time.monotonic() * 1000  # noqa: E731
+    source = tone_bursts(period_ms=100, burst_ms=50, level=0.3)
+    # the call clock is 5 s ahead of the local one
+    track = CapturedAudioTrack(source, local_ms, call_offset_ms=lambda: 5000.0)
+    first = asyncio.create_task(track.recv())
+    await asyncio.sleep(0.1)
+    assert not first.done()  # nothing goes out before the client's channels are open
+    track.connected.set()
+    begin = time.monotonic()
+    packets = [await first] + [await track.recv() for _ in range(5)]
+    elapsed = time.monotonic() - begin
+    assert 4.8 * FRAME_MS / 1000 <= elapsed < 10 * FRAME_MS / 1000  # five frames after the first
+    # Opus packets, stamped as libopus does: the frame's pts less the lookahead
+    assert [p.pts for p in packets] == [
+        i * FRAME_SAMPLES - OPUS_LOOKAHEAD_SAMPLES for i in range(6)
+    ]
+    assert track.origin_ms is not None
+    sent: list[str] = []
+    offset_ms = 5000.0
+    track.call_offset_ms = lambda: offset_ms
+    announcing = asyncio.create_task(track.announce(sent.append, period_s=0.05))
+    await asyncio.sleep(0.01)
+    offset_ms = 5012.0  # a faster ping refined the clock: the next message says so
+    await asyncio.sleep(0.06)
+    announcing.cancel()
+    capture_ms = [protocol.parse_message(m)["capture_ms"] for m in sent[:2]]
+    assert all(protocol.parse_message(m)["pts"] == 0 for m in sent)
+    assert capture_ms == pytest.approx([track.origin_ms + 5000, track.origin_ms + 5012], abs=0.1)
+    decoder = CodecContext.create("libopus", "r")
+    decoded = np.concatenate(
+        [mono_samples(f) for p in packets for f in decoder.decode(p)]  # type: ignore[arg-type]
+    )
+    # the sound of those capture times on the call clock: 50 ms of tone, 50 ms of silence
+    start_ms = track.origin_ms + 5000
+    loud = np.abs(decoded[OPUS_LOOKAHEAD_SAMPLES:].astype(float)) > 1000
+    in_burst = source(start_ms, len(loud)) != 0
+    assert (loud == in_burst).mean() > 0.9 and in_burst.any()
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await track.recv()
+    assert audio_source("synthetic") is not silence and audio_source("0") is silence
+
+
+def ramp(first: int, count: int) -> np.ndarray:
+    """Samples whose value says which capture sample they are (mod 2**15)."""
+    return ((first + np.arange(count)) % 32768).astype(np.int16)
+
+
+def run_call(
+    audio_latency_ms: float, video_latencies_ms: list[float], seconds: float = 3.0
+) -> AudioPlayout:
+    """A simulated viewer: audio frames arrive ``audio_latency_ms`` after capture, a 10 fps
+    face is shown with the given latencies in turn, the speaker pulls every 20 ms."""
+    playout = AudioPlayout()
+    playout.anchor(0, 10_000.0)  # pts 0 was captured at 10 s on the call clock
+    events: list[tuple[float, str, int]] = []
+    for k in range(round(seconds * 1000 / FRAME_MS)):
+        events.append((10_000 + FRAME_MS * (k + 1) + audio_latency_ms, "audio", k))
+    for k in range(round(seconds * 10)):
+        latency = video_latencies_ms[k % len(video_latencies_ms)]
+        events.append((10_000 + 100 * k + latency, "video", k))
+    pull_from = 10_000.0
+    for t in range(10_000, 10_000 + round(seconds * 1000) + 500, 20):
+        events.append((float(t) + 0.5, "pull", 0))
+    for at, kind, k in sorted(events):
+        if kind == "audio":
+            pts = k * FRAME_SAMPLES
+            decoded_pts = pts + OPUS_LOOKAHEAD_SAMPLES  # as aiortc's decoder stamps the frame
+            playout.push(decoded_pts, ramp(10_000 * SAMPLES_PER_MS + pts, FRAME_SAMPLES), at)
+        elif kind == "video":
+            playout.video_shown(10_000 + 100 * k, at)
+        else:
+            count = round((at - pull_from) * SAMPLES_PER_MS)
+            played = playout.pull(pull_from, count)
+            due = round((pull_from - playout.delay_ms) * SAMPLES_PER_MS)
+            start, present = playout._played[-1].start, playout._played[-1].present
+            # what played is the audio captured ``delay_ms`` earlier (within the slack)
+            assert abs(start - due) <= playout.slack
+            assert np.array_equal(played[present], ramp(start, count)[present])
+            assert not played[~present].any()
+            pull_from = at
+    return playout
+
+
+def test_sound_plays_when_the_face_of_the_same_instant_is_shown() -> None:
+    playout = run_call(audio_latency_ms=30, video_latencies_ms=[110, 120, 100, 115])
+    offsets = np.array(playout.offsets_ms)
+    assert len(offsets) >= 25  # nearly every shown frame of 3 s at 10 fps
+    assert np.abs(offsets).max() <= 20  # the slack, and the 20 ms between pulls
+    assert abs(np.median(offsets)) <= 10
+    assert playout.samples_late == 0
+
+
+def test_sound_that_arrives_after_the_face_is_measured_late() -> None:
+    # the audio takes 300 ms, the face 100 ms: the sound cannot be on time, and the meter says
+    # by how much rather than pretending
+    playout = run_call(audio_latency_ms=300, video_latencies_ms=[100])
+    offsets = np.array(playout.offsets_ms)
+    assert len(offsets) >= 20
+    # delay: 300 ms and a frame from capture to the arrival of a frame's first sample, and the
+    # margin
+    expected = 300 + FRAME_MS + AUDIO_MARGIN_MS - 100
+    assert np.median(offsets) == pytest.approx(expected, abs=15)
+
+
+def test_the_ring_stays_its_size_and_samples_without_an_anchor_are_dropped() -> None:
+    playout = AudioPlayout(capacity_ms=200)
+    playout.push(0, ramp(0, 960), 0.0)
+    assert playout.frames_unanchored == 1
+    playout.anchor(0, 0.0)
+    for k in range(500):  # 10 s into a 0.2 s ring
+        playout.push(k * 960 + OPUS_LOOKAHEAD_SAMPLES, ramp(k * 960, 960), 20.0 * k)
+    assert playout._samples.shape == (200 * SAMPLES_PER_MS,)
+    # only the newest 200 ms are still there
+    played = playout.pull(10_000 - 200 + playout.delay_ms, 200 * SAMPLES_PER_MS)
+    assert np.array_equal(played, ramp(480_000 - 9600, 9600))
+    assert not playout.pull(10_000 - 400 + playout.delay_ms, 960).any()
+    with pytest.raises(ValueError, match=f"capacity_ms must be >= {2 * FRAME_MS}"):
+        AudioPlayout(capacity_ms=10)
+
+
+class QueueTrack:
+    """A stand-in remote track: frames from a list, then the end of the track."""
+
+    kind = "audio"
+
+    def __init__(self, frames: list[AudioFrame]) -> None:
+        self.frames = frames
+
+    async def recv(self) -> AudioFrame:
+        await asyncio.sleep(0.02)
+        if not self.frames:
+            raise MediaStreamError
+        return self.frames.pop(0)
+
+
+async def test_received_audio_plays_continuously_to_its_sink_until_the_track_ends() -> None:
+    clock_ms = lambda: time.monotonic() * 1000  # noqa: E731
+    chunks: list[tuple[np.ndarray, float]] = []
+    received = ReceivedAudio(clock_ms, lambda samples, at_ms: chunks.append((samples, at_ms)))
+    received.playout.anchor(0, clock_ms())
+    frames = []
+    for k in range(25):
+        frame = AudioFrame.from_ndarray(np.full((1, 960), 5000, np.int16), layout="mono")
+        frame.sample_rate, frame.pts = 48000, k * 960
+        frames.append(frame)
+    await received.run(QueueTrack(frames))  # type: ignore[arg-type]
+    assert received.frames == 25
+    starts = [at for _, at in chunks]
+    counts = [len(samples) for samples, _ in chunks]
+    # back to back: each chunk starts where the one before ended
+    assert np.allclose(np.diff(starts), np.array(counts[:-1]) / SAMPLES_PER_MS)
+    assert sum(counts) == pytest.approx(25 * 20 * SAMPLES_PER_MS, rel=0.5)
+    assert sum(int((samples == 5000).sum()) for samples, _ in chunks) > 10 * 960
+
+
+def burst_onsets_ms(path: Path) -> tuple[np.ndarray, float]:
+    """(where the tone bursts begin in the file's audio, ms; its loudest sample, 0..1)."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(audio=0))
+    assert frames and frames[0].sample_rate == 48000
+    samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
+    start_ms = float(frames[0].time) * 1000
+    loud = np.flatnonzero(np.abs(samples) > 0.05)
+    # a burst begins where the sound follows at least 150 ms of silence
+    begins = loud[np.concatenate([[True], np.diff(loud) > 150 * SAMPLES_PER_MS])]
+    return start_ms + begins / SAMPLES_PER_MS, float(np.abs(samples).max())
+
+
+async def test_sound_reaches_the_other_recording_where_the_meter_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """alice sends the synthetic sound, bursts that begin at every whole second of the call
+    clock; bob is muted. bob's MP4 holds alice's sound, and each burst begins where the meter
+    says: when the face captured at that second was shown, plus the offset bob measured for
+    that face. A sound stamped wrongly on its way (sender, server, anchors, recording) would
+    begin elsewhere. alice hears nothing, and her call goes on."""
+    monkeypatch.setattr(uplink, "audio_source", lambda spec: tone_bursts(250, 60))
+    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
+    settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
+    async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        room = (await http.post("/rooms")).json()
+
+        def participant(seat: int, mute: bool) -> CallClient:
+            config = CallConfig(
+                server=url,
+                room=room["room"],
+                token=room["tokens"][seat],
+                prompt="sketch",
+                preset="tiny",
+                checkpoint=checkpoint,
+                fps=15.0,
+                name=f"seat{seat}",
+                record=tmp_path / f"seat{seat}.mp4",
+                mute=mute,
+                seconds=7.0,
+            )
+            return CallClient(config)
+
+        alice, bob = participant(0, mute=False), participant(1, mute=True)
+        pulls: list[Played] = []  # everything bob's playout played, in order
+        pull = bob.viewer.audio.playout.pull
+
+        def logged_pull(now_ms: float, count: int) -> np.ndarray:
+            samples = pull(now_ms, count)
+            pulls.append(bob.viewer.audio.playout._played[-1])
+            return samples
+
+        monkeypatch.setattr(bob.viewer.audio.playout, "pull", logged_pull)
+        await asyncio.gather(alice.connect(), bob.connect())
+        await asyncio.gather(alice.call(), bob.call())
+        await asyncio.gather(alice.close(), bob.close())
+    seen = bob.result()
+    assert len(seen.shown) >= 15 and len(alice.result().shown) >= 15
+
+    onsets, loudest = burst_onsets_ms(tmp_path / "seat1.mp4")
+    # tone_bursts' level 0.3, through Opus at 24 kbps (twice) and AAC: up to 0.56 was seen at a
+    # burst's abrupt start
+    assert 0.15 < loudest < 0.7
+    assert len(onsets) >= 10  # four a second while the sound flows (fewer when it skips)
+    with av.open(str(tmp_path / "seat1.mp4")) as container:
+        first_frame_ms = float(next(container.decode(video=0)).time) * 1000
+    origin_ms = seen.shown[0].arrival_ms - first_frame_ms  # the file's 0 on the call clock
+    misses = []
+    for played in pulls:  # each burst's first sample: when the playout played it, if it did
+        first = -(-played.start // (250 * SAMPLES_PER_MS)) * 250 * SAMPLES_PER_MS
+        if first < played.start + played.count and played.present[first - played.start]:
+            expected = played.at_ms + (first - played.start) / SAMPLES_PER_MS - origin_ms
+            misses.append(float(np.min(np.abs(onsets - expected))))
+    # the bursts begin in the file where the playout put the samples stamped with their
+    # capture instants: a sound stamped wrongly anywhere on its way would begin elsewhere
+    assert len(misses) >= 5
+    assert np.median(misses) <= 2, misses
+    assert seen.summary()["av_offsets"] >= 10
+
+    # bob sent no sound: alice's call went on, and her recording has frames and no sound
+    assert alice.viewer.audio.frames == 0 and alice.result().av_offsets_ms == []
+    with av.open(str(tmp_path / "seat0.mp4")) as container:
+        assert len(list(container.decode(video=0))) >= 15
+        assert all(stream.frames == 0 for stream in container.streams.audio)

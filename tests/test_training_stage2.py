@@ -7,6 +7,7 @@ import torch
 
 from models.checkpoint import build_models
 from models.config import get_preset
+from models.layer_selection import structure_loss
 from training.stage2 import (
     Stage2Weights,
     make_style_batches,
@@ -57,6 +58,18 @@ def test_adaptation_lowers_the_style_loss_and_touches_only_selected_layers(setup
     with delta.applied(generator):
         styled = mean_loss()
     assert styled < start
+
+
+def test_the_structure_term_holds_the_keypoints_of_the_unstyled_render(setup) -> None:  # type: ignore[no-untyped-def]
+    """What bench stylesheet measures: before any delta the styled render is the unstyled one,
+    so the term is zero (the driving frame's own keypoints are elsewhere)."""
+    generator, kp_detector, batches = setup
+    terms: dict[str, float] = {}
+    loss_fn = style_loss(generator, kp_detector, batches, Stage2Weights(), terms=terms)
+    with torch.no_grad():
+        loss_fn()
+    assert terms["structure"] == 0.0
+    assert float(structure_loss(batches[0].kp_plain, batches[0].kp_driving["value"])) > 1e-3
 
 
 def test_render_styles_gives_one_column_per_style(setup) -> None:  # type: ignore[no-untyped-def]

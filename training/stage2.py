@@ -2,8 +2,9 @@
 
 For a classical style, the loss mixes
 * image-image: the rendered driving frame should look like ``stylize(driving frame)``,
-* structure preservation: keypoints detected on the stylised output match the driving frame's
-  (so the motion the receiver gets still moves the stylised face),
+* structure preservation: keypoints detected on the stylised output match those detected on
+  the unstyled render of the same motion (what ``bench stylesheet`` measures: the motion the
+  receiver gets still moves the stylised face as it moves the unstyled one),
 * CLIP directional and global losses toward the style's description when CLIP weights exist.
 An exemplar style (``pixar``...) is learned from its pictures in the styles folder instead,
 with the receiver's own exemplar loss (:func:`models.layer_selection.exemplar_style_loss`:
@@ -77,7 +78,8 @@ class StyleBatch:
     """Fixed inputs of one adaptation step, computed once with the unstyled generator.
 
     source, driving, target (stylised driving; None for an exemplar style), plain (unstyled
-    reconstruction): Bx3xHxW; kp_source, kp_driving: keypoint dicts as the detector returns them.
+    reconstruction): Bx3xHxW; kp_source, kp_driving: keypoint dicts as the detector returns them;
+    kp_plain: BxKx2 keypoints detected on ``plain``.
     """
 
     source: torch.Tensor
@@ -86,6 +88,7 @@ class StyleBatch:
     plain: torch.Tensor
     kp_source: dict[str, torch.Tensor]
     kp_driving: dict[str, torch.Tensor]
+    kp_plain: torch.Tensor
 
 
 def stylize_batch(images: torch.Tensor, name: str) -> torch.Tensor:
@@ -108,7 +111,8 @@ def make_style_batches(
         kp_source, kp_driving = kp_detector(source), kp_detector(driving)
         plain = generator(source, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
         target = stylize_batch(driving, name) if name in CLASSICAL_STYLES else None
-        batches.append(StyleBatch(source, driving, target, plain, kp_source, kp_driving))
+        kp_plain = kp_detector(plain)["value"]
+        batches.append(StyleBatch(source, driving, target, plain, kp_source, kp_driving, kp_plain))
     return batches
 
 
@@ -137,7 +141,7 @@ def style_loss(
             "image_l1": weights.image_l1 * multiscale_l1(output, batch.target),
             "image_ms_ssim": weights.image_ms_ssim * ms_ssim_loss(output, batch.target),
             "structure": weights.structure
-            * structure_loss(kp_detector(output)["value"], batch.kp_driving["value"]),
+            * structure_loss(kp_detector(output)["value"], batch.kp_plain),
         }
         if clip is not None:
             styled = clip.guide.encode_image(output)

@@ -28,7 +28,7 @@ from client.recorder import Mp4Recorder, OutputThread, Window
 from codec.packet import TIME_MODULUS, unwrap
 from pipeline import protocol
 from pipeline.meters import RateMeter, percentiles
-from pipeline.protocol import frame_key
+from pipeline.protocol import frame_key, is_repeat
 
 MATCH_BUFFER = 64  # frames / metadata kept while waiting for their counterpart
 
@@ -62,7 +62,6 @@ class Viewer:
     async def receive(self, track: MediaStreamTrack) -> None:
         """Show each frame of the server's video track as it arrives, until the track ends;
         its latency is counted once its metadata is here too."""
-        last_key: int | None = None
         while True:
             try:
                 frame = await track.recv()
@@ -71,10 +70,9 @@ class Viewer:
             arrival_ms = self.clock.now_ms()
             if not isinstance(frame, VideoFrame) or frame.pts is None:
                 continue
-            key = frame_key(frame.pts)
-            if key == last_key:  # the server's repeat of the frame just shown (one tick on)
+            if is_repeat(frame.pts):  # the server's repeat of the frame just shown
                 continue
-            last_key = key
+            key = frame_key(frame.pts)
             self.frames_received += 1
             self.display(frame.to_ndarray(format="rgb24"), arrival_ms)
             meta = self._meta.pop(key, None)

@@ -324,3 +324,9 @@ def redact_paths(text: str) -> str:
 def frame_key(pts: int) -> int:
     """The millisecond a video frame's pts stands for: the same on both ends of the call."""
     return round(pts / PTS_PER_MS)
+
+
+def is_repeat(pts: int) -> bool:
+    """Whether a video frame is the server's repeat of the frame before it (odd milliseconds;
+    rendered frames have even ones), which only releases that frame at the viewer."""
+    return frame_key(pts) % 2 == 1

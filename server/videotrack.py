@@ -32,9 +32,10 @@ class RenderedVideoTrack(VideoStreamTrack):
     aiortc's receiver hands a frame to the decoder only when the first packet of the *next*
     frame arrives, which would add a whole frame interval of delay. So right after each
     rendered frame the track repeats it once (a few bytes as a VP8 inter frame, with no
-    metadata): that repeat releases the rendered frame at the viewer at once. The repeat's pts
-    is one tick (1/90,000 s) after the frame's, a distinct RTP timestamp with the same frame key,
-    so the viewer knows it for a repeat without waiting for metadata.
+    metadata): that repeat releases the rendered frame at the viewer at once. Rendered frames
+    have an even number of milliseconds as pts, repeats an odd one, so the viewer knows a repeat
+    without waiting for metadata (``pipeline.protocol.is_repeat``). (A repeat one tick after its
+    frame, the same millisecond, did not release the frame: latency p50 rose 100 -> 255 ms.)
     """
 
     def __init__(self, on_frame_sent: Callable[[FrameMeta, int], None] | None = None) -> None:
@@ -44,7 +45,7 @@ class RenderedVideoTrack(VideoStreamTrack):
         self._ready = asyncio.Event()
         self._clock_start: float | None = None
         self._last_ms = -1
-        self._repeat: tuple[np.ndarray, int] | None = None  # the last frame and its pts
+        self._repeat: np.ndarray | None = None  # the last frame, to send once more
         self.frames_sent = 0
         self.frames_superseded = 0
 
@@ -63,9 +64,9 @@ class RenderedVideoTrack(VideoStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         if self._repeat is not None and self._newest is None:
-            image, pts = self._repeat
+            image = self._repeat
             self._repeat = None
-            return _video_frame(image, pts + 1)  # the same frame key at the viewer
+            return _video_frame(image, self._next_pts(repeat=True))
         while self._newest is None:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -73,19 +74,22 @@ class RenderedVideoTrack(VideoStreamTrack):
             await self._ready.wait()
         image, meta = self._newest
         self._newest = None
-        pts = self._next_pts()
-        self._repeat = (image, pts)
+        pts = self._next_pts(repeat=False)
+        self._repeat = image
         self.frames_sent += 1
         if self.on_frame_sent is not None:
             self.on_frame_sent(meta, pts)
         return _video_frame(image, pts)
 
-    def _next_pts(self) -> int:
-        """Elapsed whole milliseconds on the 90 kHz clock, at least 1 ms after the last."""
+    def _next_pts(self, repeat: bool) -> int:
+        """Elapsed whole milliseconds on the 90 kHz clock, at least 1 ms after the last: an
+        even number of them for a rendered frame, odd for a repeat (``is_repeat``)."""
         now = time.monotonic()
         if self._clock_start is None:
             self._clock_start = now
         elapsed_ms = max(self._last_ms + 1, round((now - self._clock_start) * 1000))
+        if elapsed_ms % 2 != int(repeat):
+            elapsed_ms += 1
         self._last_ms = elapsed_ms
         return elapsed_ms * PTS_PER_MS
 

@@ -188,6 +188,7 @@ async def loopback_call(
                 seed=seat,
                 render_locally=render == "local",
                 bundle=args.bundle,
+                mute=args.mute,
             )
             for seat, (name, source) in enumerate(zip(NAMES, inputs, strict=True))
         ]
@@ -243,7 +244,8 @@ def run(args: argparse.Namespace) -> int:
     table = Table(
         "call",
         f"Loopback call, {args.preset}, {args.fps:g} fps capture, {args.bundle} frame(s) a "
-        f"motion message, {args.seconds:g} s per render mode and loss rate",
+        f"motion message, {'no sound' if args.mute else 'with sound'}, {args.seconds:g} s per "
+        "render mode and loss rate",
         tuple(runs[0].row()),
     )
     for item in runs:
@@ -360,6 +362,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=RENDER_MODES,
         default=list(RENDER_MODES),
         help="render modes, a call per mode and loss rate (default: server local)",
+    )
+    parser.add_argument(
+        "--mute", action="store_true", help="calls without sound (to compare what it costs)"
     )
     parser.add_argument(
         "--bundle",

@@ -69,6 +69,9 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
         help="folder with train/*.mp4 clips to use as the two cameras (default "
         "$CARTOONCODEC_DATA, else ../shared/data; synthetic portraits when absent)",
     )
+    parser.add_argument(
+        "--mute", action="store_true", help="calls without sound (to compare what it costs)"
+    )
     add_model_args(parser, fps=DEMO_FPS)
     parser.set_defaults(func=demo)
 
@@ -85,6 +88,7 @@ def demo(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         fps=args.fps,
         data=data_folder(args.data),
+        mute=args.mute,
     )
     report = asyncio.run(run_demo(options))
     sys.stdout.write(report.table() + "\n")

@@ -45,6 +45,7 @@ class DemoOptions:
     fps: float = 10.0
     data: Path | None = None  # a folder with train/*.mp4; None: synthetic portraits
     modes: tuple[str, ...] = RENDER_MODES  # one call each, in this order
+    mute: bool = False  # no sound: what the faces cost alone
 
 
 @dataclass
@@ -197,6 +198,7 @@ async def _call(
                 name=name,
                 seed=seat,
                 render_locally=mode == "local",
+                mute=options.mute,
             )
         )
     clients = await asyncio.gather(*(asyncio.to_thread(CallClient, c) for c in configs))

@@ -65,8 +65,7 @@ def viewer(tmp_path: Path) -> tuple[Viewer, StoppedClock]:
 def test_frames_show_on_arrival_and_pair_with_metadata_in_either_order(tmp_path: Path) -> None:
     seen, clock = viewer(tmp_path)
     seen.on_frame_meta({**meta(0, 7, 1000), "concealed": 0})  # metadata first
-    repeat = video_frame(50, 0)
-    repeat.pts = 1  # the server's repeat: one tick on, the same frame key
+    repeat = video_frame(50, 1)  # the server's repeat: an odd millisecond
     frames = [(video_frame(50, 0), 1080.0), (repeat, 1085.0), (video_frame(90, 40), 1130.0)]
     asyncio.run(seen.receive(Track(frames, clock)))
     assert [f.seq for f in seen.shown] == [7]  # the second frame's latency waits for metadata

@@ -21,6 +21,7 @@ from pipeline.protocol import (
     frame_key,
     frame_metas,
     hello_mismatch,
+    is_repeat,
     load_json,
     parse_ack,
     parse_message,
@@ -216,6 +217,15 @@ def test_a_refused_message_names_its_type_when_it_is_a_known_one() -> None:
 
 def test_frame_key_absorbs_one_tick_of_rounding() -> None:
     assert frame_key(7 * PTS_PER_MS - 1) == frame_key(7 * PTS_PER_MS) == 7
+
+
+def test_repeats_are_the_odd_milliseconds() -> None:
+    assert [is_repeat(ms * PTS_PER_MS + tick) for ms in (0, 1, 40, 41) for tick in (-1, 0, 1)] == [
+        *(False,) * 3,
+        *(True,) * 3,
+        *(False,) * 3,
+        *(True,) * 3,
+    ]
 
 
 def test_video_clock_is_aiortcs() -> None:

@@ -56,6 +56,7 @@ class Viewer:
         self.shown_meter = RateMeter()
         self.frames_received = 0
         self.last_shown_image: np.ndarray | None = None
+        self.first_displayed_ms: float | None = None  # the recording's 0 on the call clock
         self._meta: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._unmatched: OrderedDict[int, float] = OrderedDict()  # key -> arrival time
 
@@ -97,6 +98,8 @@ class Viewer:
     def display(self, image: np.ndarray, arrival_ms: float) -> None:
         """image: HxWx3 uint8 RGB that arrived at ``arrival_ms``: to the window/recording."""
         self.last_shown_image = image
+        if self.first_displayed_ms is None:
+            self.first_displayed_ms = arrival_ms
         if self.output is not None:
             self.output.put(image, arrival_ms)
 

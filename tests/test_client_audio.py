@@ -268,7 +268,9 @@ async def test_sound_reaches_the_other_recording_where_the_meter_says(
     assert len(onsets) >= 10  # four a second while the sound flows (fewer when it skips)
     with av.open(str(tmp_path / "seat1.mp4")) as container:
         first_frame_ms = float(next(container.decode(video=0)).time) * 1000
-    origin_ms = seen.shown[0].arrival_ms - first_frame_ms  # the file's 0 on the call clock
+    # the file's 0 on the call clock: the first frame displayed (its metadata may never come)
+    assert bob.viewer.first_displayed_ms is not None
+    origin_ms = bob.viewer.first_displayed_ms - first_frame_ms
     misses = []
     for played in pulls:  # each burst's first sample: when the playout played it, if it did
         first = -(-played.start // (250 * SAMPLES_PER_MS)) * 250 * SAMPLES_PER_MS

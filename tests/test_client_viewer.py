@@ -70,7 +70,7 @@ def test_frames_show_on_arrival_and_pair_with_metadata_in_either_order(tmp_path:
     asyncio.run(seen.receive(Track(frames, clock)))
     assert [f.seq for f in seen.shown] == [7]  # the second frame's latency waits for metadata
     assert seen.last_shown_image is not None and seen.last_shown_image[0, 0, 0] == 90  # shown
-    assert seen.frames_received == 2  # the repeat is not a frame
+    assert seen.frames_received == 2 and seen.first_displayed_ms == 1080.0  # no repeat
     seen.on_frame_meta({**meta(40, 8, 1040), "concealed": 1})
     assert [(f.seq, f.latency_ms, f.concealed) for f in seen.shown] == [
         (7, 80.0, False),

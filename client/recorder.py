@@ -43,7 +43,8 @@ class Mp4Recorder:
         self._audio_stream: av.audio.stream.AudioStream | None = None
         # the file's streams are all added before its first packet: sound waits for a frame
         self._pending_audio: deque[tuple[np.ndarray, float]] = deque(maxlen=PENDING_AUDIO_CHUNKS)
-        self._first_ms: float | None = None
+        self._first_ms: float | None = None  # the file's 0, fixed by the first frame
+        self._first_audio_ms: float | None = None  # when the first sound waiting for it played
         self._last_pts = -1
         self._audio_end = 0  # samples
         self.frames = 0
@@ -53,8 +54,10 @@ class Mp4Recorder:
         """image: HxWx3 uint8 RGB; arrival_ms: when it was received (any monotonic ms clock)."""
         if self._stream is None:
             self._stream = self._open_stream(image.shape[1], image.shape[0])
-            if self._first_ms is None:
-                self._first_ms = arrival_ms
+            # the earlier of the first frame and the first sound: a frame may arrive before a
+            # sound that was queued ahead of it, and neither may start before the file's 0
+            first_audio = self._first_audio_ms
+            self._first_ms = arrival_ms if first_audio is None else min(arrival_ms, first_audio)
             self._open_audio()
         assert self._first_ms is not None
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
@@ -70,9 +73,9 @@ class Mp4Recorder:
         would overlap the ones before it is written right after them."""
         if not self._audio:
             raise ValueError("this recorder was opened without audio (audio=True)")
-        if self._first_ms is None:
-            self._first_ms = start_ms
         if self._audio_stream is None:
+            if self._first_audio_ms is None:
+                self._first_audio_ms = start_ms
             self._pending_audio.append((samples, start_ms))
             return
         self._encode_audio(samples, start_ms)
@@ -113,6 +116,7 @@ class Mp4Recorder:
 
     def close(self) -> None:
         if self._stream is None and self._pending_audio:  # sound, but never a frame
+            self._first_ms = self._first_audio_ms
             self._open_audio()
         for stream in (self._stream, self._audio_stream):
             if stream is not None:

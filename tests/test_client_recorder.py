@@ -131,6 +131,20 @@ def test_sound_is_recorded_at_the_time_it_played_beside_the_frames(tmp_path: Pat
     assert round(float(first_frame.time) * 1000) == 200
 
 
+def test_a_frame_that_arrived_before_the_first_sound_keeps_its_time(tmp_path: Path) -> None:
+    """The output thread may take a sound queued ahead of a frame that arrived earlier: the
+    file's 0 is the earlier of the two, so the frame is not moved onto the sound."""
+    recorder = Mp4Recorder(tmp_path / "call.mp4", fps=25, audio=True)
+    recorder.write_audio(tone(4800), 1040.0)  # played at 1040 ms, handed over first
+    recorder.write(np.zeros((32, 32, 3), np.uint8), 1000.0)  # arrived at 1000 ms
+    recorder.close()
+    _, start_s, samples = decoded_audio(tmp_path / "call.mp4")
+    loud = np.flatnonzero(np.abs(samples) > 0.1)
+    assert abs(start_s * 1000 + loud[0] / 48 - 40) < 3  # the sound 40 ms after the frame
+    with av.open(str(tmp_path / "call.mp4")) as container:
+        assert round(float(next(container.decode(video=0)).time) * 1000) == 0
+
+
 def test_a_recording_without_sound_or_without_frames_still_closes_into_a_file(
     tmp_path: Path,
 ) -> None:

@@ -26,12 +26,12 @@ from client.audio import (
     silence,
     tone_bursts,
 )
-from client.callclient import CallClient, CallConfig
+from client.callclient import CallClient
 from pipeline import protocol
 from pipeline.opus import OPUS_LOOKAHEAD_SAMPLES
 from server.app import running_server
 from server.settings import ServerSettings
-from tests.tinycall import write_styled_checkpoint
+from tests.tinycall import seat_config, write_styled_checkpoint
 
 
 def test_tone_bursts_sound_in_the_first_part_of_each_period_of_the_call_clock() -> None:
@@ -230,15 +230,13 @@ async def test_sound_reaches_the_other_recording_where_the_meter_says(
         room = (await http.post("/rooms")).json()
 
         def participant(seat: int, mute: bool) -> CallClient:
-            config = CallConfig(
-                server=url,
-                room=room["room"],
-                token=room["tokens"][seat],
+            config = seat_config(
+                url,
+                room,
+                seat,
+                checkpoint,
                 prompt="sketch",
-                preset="tiny",
-                checkpoint=checkpoint,
                 fps=15.0,
-                name=f"seat{seat}",
                 record=tmp_path / f"seat{seat}.mp4",
                 mute=mute,
                 seconds=7.0,

@@ -21,7 +21,7 @@ from pipeline import protocol
 from server.app import running_server
 from server.settings import ServerSettings
 from tests.looplag import LoopLag, SlowSource
-from tests.tinycall import OpenChannel, make_offer, write_styled_checkpoint
+from tests.tinycall import OpenChannel, make_offer, seat_config, write_styled_checkpoint
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,15 +54,13 @@ async def test_two_party_call(tmp_path: Path) -> None:
         auth = {"Authorization": f"Bearer {room['tokens'][0]}"}  # stats need a token of the room
 
         def participant(seat: int, prompt: str) -> CallClient:
-            config = CallConfig(
-                server=url,
-                room=room["room"],
-                token=room["tokens"][seat],
+            config = seat_config(
+                url,
+                room,
+                seat,
+                checkpoint,
                 prompt=prompt,
-                preset="tiny",
-                checkpoint=checkpoint,
                 fps=15.0,
-                name=f"seat{seat}",
                 motion_amplitude=0.0,  # a still face: only the style changes the picture
                 record=tmp_path / f"seat{seat}.mp4",
                 # sound is tested in test_client_audio.py; here its CPU made the acknowledgements
@@ -185,18 +183,7 @@ async def test_abrupt_disconnect_frees_the_seat(tmp_path: Path) -> None:
         room = (await http.post("/rooms")).json()
         auth = {"Authorization": f"Bearer {room['tokens'][0]}"}  # stats need a token of the room
         clients = [
-            CallClient(
-                CallConfig(
-                    server=url,
-                    room=room["room"],
-                    token=room["tokens"][seat],
-                    preset="tiny",
-                    checkpoint=checkpoint,
-                    fps=10.0,
-                    name=f"seat{seat}",
-                )
-            )
-            for seat in (0, 1)
+            CallClient(seat_config(url, room, seat, checkpoint, fps=10.0)) for seat in (0, 1)
         ]
         await asyncio.gather(*(c.connect() for c in clients))
         calls = [asyncio.create_task(c.call()) for c in clients]
@@ -332,16 +319,7 @@ async def test_a_server_of_another_preset_ends_the_call_with_its_reason(tmp_path
     async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
         tasks_before = set(asyncio.all_tasks())
         room = (await http.post("/rooms")).json()
-        config = CallConfig(
-            server=url,
-            room=room["room"],
-            token=room["tokens"][0],
-            preset="tiny",
-            checkpoint=checkpoint,
-            fps=10.0,
-            seconds=30.0,
-        )
-        client = CallClient(config)
+        client = CallClient(seat_config(url, room, 0, checkpoint, fps=10.0, seconds=30.0))
         client.config.preset = "lite-128"  # what a client of that preset says in its hello
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -366,15 +344,13 @@ async def test_a_participant_that_renders_locally_gets_motion_not_video(tmp_path
         auth = {"Authorization": f"Bearer {room['tokens'][0]}"}
 
         def participant(seat: int, render_locally: bool) -> CallClient:
-            config = CallConfig(
-                server=url,
-                room=room["room"],
-                token=room["tokens"][seat],
+            config = seat_config(
+                url,
+                room,
+                seat,
+                checkpoint,
                 prompt="sketch",
-                preset="tiny",
-                checkpoint=checkpoint,
                 fps=15.0,
-                name=f"seat{seat}",
                 motion_amplitude=0.0,
                 render_locally=render_locally,
             )

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import torch
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from client.config import CallConfig
 from models.checkpoint import build_models, save_checkpoint
 from models.config import get_preset
 from models.style_delta import StyleDelta
@@ -42,6 +44,22 @@ async def make_offer(data_channel: bool = True, video: bool = True) -> str:
     sdp = pc.localDescription.sdp
     await pc.close()
     return sdp
+
+
+def seat_config(
+    url: str, room: dict[str, Any], seat: int, checkpoint: str, **changes: Any
+) -> CallConfig:
+    """A tiny-preset call config for ``seat`` of ``room`` (the answer of POST /rooms) at
+    ``url``, named after the seat, with ``changes``."""
+    return CallConfig(
+        server=url,
+        room=room["room"],
+        token=room["tokens"][seat],
+        preset="tiny",
+        checkpoint=checkpoint,
+        name=f"seat{seat}",
+        **changes,
+    )
 
 
 def recorded_configurations(

@@ -267,7 +267,9 @@ MAX_PULL_MS = 200  # after a longer stall of the loop, the sound skips ahead
 class ReceivedAudio:
     """The other participant's audio at this viewer: each frame of their track goes into an
     ``AudioPlayout``, and from the first one on, every 20 ms the samples due are handed to
-    ``sink`` (a recording, a speaker), as many as the call clock advanced."""
+    ``sink`` (a recording, a speaker), as many as the call clock advanced: back to back, with
+    a gap after a stall of the loop past ``MAX_PULL_MS`` and a pause where the clock stepped
+    back."""
 
     def __init__(self, clock: Callable[[], float], sink: AudioSink | None) -> None:
         self.clock = clock
@@ -295,6 +297,8 @@ class ReceivedAudio:
         while True:
             await asyncio.sleep(FRAME_MS / 1000)
             due = round((self.clock() - started_ms) * SAMPLES_PER_MS)
+            if due <= self.samples_played:  # the call clock stepped back (a better ping):
+                continue  # the sound waits for it, rather than play the same instants twice
             self.samples_played = max(self.samples_played, due - MAX_PULL_MS * SAMPLES_PER_MS)
             count = due - self.samples_played
             at_ms = started_ms + self.samples_played / SAMPLES_PER_MS

@@ -30,8 +30,8 @@ PENDING_AUDIO_CHUNKS = 125  # sound kept while no frame has come to open the fil
 class Mp4Recorder:
     """H.264 MP4 with each frame stamped at its arrival time (variable frame rate); with
     ``audio``, an AAC track (mono, 48 kHz) of the samples given to ``write_audio``, each at the
-    time it played. Times are ms on one monotonic clock, counted in the file from the first
-    frame or sample written."""
+    time it played, continuous from the first: silence fills the gaps between them. Times are
+    ms on one monotonic clock, counted in the file from the first frame or sample written."""
 
     def __init__(self, path: Path, fps: float, audio: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,8 +69,8 @@ class Mp4Recorder:
         self.frames += 1
 
     def write_audio(self, samples: np.ndarray, start_ms: float) -> None:
-        """samples: int16 mono at 48 kHz, the first played at ``start_ms``; a sample that
-        would overlap the ones before it is written right after them."""
+        """samples: int16 mono at 48 kHz, the first played at ``start_ms``; samples before
+        the file's 0 or over the ones written before them are left out, gaps are silence."""
         if not self._audio:
             raise ValueError("this recorder was opened without audio (audio=True)")
         if self._audio_stream is None:
@@ -91,14 +91,28 @@ class Mp4Recorder:
             self._encode_audio(*self._pending_audio.popleft())
 
     def _encode_audio(self, samples: np.ndarray, start_ms: float) -> None:
-        assert self._audio_stream is not None and self._first_ms is not None
+        assert self._first_ms is not None
+        pts = round((start_ms - self._first_ms) * AUDIO_RATE / 1000)
+        # each sample keeps its time: those before the file's 0 (a chunk begins up to a pull
+        # before it is handed over, so it may begin before the frame that opened the file) or
+        # over the ones written before them are left out
+        samples = samples[max(0, self._audio_end - pts) :]
+        pts = max(pts, self._audio_end)
         if not len(samples):
             return
+        if self.audio_samples:  # a gap in the sound is written as silence: the track stays
+            # continuous, so a player that plays it back to back keeps it beside the frames
+            for gap in range(self._audio_end, pts, AUDIO_RATE):
+                self._encode_audio_frame(np.zeros(min(AUDIO_RATE, pts - gap), np.int16), gap)
+        self._encode_audio_frame(samples, pts)
+
+    def _encode_audio_frame(self, samples: np.ndarray, pts: int) -> None:
+        assert self._audio_stream is not None
         frame = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(samples, np.int16)[None, :], format="s16", layout="mono"
         )
         frame.sample_rate = AUDIO_RATE
-        frame.pts = max(self._audio_end, round((start_ms - self._first_ms) * AUDIO_RATE / 1000))
+        frame.pts = pts
         frame.time_base = fractions.Fraction(1, AUDIO_RATE)
         self._audio_end = frame.pts + len(samples)
         for packet in self._audio_stream.encode(frame):

@@ -16,6 +16,7 @@ from client.audio import (
     AUDIO_MARGIN_MS,
     FRAME_MS,
     FRAME_SAMPLES,
+    MAX_PULL_MS,
     SAMPLES_PER_MS,
     AudioPlayout,
     CapturedAudioTrack,
@@ -202,6 +203,29 @@ async def test_received_audio_plays_continuously_to_its_sink_until_the_track_end
     assert sum(int((samples == 5000).sum()) for samples, _ in chunks) > 10 * 960
 
 
+async def test_received_audio_waits_where_the_call_clock_steps_back() -> None:
+    """A faster ping moves the call clock back mid-way by more than a pull's span
+    (``FRAME_MS``): the instants already played are not played again (a recording would push
+    all the sound after them that much late)."""
+    frames = []
+    for k in range(25):
+        frame = AudioFrame.from_ndarray(np.full((1, 960), 5000, np.int16), layout="mono")
+        frame.sample_rate, frame.pts = 48000, k * 960
+        frames.append(frame)
+    track = QueueTrack(frames)
+    stepped = lambda: 2.5 * FRAME_MS if len(track.frames) < 12 else 0.0  # noqa: E731
+    clock_ms = lambda: time.monotonic() * 1000 - stepped()  # noqa: E731
+    chunks: list[tuple[np.ndarray, float]] = []
+    received = ReceivedAudio(clock_ms, lambda samples, at_ms: chunks.append((samples, at_ms)))
+    received.playout.anchor(0, clock_ms())
+    await received.run(track)  # type: ignore[arg-type]
+    assert stepped() > 0
+    ends = [at + len(samples) / SAMPLES_PER_MS for samples, at in chunks]
+    starts = [at for _, at in chunks]
+    assert np.allclose(starts[1:], ends[:-1], rtol=0, atol=0.01)  # back to back, never overlapping
+    assert len(chunks) >= 5 and all(len(samples) for samples, _ in chunks)
+
+
 def burst_onsets_ms(path: Path) -> tuple[np.ndarray, float]:
     """(where the tone bursts begin in the file's audio, ms; its loudest sample, 0..1)."""
     with av.open(str(path)) as container:
@@ -210,8 +234,8 @@ def burst_onsets_ms(path: Path) -> tuple[np.ndarray, float]:
     samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
     start_ms = float(frames[0].time) * 1000
     loud = np.flatnonzero(np.abs(samples) > 0.05)
-    # a burst begins where the sound follows at least 150 ms of silence
-    begins = loud[np.concatenate([[True], np.diff(loud) > 150 * SAMPLES_PER_MS])]
+    # a burst begins where the sound follows at least 20 ms of silence
+    begins = loud[np.concatenate([[True], np.diff(loud) > 20 * SAMPLES_PER_MS])]
     return start_ms + begins / SAMPLES_PER_MS, float(np.abs(samples).max())
 
 
@@ -250,6 +274,8 @@ async def test_sound_reaches_the_other_recording_where_the_meter_says(
         def logged_pull(now_ms: float, count: int) -> np.ndarray:
             samples = pull(now_ms, count)
             pulls.append(bob.viewer.audio.playout._played[-1])
+            if len(pulls) == 60:  # bob's loop stalls once, past MAX_PULL_MS: the sound skips
+                time.sleep((MAX_PULL_MS + 60) / 1000)
             return samples
 
         monkeypatch.setattr(bob.viewer.audio.playout, "pull", logged_pull)
@@ -277,13 +303,12 @@ async def test_sound_reaches_the_other_recording_where_the_meter_says(
             misses.append(float(np.min(np.abs(onsets - expected))))
     # the bursts begin in the file where the playout put the samples stamped with their
     # capture instants: a sound stamped wrongly anywhere on its way would begin elsewhere
+    # (before the recorder filled gaps with silence and the sound waited for a call clock that
+    # stepped back, every burst after a stall or a step sat 34-61 ms off in the clean-clone suite)
+    # (where the playout skipped ahead, its delay changing or the loop stalling, the silence
+    # before a burst may be too short for it to be found: a few bursts are missed)
     assert len(misses) >= 5
-    # Run alone (and in the full suite on the development checkout) the median miss is <= 2 ms.
-    # In the suite on a clean clone every burst sat a constant 34-45 ms from where the playout
-    # put it (three runs; not explained, see issue 13's note): the bound holds that known
-    # offset, and the spread still proves each burst is stamped consistently.
-    assert np.median(misses) <= 60, misses
-    assert np.percentile(misses, 75) - np.percentile(misses, 25) <= 3, misses
+    assert np.mean(np.asarray(misses) <= 5) >= 0.75, misses
     assert seen.summary()["av_offsets"] >= 10
 
     # bob sent no sound: alice's call went on, and her recording has frames and no sound

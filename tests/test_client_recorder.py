@@ -110,12 +110,13 @@ def decoded_audio(path: Path) -> tuple[int, float, np.ndarray]:
 def test_sound_is_recorded_at_the_time_it_played_beside_the_frames(tmp_path: Path) -> None:
     recorder = Mp4Recorder(tmp_path / "call.mp4", fps=25, audio=True)
     # 200 ms of silence before the first frame, then 1 s of sound: 300 ms silent, 200 ms tone,
-    # 500 ms silent; one chunk overlaps its predecessor by 5 ms and is moved after it
+    # 500 ms silent; one chunk overlaps its predecessor by 5 ms: those 5 ms are left out,
+    # and the 5 ms after it are silence
     recorder.write_audio(np.zeros(9600, np.int16), 1000.0)
     for i in range(10):
         recorder.write(np.full((32, 32, 3), i * 20, np.uint8), 1200.0 + 100 * i)
     for start in range(0, 48000, 960):
-        at_ms = 1200.0 + start / 48 - (5 if start == 960 * 30 else 0)
+        at_ms = 1200.0 + start / 48 - (5 if start == 960 * 10 else 0)
         chunk = tone(960) if 300 <= start / 48 < 500 else np.zeros(960, np.int16)
         recorder.write_audio(chunk, at_ms)
     recorder.close()
@@ -131,6 +132,25 @@ def test_sound_is_recorded_at_the_time_it_played_beside_the_frames(tmp_path: Pat
     assert round(float(first_frame.time) * 1000) == 200
 
 
+def test_a_gap_in_the_sound_is_recorded_as_silence(tmp_path: Path) -> None:
+    """The playout skips ahead after a stall: the samples after the gap keep their time in the
+    file even for a player that plays the track back to back (the call's sound test measures
+    the file that way; a gap left as a jump of timestamps shifted every burst after it)."""
+    recorder = Mp4Recorder(tmp_path / "call.mp4", fps=25, audio=True)
+    recorder.write(np.zeros((32, 32, 3), np.uint8), 1000.0)
+    for k in range(100):  # 20 ms chunks; 55 ms missing after the 25th; a tone in the 40th
+        at_ms = 1000.0 + 20 * k + (55 if k >= 25 else 0)
+        recorder.write_audio(tone(960) if k == 40 else np.zeros(960, np.int16), at_ms)
+    recorder.close()
+    assert recorder.audio_samples == 100 * 960 + 55 * 48
+    _, start_s, samples = decoded_audio(tmp_path / "call.mp4")
+    loud = np.flatnonzero(np.abs(samples) > 0.1)
+    assert start_s == 0.0 and abs(loud[0] / 48 - (800 + 55)) < 2
+    with av.open(str(tmp_path / "call.mp4")) as container:
+        frames = list(container.decode(audio=0))
+    assert all(b.pts == a.pts + a.samples for a, b in zip(frames, frames[1:], strict=False))
+
+
 def test_a_frame_that_arrived_before_the_first_sound_keeps_its_time(tmp_path: Path) -> None:
     """The output thread may take a sound queued ahead of a frame that arrived earlier: the
     file's 0 is the earlier of the two, so the frame is not moved onto the sound."""
@@ -143,6 +163,24 @@ def test_a_frame_that_arrived_before_the_first_sound_keeps_its_time(tmp_path: Pa
     assert abs(start_s * 1000 + loud[0] / 48 - 40) < 3  # the sound 40 ms after the frame
     with av.open(str(tmp_path / "call.mp4")) as container:
         assert round(float(next(container.decode(video=0)).time) * 1000) == 0
+
+
+def test_sound_handed_over_after_the_first_frame_but_played_before_it_is_cut_there(
+    tmp_path: Path,
+) -> None:
+    """A chunk begins up to a pull before it is handed over: the part before the file's 0 is
+    left out, and the rest keeps its time (it used to be moved to 0, and all the sound with
+    it, 50 ms late in the call's sound test)."""
+    recorder = Mp4Recorder(tmp_path / "call.mp4", fps=25, audio=True)
+    recorder.write(np.zeros((32, 32, 3), np.uint8), 1000.0)
+    chunk = np.concatenate([np.zeros(4800, np.int16), tone(2400)])  # silent 100 ms, tone 50 ms
+    recorder.write_audio(chunk, 940.0)  # played from 940 ms: the tone from 1040 ms
+    recorder.write_audio(np.zeros(4800, np.int16), 1090.0)
+    recorder.close()
+    assert recorder.audio_samples == len(chunk) - 60 * 48 + 4800
+    _, start_s, samples = decoded_audio(tmp_path / "call.mp4")
+    loud = np.flatnonzero(np.abs(samples) > 0.1)
+    assert start_s == 0.0 and abs(loud[0] / 48 - 40) < 2 and abs(loud[-1] / 48 - 90) < 2
 
 
 def test_a_recording_without_sound_or_without_frames_still_closes_into_a_file(

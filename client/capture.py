@@ -156,7 +156,8 @@ class Playhead:
 class VideoFile(VideoSource):
     """A video file played in real time and looped: each read gives the picture at the file's
     position (``playhead``, shared with the file's sound) at ``clock()`` (ms), skipping pictures
-    (``grab``, cheap) or giving the last one again as the reader's rate asks. Without a clock,
+    (``grab``, cheap) or giving the last one again as the reader's rate asks (and past the
+    file's real end, where its frame count said more, until the loop comes). Without a clock,
     the n-th read is at n / ``fps`` s (a reader that wants every picture of a file made at its
     ``fps``)."""
 
@@ -194,9 +195,11 @@ class VideoFile(VideoSource):
             self._next = index
         while self._next < index and self._capture.grab():
             self._next += 1
-        ok, frame = self._capture.read()
-        if not ok or self._next != index:
-            raise EOFError(f"video {self.path} gave no picture {index} of {self.frame_count}")
+        ok, frame = self._capture.read() if self._next == index else (False, None)
+        if not ok or frame is None:
+            if self._last is None:
+                raise EOFError(f"video {self.path} gave no picture {index} of {self.frame_count}")
+            return self._last  # past the file's real end: the last picture holds until the loop
         self._next = index + 1
         self._last = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         return self._last

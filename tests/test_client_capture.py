@@ -81,19 +81,30 @@ def test_video_file_plays_in_real_time_and_loops(tmp_path: Path) -> None:
     plain.close()
 
 
-def test_a_file_that_cannot_tell_its_length_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("count", [0, 5])
+def test_a_file_whose_frame_count_is_wrong_is_refused_or_holds_its_last_picture(
+    count: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "clip.mp4"
-    write_clip(path, count=2)
+    write_clip(path, count=3)  # says `count` pictures
     real_get = cv2.VideoCapture.get
     monkeypatch.setattr(
         cv2.VideoCapture,
         "get",
-        lambda self, prop: 0.0 if prop == cv2.CAP_PROP_FRAME_COUNT else real_get(self, prop),
+        lambda self, prop: count if prop == cv2.CAP_PROP_FRAME_COUNT else real_get(self, prop),
     )
-    with pytest.raises(ValueError, match=f"cannot play video {path}: it says 0 frames"):
-        open_source(str(path), fps=10)
+    if count == 0:
+        with pytest.raises(ValueError, match=f"cannot play video {path}: it says 0 frames"):
+            open_source(str(path), fps=10)
+        return
+    now_ms = 0.0
+    source = open_source(str(path), fps=10, clock=lambda: now_ms)
+    shown = []
+    for at_ms in [0.0, 250.0, 350.0, 480.0, 510.0, 620.0]:  # a 500 ms loop of 3 pictures
+        now_ms = at_ms
+        shown.append(round(source.read().mean() / 80))
+    assert shown == [0, 2, 2, 2, 0, 1]
+    source.close()
 
 
 def test_the_playhead_starts_at_the_first_instant_asked() -> None:

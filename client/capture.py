@@ -2,9 +2,9 @@
 
 ``open_source(spec)`` picks one from a string: ``synthetic`` (matplotlib's public-domain
 grace_hopper.jpg), a webcam index (``0``), an image file (animated like ``synthetic``) or a video
-file (looped). Every source returns HxWx3 uint8 RGB frames (``models.face_crop.FaceTracker``
-cuts the face square out of them); ``CaptureThread`` reads a source on its own
-thread, so a camera's (or a slow file's) ``read()`` never holds up the event loop.
+file (played in real time, looped). Every source returns HxWx3 uint8 RGB frames
+(``models.face_crop.FaceTracker`` cuts the face square out of them); ``CaptureThread`` reads a
+source on its own thread, so a camera's (or a slow file's) ``read()`` never holds up the event loop.
 """
 
 from __future__ import annotations
@@ -114,11 +114,10 @@ class TalkingPortrait:
 
 
 class VideoSource:
-    """A webcam (int index) or a video file (looped at its end), read with OpenCV."""
+    """A webcam by its index (or, for ``VideoFile``, a file's path), read with OpenCV."""
 
-    def __init__(self, target: int | str, loop: bool = True) -> None:
+    def __init__(self, target: int | str) -> None:
         self._target = target
-        self._loop = loop
         self._capture = cv2.VideoCapture(target)
         if not self._capture.isOpened():
             raise ValueError(f"cannot open video source {target!r}: check the camera index or path")
@@ -126,9 +125,6 @@ class VideoSource:
 
     def read(self) -> np.ndarray:
         ok, frame = self._capture.read()
-        if not ok and self._loop and isinstance(self._target, str):
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self._capture.read()
         if not ok:
             raise EOFError(f"video source {self._target!r} gave no frame")
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
@@ -137,8 +133,87 @@ class VideoSource:
         self._capture.release()
 
 
-def open_source(spec: str, fps: float, amplitude: float = 1.0, seed: int = 0) -> FrameSource:
-    """``synthetic`` | webcam index | image file (animated) | video file (looped)."""
+class Playhead:
+    """Where a looped file is at an instant of a clock (ms): 0 at the first instant asked, then
+    on with the clock, wrapping at ``period_ms``. A file's pictures and its sound share one, so
+    both start at that instant; safe to ask from several threads."""
+
+    def __init__(self, period_ms: float) -> None:
+        if not period_ms > 0:
+            raise ValueError(f"period_ms must be > 0, got {period_ms}")
+        self.period_ms = period_ms
+        self.origin_ms: float | None = None
+        self._lock = threading.Lock()
+
+    def position_ms(self, at_ms: float) -> float:
+        """The file's position (ms, in [0, period_ms)) at ``at_ms``."""
+        with self._lock:
+            if self.origin_ms is None:
+                self.origin_ms = at_ms
+        return (at_ms - self.origin_ms) % self.period_ms
+
+
+class VideoFile(VideoSource):
+    """A video file played in real time and looped: each read gives the picture at the file's
+    position (``playhead``, shared with the file's sound) at ``clock()`` (ms), skipping pictures
+    (``grab``, cheap) or giving the last one again as the reader's rate asks (and past the
+    file's real end, where its frame count said more, until the loop comes). Without a clock,
+    the n-th read is at n / ``fps`` s (a reader that wants every picture of a file made at its
+    ``fps``)."""
+
+    def __init__(self, path: Path, fps: float, clock: Callable[[], float] | None = None) -> None:
+        super().__init__(str(path))
+        self.path = path
+        self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if self.frame_count <= 0 or self.fps <= 0:
+            self.close()
+            raise ValueError(
+                f"cannot play video {path}: it says {self.frame_count} frames at {self.fps} fps"
+            )
+        self.playhead = Playhead(self.frame_count / self.fps * 1000)
+        self._clock = clock
+        self._read_fps = fps
+        self._reads = 0
+        self._next = 0  # the picture the capture decodes next
+        self._last: np.ndarray | None = None  # picture _next - 1, HxWx3 uint8 RGB
+
+    def _now_ms(self) -> float:
+        if self._clock is not None:
+            return self._clock()
+        self._reads += 1
+        return (self._reads - 1) * 1000 / self._read_fps
+
+    def read(self) -> np.ndarray:
+        """The picture at the file's position now (HxWx3 uint8 RGB; the same array again while
+        that picture lasts)."""
+        position_ms = self.playhead.position_ms(self._now_ms())
+        index = min(int(position_ms * self.fps / 1000), self.frame_count - 1)
+        if self._last is not None and index == self._next - 1:
+            return self._last
+        if index < self._next:  # looped (or the clock stepped back)
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+            self._next = index
+        while self._next < index and self._capture.grab():
+            self._next += 1
+        ok, frame = self._capture.read() if self._next == index else (False, None)
+        if not ok or frame is None:
+            if self._last is None:
+                raise EOFError(f"video {self.path} gave no picture {index} of {self.frame_count}")
+            return self._last  # past the file's real end: the last picture holds until the loop
+        self._next = index + 1
+        self._last = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        return self._last
+
+
+def open_source(
+    spec: str,
+    fps: float,
+    amplitude: float = 1.0,
+    seed: int = 0,
+    clock: Callable[[], float] | None = None,
+) -> FrameSource:
+    """``synthetic`` | webcam index | image file (animated) | video file (``VideoFile``: in real
+    time on ``clock``, ms, looped)."""
     if spec == "synthetic":
         return TalkingPortrait(read_image(synthetic_portrait_path()), fps, amplitude, seed)
     if spec.isdigit():
@@ -148,7 +223,7 @@ def open_source(spec: str, fps: float, amplitude: float = 1.0, seed: int = 0) ->
         raise ValueError(f"input {spec!r} is not 'synthetic', a webcam index or an existing file")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return TalkingPortrait(read_image(path), fps, amplitude, seed)
-    return VideoSource(str(path))
+    return VideoFile(path, fps, clock)
 
 
 class CaptureThread:

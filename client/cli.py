@@ -59,7 +59,8 @@ def _register_call(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--input",
         default="synthetic",
-        help="'synthetic', a webcam index, an image file (animated) or a video file (looped)",
+        help="'synthetic' (sends tone bursts), a webcam index (sends the microphone), an image "
+        "file (animated, sends silence) or a video file (in real time, looped, with its sound)",
     )
     parser.add_argument("--prompt", default="", help="style of your cartoon, e.g. 'pencil sketch'")
     parser.add_argument(
@@ -81,7 +82,12 @@ def _register_call(subparsers: argparse._SubParsersAction) -> None:
     add_model_args(parser, fps=25.0)
     parser.add_argument("--seconds", type=float, default=None, help="hang up after this long")
     parser.add_argument("--record", type=Path, help="write the other participant to this MP4")
-    parser.add_argument("--show", action="store_true", help="show the other participant")
+    parser.add_argument(
+        "--show",
+        action="store_true",
+        help="show the other participant and play their sound (the speaker needs "
+        "pip install 'cartooncodec[sound]')",
+    )
     parser.add_argument("--mute", action="store_true", help="send no sound")
     parser.add_argument(
         "--render-locally",

@@ -16,7 +16,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from client.audio import CapturedAudioTrack, audio_source
+from client.audio import CapturedAudioTrack, Microphone, audio_source
 from client.capture import CaptureThread, open_source
 from client.config import CallConfig
 from client.connection import CallConnection, ServerClock
@@ -46,12 +46,19 @@ class Uplink:
         extractor = MotionExtractor(preset=config.preset, checkpoint=config.checkpoint)
         # the server acknowledges each decoded frame: inter frames predict from those
         self.sender = Sender(extractor, fps=config.fps, feedback=True)
-        source = open_source(config.input, config.fps, config.motion_amplitude, config.seed)
-        self.capture = CaptureThread(source, config.fps, connection.clock.now_ms)
+        # a video file plays on the call clock from its first picture or sound, whichever is
+        # asked first (client.capture.Playhead): both start at that instant
+        clock = connection.clock.now_ms
+        source = open_source(
+            config.input, config.fps, config.motion_amplitude, config.seed, clock=clock
+        )
+        self.capture = CaptureThread(source, config.fps, clock)
         self.audio: CapturedAudioTrack | None = None  # --mute: none
         if not config.mute:
             self.audio = CapturedAudioTrack(
-                audio_source(config.input), ServerClock.local_ms, lambda: connection.clock.offset_ms
+                audio_source(config.input, source, clock),
+                ServerClock.local_ms,
+                lambda: connection.clock.offset_ms,
             )
         self._extracting = ThreadPoolExecutor(1, thread_name_prefix=f"extract-{config.name}")
         self.prompt_id = -1
@@ -183,7 +190,10 @@ class Uplink:
         return self.last_sent - self.first_sent
 
     async def close(self) -> None:
-        """Stop capturing, the extraction thread and the face tracker's thread."""
+        """Stop capturing (pictures and sound), the extraction thread and the face tracker's
+        thread."""
+        if self.audio is not None and isinstance(self.audio.source, Microphone):
+            await asyncio.to_thread(self.audio.source.close)
         await self.capture.close()
         await asyncio.to_thread(self._extracting.shutdown, True, cancel_futures=True)
         await asyncio.to_thread(self.sender.close)

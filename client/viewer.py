@@ -11,7 +11,9 @@ capture time, both on the server's call clock.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +23,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
-from client.audio import ReceivedAudio
+from client.audio import AudioSink, ReceivedAudio, open_speaker
 from client.config import CallConfig
 from client.connection import ServerClock
 from client.recorder import Mp4Recorder, OutputThread, Window
@@ -29,6 +31,8 @@ from codec.packet import TIME_MODULUS, unwrap
 from pipeline import protocol
 from pipeline.meters import RateMeter, percentiles
 from pipeline.protocol import frame_key, is_repeat
+
+logger = logging.getLogger(__name__)
 
 MATCH_BUFFER = 64  # frames / metadata kept while waiting for their counterpart
 
@@ -48,10 +52,15 @@ class Viewer:
         recorder = Mp4Recorder(config.record, config.fps, audio=True) if config.record else None
         window = Window(f"cartooncodec {config.name}") if config.show else None
         self.output = OutputThread(recorder, window) if recorder or window else None
-        # the other's sound, held back to match the face shown (client.audio)
-        self.audio = ReceivedAudio(
-            clock.now_ms, None if self.output is None else self.output.put_audio
-        )
+        # the other's sound, held back to match the face shown (client.audio), to the recording
+        # and the speaker
+        self.speaker = open_speaker() if config.show else None
+        sinks: list[AudioSink] = []
+        if recorder is not None and self.output is not None:
+            sinks.append(self.output.put_audio)
+        if self.speaker is not None:
+            sinks.append(self.speaker.put)
+        self.audio = ReceivedAudio(clock.now_ms, sinks)
         self.shown: list[ShownFrame] = []  # in arrival order
         self.shown_meter = RateMeter()
         self.frames_received = 0
@@ -126,7 +135,11 @@ class Viewer:
         )
 
     async def close(self) -> None:
-        """Finish the recording and close the window."""
+        """Finish the recording, close the window and the speaker."""
+        if self.speaker is not None:
+            await asyncio.to_thread(self.speaker.close)
+            if self.speaker.dropped:
+                logger.info("speaker: %d samples dropped (it played slower)", self.speaker.dropped)
         if self.output is not None:
             await self.output.close()
 

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import av
 import httpx
@@ -11,27 +16,38 @@ import pytest
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, CodecContext
 
-from client import uplink
+from client import audio, uplink
 from client.audio import (
     AUDIO_MARGIN_MS,
+    BLOCK_MS,
     FRAME_MS,
     FRAME_SAMPLES,
     MAX_PULL_MS,
+    MICROPHONE_RING_MS,
+    SAMPLE_RATE,
     SAMPLES_PER_MS,
     AudioPlayout,
     CapturedAudioTrack,
+    Microphone,
     Played,
     ReceivedAudio,
     audio_source,
+    decode_sound,
+    file_sound,
     mono_samples,
+    open_speaker,
     silence,
+    sound_devices,
     tone_bursts,
 )
 from client.callclient import CallClient
+from client.capture import VideoFile, open_source, synthetic_portrait_path
 from pipeline import protocol
 from pipeline.opus import OPUS_LOOKAHEAD_SAMPLES
 from server.app import running_server
 from server.settings import ServerSettings
+from tests.fakesound import FakeSoundDevice
+from tests.mediaclips import write_clip_with_sound
 from tests.tinycall import seat_config, write_styled_checkpoint
 
 
@@ -87,7 +103,6 @@ async def test_the_captured_track_paces_its_frames_and_says_when_pts_0_was() -> 
     track.stop()
     with pytest.raises(MediaStreamError):
         await track.recv()
-    assert audio_source("synthetic") is not silence and audio_source("0") is silence
 
 
 def ramp(first: int, count: int) -> np.ndarray:
@@ -159,7 +174,7 @@ def test_the_ring_stays_its_size_and_samples_without_an_anchor_are_dropped() -> 
     playout.anchor(0, 0.0)
     for k in range(500):  # 10 s into a 0.2 s ring
         playout.push(k * 960 + OPUS_LOOKAHEAD_SAMPLES, ramp(k * 960, 960), 20.0 * k)
-    assert playout._samples.shape == (200 * SAMPLES_PER_MS,)
+    assert playout._ring.samples.shape == (200 * SAMPLES_PER_MS,)
     # only the newest 200 ms are still there
     played = playout.pull(10_000 - 200 + playout.delay_ms, 200 * SAMPLES_PER_MS)
     assert np.array_equal(played, ramp(480_000 - 9600, 9600))
@@ -186,7 +201,7 @@ class QueueTrack:
 async def test_received_audio_plays_continuously_to_its_sink_until_the_track_ends() -> None:
     clock_ms = lambda: time.monotonic() * 1000  # noqa: E731
     chunks: list[tuple[np.ndarray, float]] = []
-    received = ReceivedAudio(clock_ms, lambda samples, at_ms: chunks.append((samples, at_ms)))
+    received = ReceivedAudio(clock_ms, [lambda samples, at_ms: chunks.append((samples, at_ms))])
     received.playout.anchor(0, clock_ms())
     frames = []
     for k in range(25):
@@ -216,7 +231,7 @@ async def test_received_audio_waits_where_the_call_clock_steps_back() -> None:
     stepped = lambda: 2.5 * FRAME_MS if len(track.frames) < 12 else 0.0  # noqa: E731
     clock_ms = lambda: time.monotonic() * 1000 - stepped()  # noqa: E731
     chunks: list[tuple[np.ndarray, float]] = []
-    received = ReceivedAudio(clock_ms, lambda samples, at_ms: chunks.append((samples, at_ms)))
+    received = ReceivedAudio(clock_ms, [lambda samples, at_ms: chunks.append((samples, at_ms))])
     received.playout.anchor(0, clock_ms())
     await received.run(track)  # type: ignore[arg-type]
     assert stepped() > 0
@@ -247,7 +262,7 @@ async def test_sound_reaches_the_other_recording_where_the_meter_says(
     says: when the face captured at that second was shown, plus the offset bob measured for
     that face. A sound stamped wrongly on its way (sender, server, anchors, recording) would
     begin elsewhere. alice hears nothing, and her call goes on."""
-    monkeypatch.setattr(uplink, "audio_source", lambda spec: tone_bursts(250, 60))
+    monkeypatch.setattr(uplink, "audio_source", lambda *args: tone_bursts(250, 60))
     checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
     settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
     async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
@@ -316,3 +331,198 @@ async def test_sound_reaches_the_other_recording_where_the_meter_says(
     with av.open(str(tmp_path / "seat0.mp4")) as container:
         assert len(list(container.decode(video=0))) >= 15
         assert all(stream.frames == 0 for stream in container.streams.audio)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sound_devices() -> Iterator[None]:
+    """Each test looks for ``sounddevice`` (and warns) anew."""
+    sound_devices.cache_clear()
+    yield
+    sound_devices.cache_clear()
+
+
+def onsets_ms(samples: np.ndarray) -> np.ndarray:
+    """Where the sound begins after at least 50 ms of silence (ms from the first sample)."""
+    loud = np.flatnonzero(np.abs(samples.astype(float)) > 3000)
+    begins = loud[np.concatenate([[True], np.diff(loud) > 50 * SAMPLES_PER_MS])]
+    return begins / SAMPLES_PER_MS
+
+
+def test_a_video_files_sound_plays_with_its_pictures_and_loops_with_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "clip.mp4"
+    write_clip_with_sound(path, tone_s=(0.5, 0.7))  # 44.1 kHz stereo: resampled
+    now_ms = 10_000.0  # the call clock
+    frames = open_source(str(path), fps=15, clock=lambda: now_ms)
+    sound = audio_source(str(path), frames, lambda: now_ms)
+    assert frames.read().mean() == pytest.approx(0, abs=2)  # the file starts here
+    # the picture shown at 10.52 s is the file's at 0.52 s (picture 5), whose sound is the tone
+    now_ms = 10_520.0
+    assert frames.read().mean() == pytest.approx(50, abs=2)
+    at_picture = sound(now_ms, FRAME_SAMPLES).astype(float)
+    assert np.abs(at_picture).max() > 0.4 * 32767
+    assert not np.abs(sound(10_300.0, FRAME_SAMPLES)).max() > 300  # 0.3 s into the file: quiet
+    # two rounds of the file from its start: the tone begins at 0.5 s of each, to a few ms
+    played = sound(10_000.0, 4000 * SAMPLES_PER_MS)
+    assert onsets_ms(played) == pytest.approx([500, 2500], abs=3)
+    now_ms = 12_560.0  # a round later, the same picture and sound again
+    assert frames.read().mean() == pytest.approx(50, abs=2)
+    assert np.array_equal(sound(now_ms, FRAME_SAMPLES), sound(10_560.0, FRAME_SAMPLES))
+    frames.close()
+
+
+def test_a_files_sound_is_bounded_and_a_file_without_sound_sends_silence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "clip.mp4"
+    write_clip_with_sound(path, tone_s=(0.2, 1.8), rate=48_000)
+    monkeypatch.setattr(audio, "MAX_FILE_SOUND_S", 1)
+    kept = decode_sound(path)
+    assert kept.dtype == np.int16 and len(kept) == SAMPLE_RATE  # at most 1 s of the 2 s
+    frames = open_source(str(path), fps=10, clock=lambda: 0.0)
+    assert isinstance(frames, VideoFile)
+    sound = file_sound(frames)
+    frames.read()  # the file starts at 0 on the call clock
+    assert np.abs(sound(500.0, 960)).max() > 10_000  # the tone, within the first second
+    assert not sound(1200.0, 960).any()  # beyond what is kept: silence
+    frames.close()
+
+    silent = tmp_path / "silent.mp4"
+    write_clip_with_sound(silent, tone_s=None)
+    frames = open_source(str(silent), fps=10)
+    assert audio_source(str(silent), frames, time.monotonic) is silence
+    frames.close()
+    image = open_source(str(synthetic_portrait_path()), fps=10)
+    assert audio_source(str(synthetic_portrait_path()), image, time.monotonic) is silence
+
+
+def test_a_file_whose_sound_cannot_be_decoded_is_refused_at_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "broken.mp4"
+    write_clip_with_sound(path, tone_s=(0.5, 0.7), garbage=True)
+    frames = open_source(str(path), fps=10)
+    with pytest.raises(
+        ValueError, match=rf"cannot read the sound of {re.escape(str(path))}: .*Invalid data"
+    ):
+        audio_source(str(path), frames, time.monotonic)
+    frames.close()
+
+
+def test_the_microphone_gives_what_it_captured_at_each_capture_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeSoundDevice()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    now_ms = 0.0
+    mic = audio_source("0", VideoSourceStub(), lambda: now_ms)
+    assert isinstance(mic, Microphone)
+    (stream,) = fake.streams
+    assert stream.active and stream.settings["samplerate"] == SAMPLE_RATE
+    assert stream.settings["dtype"] == "int16" and stream.settings["channels"] == 1
+    block = BLOCK_MS * SAMPLES_PER_MS
+
+    def hand_over(at_ms: float, first: int) -> None:
+        """PortAudio's thread: a block of ramp(first) arrives at ``at_ms`` on the call clock."""
+        nonlocal now_ms
+        now_ms = at_ms
+        stream.callback(ramp(first, block)[:, None], block, None, None)
+
+    # blocks from 5 s on, handed over 10 ms apart, each up to 2 ms late (the slack joins them)
+    for k in range(30):
+        hand_over(5010.0 + 10 * k + (k % 3), 5000 * SAMPLES_PER_MS + k * block)
+    assert np.array_equal(mic(5000.0, 300 * SAMPLES_PER_MS), ramp(5000 * SAMPLES_PER_MS, 14400))
+    # before the first block, and once taken: silence
+    assert not mic(4990.0, 480).any() and not mic(5000.0, 480).any()
+    # after a gap (the device stalled), the next block is stamped anew: where it arrived
+    hand_over(5600.0, 7)
+    assert np.array_equal(mic(5590.0, block), ramp(7, block))
+    # a frame is asked for once its samples are there: after its end and the next block
+    track = CapturedAudioTrack(mic, time.monotonic, lambda: 0.0)
+    assert track.lag_ms == FRAME_MS + 2 * BLOCK_MS
+    # the ring does not grow: of 5 s handed over, the newest 2 s are kept
+    for k in range(500):
+        hand_over(6010.0 + 10 * k, k * block)
+    assert mic._ring.samples.shape == (MICROPHONE_RING_MS * SAMPLES_PER_MS,)
+    assert not mic(6000.0, 960).any()
+    newest = 500 * block - MICROPHONE_RING_MS * SAMPLES_PER_MS
+    assert np.array_equal(mic(11_000.0 - MICROPHONE_RING_MS, 960), ramp(newest, 960))
+    mic.close()
+    mic.close()
+    assert stream.closed and not stream.active
+
+
+class VideoSourceStub:
+    """A webcam's pictures (the microphone does not look at them)."""
+
+    def read(self) -> np.ndarray:
+        return np.zeros((8, 8, 3), np.uint8)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def test_the_speaker_plays_in_order_silence_when_dry_and_drops_the_oldest_when_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeSoundDevice()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    speaker = open_speaker()
+    assert speaker is not None
+    (stream,) = fake.streams
+    assert stream.active and stream.settings["samplerate"] == SAMPLE_RATE
+
+    def play(frames: int) -> np.ndarray:
+        out = np.full((frames, 1), 99, np.int16)
+        stream.callback(out, frames, None, None)
+        return out[:, 0]
+
+    assert not play(480).any() and speaker.underrun == 480  # nothing yet: silence
+    speaker.put(ramp(0, 960), 0.0)
+    speaker.put(ramp(960, 960), 20.0)
+    assert np.array_equal(play(1500), ramp(0, 1500))
+    out = play(600)  # 420 left, then dry
+    assert np.array_equal(out[:420], ramp(1500, 420)) and not out[420:].any()
+    assert speaker.underrun == 480 + 180
+    # full: 600 ms put into 500 ms, the oldest 100 ms go; also from a chunk larger than all
+    for k in range(30):
+        speaker.put(ramp(k * 960, 960), 20.0 * k)
+    assert speaker.dropped == 30 * 960 - speaker.capacity
+    assert np.array_equal(play(960), ramp(30 * 960 - speaker.capacity, 960))
+    speaker.put(ramp(0, speaker.capacity + 100), 0.0)
+    assert np.array_equal(play(960), ramp(100, 960))
+    speaker.close()
+    assert stream.closed
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [ImportError("No module named 'sounddevice'"), OSError("PortAudio library not found")],
+)
+def test_without_sounddevice_or_portaudio_one_warning_and_the_call_goes_on(
+    missing: Exception, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_module(name: str) -> ModuleType:
+        raise missing
+
+    monkeypatch.setattr(audio.importlib, "import_module", no_module)
+    with caplog.at_level(logging.WARNING, logger="client.audio"):
+        assert audio_source("0", VideoSourceStub(), time.monotonic) is silence
+        assert open_speaker() is None
+        assert audio_source("1", VideoSourceStub(), time.monotonic) is silence
+    (warning,) = caplog.records
+    assert str(missing) in warning.getMessage()
+    assert "pip install 'cartooncodec[sound]'" in warning.getMessage()
+    assert "apt install libportaudio2" in warning.getMessage()
+
+
+def test_without_a_device_a_warning_and_the_call_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "sounddevice", FakeSoundDevice(no_device=True))
+    with caplog.at_level(logging.WARNING, logger="client.audio"):
+        assert audio_source("0", VideoSourceStub(), time.monotonic) is silence
+        assert open_speaker() is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "no microphone (Error querying device -1): sending silence",
+        "no speaker (Error querying device -1): the other's sound is not played",
+    ]

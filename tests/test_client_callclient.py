@@ -220,7 +220,7 @@ async def test_a_slow_camera_does_not_stall_the_call_loop(
     from client import uplink
 
     source = SlowSource(delay_s=0.2, size=64)
-    monkeypatch.setattr(uplink, "open_source", lambda *args: source)
+    monkeypatch.setattr(uplink, "open_source", lambda *args, **kwargs: source)
     client = CallClient(
         offline_config(tmp_path, fps=25.0, seconds=1.5, record=tmp_path / "call.mp4")
     )

@@ -4,13 +4,15 @@ import asyncio
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
 from client.capture import (
     CaptureThread,
+    Playhead,
     TalkingPortrait,
-    VideoSource,
+    VideoFile,
     open_source,
     read_image,
     synthetic_portrait_path,
@@ -46,21 +48,72 @@ def test_bad_inputs_are_refused(tmp_path: Path) -> None:
         open_source(str(broken), fps=25)
 
 
-def test_video_file_loops(tmp_path: Path) -> None:
-    path = tmp_path / "clip.mp4"
+def write_clip(path: Path, count: int, fps: int = 10) -> None:
+    """A video of ``count`` pictures whose grey level says which they are (80 × index)."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
+        stream = container.add_stream("mpeg4", rate=fps)
         stream.width = stream.height = 32
         stream.pix_fmt = "yuv420p"
-        for i in range(3):
+        for i in range(count):
             frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 80, np.uint8), "rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
-    source = open_source(str(path), fps=10)
-    assert isinstance(source, VideoSource)
-    frames = [source.read() for _ in range(6)]  # past the end: starts over
-    assert [round(f.mean() / 80) for f in frames] == [0, 1, 2, 0, 1, 2]
+
+
+def test_video_file_plays_in_real_time_and_loops(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    write_clip(path, count=3)  # 10 fps: 300 ms
+    now_ms = 5000.0
+    source = open_source(str(path), fps=25, clock=lambda: now_ms)
+    assert isinstance(source, VideoFile) and source.playhead.period_ms == pytest.approx(300)
+    shown = []
+    # the file starts at the first read; then each read shows the picture of the time elapsed,
+    # whatever the reader's rate: the same one again, pictures skipped, and round again
+    for elapsed_ms in [0, 40, 99, 110, 250, 310, 420, 1210, 1330]:
+        now_ms = 5000.0 + elapsed_ms
+        shown.append(round(source.read().mean() / 80))
+    assert shown == [0, 0, 0, 1, 2, 0, 1, 0, 1]
+    assert source.playhead.origin_ms == 5000.0
     source.close()
+    # without a clock, the n-th read is at n / fps: at the file's rate, every picture in turn
+    plain = open_source(str(path), fps=10)
+    assert [round(plain.read().mean() / 80) for _ in range(6)] == [0, 1, 2, 0, 1, 2]
+    plain.close()
+
+
+@pytest.mark.parametrize("count", [0, 5])
+def test_a_file_whose_frame_count_is_wrong_is_refused_or_holds_its_last_picture(
+    count: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "clip.mp4"
+    write_clip(path, count=3)  # says `count` pictures
+    real_get = cv2.VideoCapture.get
+    monkeypatch.setattr(
+        cv2.VideoCapture,
+        "get",
+        lambda self, prop: count if prop == cv2.CAP_PROP_FRAME_COUNT else real_get(self, prop),
+    )
+    if count == 0:
+        with pytest.raises(ValueError, match=f"cannot play video {path}: it says 0 frames"):
+            open_source(str(path), fps=10)
+        return
+    now_ms = 0.0
+    source = open_source(str(path), fps=10, clock=lambda: now_ms)
+    shown = []
+    for at_ms in [0.0, 250.0, 350.0, 480.0, 510.0, 620.0]:  # a 500 ms loop of 3 pictures
+        now_ms = at_ms
+        shown.append(round(source.read().mean() / 80))
+    assert shown == [0, 2, 2, 2, 0, 1]
+    source.close()
+
+
+def test_the_playhead_starts_at_the_first_instant_asked() -> None:
+    playhead = Playhead(period_ms=1000)
+    assert playhead.position_ms(250.0) == 0 and playhead.origin_ms == 250.0
+    assert playhead.position_ms(1700.0) == pytest.approx(450)
+    assert playhead.position_ms(200.0) == pytest.approx(950)  # before the start: the loop before
+    with pytest.raises(ValueError, match="period_ms must be > 0, got 0"):
+        Playhead(0)
 
 
 async def test_a_slow_source_does_not_block_the_event_loop() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from codec.keyframe import KeyframeAssembler
 from codec.packet import unpack_packet
 from models.style_images import encode_style_image, picture_style_name
 from pipeline import protocol
+from tests.mediaclips import write_clip_with_sound
 from tests.tinycall import OpenChannel, write_styled_checkpoint
 
 
@@ -111,3 +113,35 @@ async def test_bundled_frames_and_a_waiting_ack_leave_as_one_message(tmp_path: P
 def test_a_bundle_of_more_frames_than_a_message_holds_is_refused() -> None:
     with pytest.raises(ValueError, match="bundle takes 1 to 3 frames, got 4"):
         CallConfig(server="", room="", token="", bundle=4)
+
+
+async def test_a_video_files_pictures_and_sound_share_one_origin_on_the_call_clock(
+    tmp_path: Path,
+) -> None:
+    """The input file's tone sounds over 0.5-0.7 s: the sound the uplink sends for the capture
+    time of the picture of 0.5-0.6 s is the tone, and for that of 0.3-0.4 s it is quiet."""
+    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
+    clip = tmp_path / "clip.mp4"
+    write_clip_with_sound(clip, tone_s=(0.5, 0.7))  # grey level 10 × the picture's index
+    config = CallConfig(
+        server="", room="", token="", preset="tiny", checkpoint=checkpoint, input=str(clip)
+    )
+    connection = CallConnection(config.server)
+    connection.clock.offset_ms = 7_000.0  # the call clock is not the local one
+    uplink = Uplink(config, connection)
+    assert uplink.audio is not None
+    captured: dict[int, float] = {}  # picture -> its first capture time
+    while 5 not in captured:
+        image, capture_ms = await uplink.capture.next()
+        captured.setdefault(round(image.mean() / 10), capture_ms)
+    await uplink.close()
+    assert set(captured) >= {0, 3}
+    loudest = {k: np.abs(uplink.audio.source(captured[k], 960)).max() for k in (3, 5)}
+    assert loudest[5] > 0.4 * 32767 and loudest[3] < 300
+
+    broken = tmp_path / "broken.mp4"
+    write_clip_with_sound(broken, tone_s=(0.5, 0.7), garbage=True)
+    with pytest.raises(ValueError, match=f"cannot read the sound of {broken}"):
+        Uplink(replace(config, input=str(broken)), connection)
+    muted = Uplink(replace(config, input=str(broken), mute=True), connection)  # nothing to read
+    await muted.close()

@@ -1,19 +1,26 @@
-"""The viewer pairs each video frame with its metadata, in either order, within bounds."""
+"""The viewer pairs each video frame with its metadata, in either order, within bounds, and
+hands the other's sound to the recording and the speaker."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
-from av import VideoFrame
+import pytest
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, VideoFrame
 
+from client.audio import sound_devices
 from client.config import CallConfig
 from client.connection import ServerClock
 from client.viewer import MATCH_BUFFER, Viewer
 from pipeline import protocol
 from pipeline.protocol import PTS_PER_MS
+from tests.fakesound import FakeSoundDevice
 
 
 class StoppedClock(ServerClock):
@@ -37,8 +44,6 @@ class Track:
         self._clock = clock
 
     async def recv(self) -> VideoFrame:
-        from aiortc.mediastreams import MediaStreamError
-
         if not self._frames:
             raise MediaStreamError
         frame, arrival_ms = self._frames.pop(0)
@@ -86,3 +91,49 @@ def test_metadata_without_frames_is_kept_within_bounds(tmp_path: Path) -> None:
         seen.on_frame_meta({**meta(index * 40, index, index * 40), "concealed": 0})
     assert len(seen._meta) == MATCH_BUFFER
     assert min(seen._meta) == 10 * 40  # the oldest went first
+
+
+class AudioTrack:
+    """The other's audio track: ``count`` 20 ms frames of a constant level, then its end."""
+
+    kind = "audio"
+
+    def __init__(self, count: int, level: int) -> None:
+        self.frames = []
+        for k in range(count):
+            frame = AudioFrame.from_ndarray(np.full((1, 960), level, np.int16), layout="mono")
+            frame.sample_rate, frame.pts = 48000, k * 960
+            self.frames.append(frame)
+
+    async def recv(self) -> AudioFrame:
+        await asyncio.sleep(0.02)
+        if not self.frames:
+            raise MediaStreamError
+        return self.frames.pop(0)
+
+
+async def test_with_show_the_others_sound_goes_to_the_speaker_and_the_recording(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeSoundDevice()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    sound_devices.cache_clear()
+    clock = ServerClock()
+    record = tmp_path / "seen.mp4"
+    config = CallConfig(server="", room="", token="", record=record, show=True)
+    seen = Viewer(config, clock)
+    (stream,) = fake.streams  # the speaker
+    seen.display(np.zeros((16, 16, 3), np.uint8), clock.now_ms())
+    seen.audio.playout.anchor(0, clock.now_ms())
+    await seen.audio.run(AudioTrack(25, level=5000))  # type: ignore[arg-type]
+    played = np.zeros((48_000, 1), np.int16)
+    stream.callback(played, len(played), None, None)  # the device asks for 1 s
+    await seen.close()
+    sound_devices.cache_clear()
+    assert (played == 5000).sum() > 10 * 960 and stream.closed
+    with av.open(str(record)) as container:
+        recorded = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+    assert (np.abs(recorded - 5000 / 32768) < 0.02).sum() > 10 * 960
+    # without --show no speaker is opened
+    Viewer(CallConfig(server="", room="", token=""), clock)
+    assert len(fake.streams) == 1

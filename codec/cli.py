@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--target-kbps",
         type=parse_target_kbps,
         default=DEFAULT_TARGET_KBPS,
-        help=f"payload rate to aim for, without packet headers (default {DEFAULT_TARGET_KBPS}); "
+        help=f"motion rate to aim for, packet headers included (default {DEFAULT_TARGET_KBPS}); "
         "'off' codes every frame at the finest fixed step",
     )
     encode.add_argument("--stats-json", type=Path, help="write rate and error figures here")

@@ -159,4 +159,4 @@ class MotionEncoder:
         self._packets += 1
         self._intra_packets += int(intra)
         self._payload_bytes += payload_bytes
-        self.rate.record(payload_bytes)
+        self.rate.record(payload_bytes + OVERHEAD)

@@ -28,8 +28,21 @@ def test_rate_settles_near_the_target(target):
     settled = encoder.stats
     encode_all(encoder, FEATURES[150:])
     final = encoder.stats
-    late_kbps = 8 * (final.payload_bytes - settled.payload_bytes) / (150 / 25) / 1000
-    assert late_kbps == pytest.approx(target, rel=0.35)
+    sent = final.payload_bytes + final.header_bytes - settled.payload_bytes - settled.header_bytes
+    assert 8 * sent / (150 / 25) / 1000 == pytest.approx(target, rel=0.35)  # headers included
+
+
+def test_the_target_counts_the_headers_so_a_higher_frame_rate_codes_coarser():
+    """At 30 fps the headers take 1.44 kbps of the target (1.2 at 25 fps): the payload gets
+    less and the step is coarser, and the whole motion stays near the target at both rates."""
+    totals, steps = [], []
+    for fps in (25.0, 30.0):
+        encoder = MotionEncoder(target_kbps=3.6, fps=fps)
+        packets = encode_all(encoder, FEATURES, fps)
+        totals.append(8 * sum(len(p) for p in packets[150:]) / (150 / fps) / 1000)
+        steps.append(encoder.stats.step_scale)
+    assert totals == pytest.approx([3.6, 3.6], rel=0.15)
+    assert steps[1] > steps[0]
 
 
 def test_reported_rate_matches_the_bytes_sent():

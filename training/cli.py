@@ -140,8 +140,8 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         "--target-kbps",
         type=parse_target_kbps,
         default=DEFAULT_TARGET_KBPS,
-        help=f"motion payload rate target (default {DEFAULT_TARGET_KBPS}, as encode and a call "
-        "send); 'off' for the finest fixed step",
+        help=f"motion rate target, packet headers included (default {DEFAULT_TARGET_KBPS}, as "
+        "encode and a call send); 'off' for the finest fixed step",
     )
     parser.add_argument(
         "--keyframe-quality",

@@ -63,6 +63,11 @@ class GeneratorConfig:
     # The decoder stops this many up blocks short of full size: its residual is painted at
     # H / 2**residual_downscale and upsampled, while the warped reference stays full size.
     residual_downscale: int = 0
+    # Width of the style finish (0: none): three small full-resolution convolutions on the
+    # output that are the identity in the base weights; only style deltas change them, so a
+    # style can change the picture's every pixel (grey, lines, flat colour), which the
+    # residual painted at H / 2**residual_downscale cannot.
+    style_finish_channels: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,7 @@ PRESETS: dict[str, ModelConfig] = {
             num_down_blocks=2,
             num_bottleneck_blocks=2,
             residual_downscale=1,
+            style_finish_channels=16,
         ),
     ),
     # For tests: seconds to build, train a few steps and render.

@@ -21,9 +21,13 @@ disocclusions). Skips are added, not concatenated: on two CPU cores the decoder'
 full-resolution convolutions dominate a frame, and addition keeps their width.
 
 The style of the output lives in the image pathway (``first``, ``down_blocks``,
-``bottleneck``, ``up_blocks``, ``final``); the dense motion network only says where pixels
-come from. Style deltas touch the image pathway only (see :func:`style_layer_names`), so
-motion survives stylisation.
+``bottleneck``, ``up_blocks``, ``final`` and, with ``style_finish_channels``, the full-size
+``finish``); the dense motion network only says where pixels come from. Style deltas touch the
+image pathway only (see :func:`style_layer_names`), so motion survives stylisation. The finish
+is the identity in the base weights (its last convolution starts, and stays, at zero: stage 1
+does not train it), so only a style changes it: without it a style could only change the
+residual, painted at low resolution over the sharp warped photograph, and every style looked
+like the photograph in another palette.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ from models.dense_motion import DenseMotionNetwork
 
 __all__ = [
     "OcclusionAwareGenerator",
+    "StyleFinish",
     "flow_offset",
     "identity_motion",
+    "style_finish_layer_names",
     "style_layer_names",
     "warp_by_offset",
 ]
@@ -82,6 +88,8 @@ class OcclusionAwareGenerator(nn.Module):
         nn.init.zeros_(final.weight)
         nn.init.zeros_(final.bias)  # type: ignore[arg-type]
         self.final = final
+        channels = params.style_finish_channels
+        self.finish = StyleFinish(config.num_channels, channels) if channels else None
 
     def encode_source(self, source_image: torch.Tensor) -> list[torch.Tensor]:
         """Bx3xHxW -> [the image, features at H, H/2, ..., H/2^n]: reusable for every frame."""
@@ -118,7 +126,10 @@ class OcclusionAwareGenerator(nn.Module):
                 residual, size=image.shape[2:], mode="bilinear", align_corners=False
             )
         deformed = warp_by_offset(image, offset)
-        return (deformed + residual).clamp(0.0, 1.0), deformed, residual
+        prediction = (deformed + residual).clamp(0.0, 1.0)
+        if self.finish is not None:
+            prediction = self.finish(prediction)
+        return prediction, deformed, residual
 
     def forward(
         self,
@@ -129,6 +140,31 @@ class OcclusionAwareGenerator(nn.Module):
         motion = self.dense_motion_network(source_image, kp_driving, kp_source)
         prediction, deformed, residual = self._decode(self.encode_source(source_image), motion)
         return {**motion, "prediction": prediction, "deformed": deformed, "residual": residual}
+
+
+class StyleFinish(nn.Module):
+    """forward(image: BxCxHxW in [0, 1]) -> BxCxHxW in [0, 1]: the image plus what three
+    3x3 convolutions (the middle one dilated: a 9x9 view, enough for an outline) make of it.
+
+    The last convolution starts at zero, so the finish is the identity until a style delta
+    changes it; stage 1 keeps it so (see ``training.trainer``).
+    """
+
+    def __init__(self, num_channels: int, channels: int) -> None:
+        super().__init__()
+        self.inner = nn.Conv2d(num_channels, channels, 3, padding=1)
+        self.wide = nn.Conv2d(channels, channels, 3, padding=2, dilation=2)
+        self.out = nn.Conv2d(channels, num_channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        bias = self.out.bias
+        assert bias is not None
+        if not torch.is_grad_enabled() and not (self.out.weight.any() or bias.any()):
+            return image  # the base weights (no style on the finish): nothing to compute
+        change = self.out(F.relu(self.wide(F.relu(self.inner(image)))))
+        return (image + change).clamp(0.0, 1.0)
 
 
 def flow_offset(deformation: torch.Tensor) -> torch.Tensor:
@@ -180,3 +216,11 @@ def style_layer_names(generator: OcclusionAwareGenerator) -> list[str]:
         if isinstance(module, (nn.Conv2d, nn.BatchNorm2d))
         and not name.startswith("dense_motion_network")
     ]
+
+
+def style_finish_layer_names(generator: nn.Module) -> list[str]:
+    """Names of the style finish's convolutions (none without one)."""
+    finish = getattr(generator, "finish", None)
+    if not isinstance(finish, StyleFinish):
+        return []
+    return [f"finish.{name}" for name, module in finish.named_children()]

@@ -32,7 +32,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from models.generator import OcclusionAwareGenerator, style_layer_names
+from models.generator import (
+    OcclusionAwareGenerator,
+    style_finish_layer_names,
+    style_layer_names,
+)
 from models.style_delta import StyleDelta
 from models.text_encoder import ClipGuide
 
@@ -131,13 +135,17 @@ def select_layers(
     candidates: list[str] | None = None,
     should_stop: StopFn | None = None,
 ) -> list[str]:
-    """Names of the ``top_k`` layers the loss moves most (see :func:`score_layers`)."""
+    """The generator's style finish (every style adapts it whole: it is the identity until a
+    style changes it, see :class:`models.generator.StyleFinish`), then the ``top_k`` other
+    layers the loss moves most (see :func:`score_layers`)."""
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    scores = score_layers(generator, loss_fn, probe_steps, candidates, should_stop=should_stop)
+    finish = style_finish_layer_names(generator) if candidates is None else []
+    others = [name for name in candidates or _candidate_layers(generator) if name not in finish]
+    scores = score_layers(generator, loss_fn, probe_steps, others, should_stop=should_stop)
     ranked = sorted(scores, key=scores.__getitem__, reverse=True)
     log.debug("layer scores: %s", {name: round(scores[name], 6) for name in ranked})
-    return ranked[:top_k]
+    return finish + ranked[:top_k]
 
 
 def adapt_style(

@@ -46,6 +46,39 @@ def test_untrained_generator_at_zero_motion_returns_the_reference() -> None:
     torch.testing.assert_close(out["prediction"], image, atol=1e-4, rtol=0)
 
 
+def finished_tiny() -> ModelConfig:
+    """The tiny preset with a style finish of 4 channels (lite-128 has 16)."""
+    tiny = get_preset("tiny")
+    return replace(tiny, generator=replace(tiny.generator, style_finish_channels=4))
+
+
+def test_the_style_finish_is_the_identity_until_a_style_changes_it() -> None:
+    """Base weights: the finish changes nothing (zero motion still returns the reference). A
+    delta on its layers (which are style layers) changes every pixel it likes, at full
+    resolution: here, grey."""
+    generator, detector = (
+        OcclusionAwareGenerator(finished_tiny()).eval(),
+        KPDetector(finished_tiny()).eval(),
+    )
+    image = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        kp = detector(image)
+        torch.testing.assert_close(generator(image, kp, kp)["prediction"], image, atol=1e-4, rtol=0)
+    assert {"finish.inner", "finish.wide", "finish.out"} <= set(style_layer_names(generator))
+    finish = generator.finish
+    assert finish is not None
+    optimizer = torch.optim.Adam(finish.parameters(), lr=0.02)
+    grey = image.mean(dim=1, keepdim=True).expand_as(image)
+    for _ in range(150):
+        optimizer.zero_grad()
+        F.l1_loss(finish(image), grey).backward()
+        optimizer.step()
+    with torch.no_grad():
+        styled = generator(image, kp, kp)["prediction"]
+    # every pixel nearer its grey than the photograph's own colours are
+    assert float((styled - grey).abs().mean()) < 0.5 * float((image - grey).abs().mean())
+
+
 def test_a_one_pixel_offset_translates_the_reference_at_full_resolution() -> None:
     image = _face_like_image()
     offset = torch.zeros(1, 2, 8, 8)  # a coarse flow field, as the dense motion gives

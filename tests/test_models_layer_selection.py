@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -34,8 +36,9 @@ def clip() -> ClipGuide:
     return tiny_clip(seed=0)
 
 
-def _setup(clip: ClipGuide, prompt: str = "a watercolor painting"):
+def _setup(clip: ClipGuide, prompt: str = "a watercolor painting", finish: int = 0):
     config = get_preset("tiny")
+    config = replace(config, generator=replace(config.generator, style_finish_channels=finish))
     generator, detector = OcclusionAwareGenerator(config).eval(), KPDetector(config).eval()
     source = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
@@ -84,6 +87,19 @@ def test_selection_returns_the_top_scoring_layers(clip: ClipGuide) -> None:
     scores = score_layers(generator, loss_fn, probe_steps=2)
     layers = select_layers(generator, loss_fn, top_k=3, probe_steps=2)
     assert layers == sorted(scores, key=scores.__getitem__, reverse=True)[:3]
+
+
+def test_every_style_adapts_the_whole_finish_and_the_top_scoring_others(clip: ClipGuide) -> None:
+    """Ranked with the others, the finish's zero last convolution always came first (an
+    infinite relative change) and the two before it only sometimes: it is adapted whole."""
+    generator, loss_fn = _setup(clip, finish=4)
+    finish = ["finish.inner", "finish.wide", "finish.out"]
+    others = [name for name in style_layer_names(generator) if name not in finish]
+    scores = score_layers(generator, loss_fn, probe_steps=2, candidates=others)
+    layers = select_layers(generator, loss_fn, top_k=2, probe_steps=2)
+    assert layers == finish + sorted(scores, key=scores.__getitem__, reverse=True)[:2]
+    delta = adapt_style(generator, loss_fn, layers, steps=5, lr=0.01, prompt="watercolor")
+    assert float(delta.deltas["finish.out.weight"].abs().max()) > 0
 
 
 def test_adaptation_changes_only_selected_layers_and_lowers_the_clip_loss(

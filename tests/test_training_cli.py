@@ -10,7 +10,7 @@ import pytest
 from models.checkpoint import load_checkpoint
 from tests.face_clip import write_face_video
 from training import cli
-from training.options import Stage1Weights, TrainOptions
+from training.options import Stage1Weights, Stage2Weights, TrainOptions
 from training.styles import EXEMPLAR_STYLES
 
 
@@ -52,7 +52,8 @@ def other_value(kind: object, default: object) -> tuple[list[str], object]:
 def test_every_train_option_reaches_its_field() -> None:
     expected: dict[str, object] = {}
     argv = ["train"]
-    for owner, prefix in ((TrainOptions, ""), (Stage1Weights, "weights_")):
+    nested = ((Stage1Weights, "weights"), (Stage2Weights, "style_weights"))
+    for owner, prefix in ((TrainOptions, ""), *((cls, f"{name}_") for cls, name in nested)):
         hints = typing.get_type_hints(owner)
         for item in dataclasses.fields(owner):
             if dataclasses.is_dataclass(hints[item.name]):
@@ -65,11 +66,13 @@ def test_every_train_option_reaches_its_field() -> None:
             argv += [flag, *words]
             expected[dest] = value
     options = cli.dataclass_from_options(TrainOptions, parse(argv))
-    seen = {**vars(options), **{f"weights_{k}": v for k, v in vars(options.weights).items()}}
-    del seen["weights"]
+    seen = dict(vars(options))
+    for _, name in nested:
+        seen |= {f"{name}_{k}": v for k, v in vars(seen.pop(name)).items()}
     assert seen == expected
-    assert len(expected) == len(dataclasses.fields(TrainOptions)) - 1 + 7
+    assert len(expected) == len(dataclasses.fields(TrainOptions)) - 2 + 7 + 5
     assert "--workers" in argv and "--no-augment" in argv and "--weights-l1" in argv
+    assert "--style-weights-structure" in argv
 
 
 def test_empty_folder_fails_with_a_message(

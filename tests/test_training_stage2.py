@@ -8,8 +8,8 @@ import torch
 from models.checkpoint import build_models
 from models.config import get_preset
 from models.layer_selection import structure_loss
+from training.options import Stage2Weights
 from training.stage2 import (
-    Stage2Weights,
     make_style_batches,
     render_styles,
     style_loss,

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoint import CheckpointError, load_checkpoint
+from models import config
+from models.checkpoint import CheckpointError, build_models, load_checkpoint
 from tests.face_clip import write_face_video
 from training.options import Stage1Weights, TrainOptions
 from training.trainer import TrainingDivergedError, run
@@ -176,3 +177,25 @@ def test_init_from_refuses_a_file_without_state_dicts(data: Path, tmp_path: Path
     torch.save({"generator": [1, 2], "kp_detector": {}}, bad)
     with pytest.raises(CheckpointError, match=rf"{bad}: 'generator' is not a state dict"):
         run(options(data, tmp_path / "run", steps=0, init_from=bad))
+
+
+def test_stage_1_leaves_the_style_finish_the_identity(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finish belongs to the styles: reconstruction training moves the other layers and
+    leaves the finish's last convolution at zero, and a style may then change it."""
+    tiny = config.PRESETS["tiny"]
+    finished = replace(tiny, generator=replace(tiny.generator, style_finish_channels=4))
+    monkeypatch.setitem(config.PRESETS, "tiny", finished)
+    start = build_models(finished)
+    loaded = load_checkpoint(
+        run(options(data, tmp_path / "run", steps=3, styles=("sketch",), style_steps=3)),
+        preset="tiny",
+    )
+    trained = loaded.generator.state_dict()
+    assert float(trained["finish.out.weight"].abs().max()) == 0.0
+    assert not torch.equal(
+        trained["first.conv.weight"], start.generator.state_dict()["first.conv.weight"]
+    )
+    sketch = loaded.styles["sketch"]
+    assert any(name.startswith("finish.") for name in sketch.deltas)

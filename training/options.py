@@ -32,6 +32,17 @@ class Stage1Weights:
     equivariance_jacobian: float = option(10.0, "weight of the Jacobian equivariance loss")
 
 
+@dataclass(frozen=True)
+class Stage2Weights:
+    """Loss weights of the classical styles' adaptation (stage 2)."""
+
+    image_l1: float = option(10.0, "weight of the L1 to the style's recipe")
+    image_ms_ssim: float = option(5.0, "weight of the MS-SSIM to the style's recipe")
+    structure: float = option(10.0, "weight of the keypoint term (motion survives the style)")
+    clip_directional: float = option(1.0, "weight of the CLIP directional loss")
+    clip_global: float = option(0.5, "weight of the CLIP global loss")
+
+
 @dataclass
 class TrainOptions:
     """Everything ``cartooncodec train`` can set."""
@@ -83,4 +94,7 @@ class TrainOptions:
     export: Path | None = option(None, "also write a float16 inference checkpoint")
     weights: Stage1Weights = field(
         default_factory=Stage1Weights, metadata={"help": "stage-1 loss weights"}
+    )
+    style_weights: Stage2Weights = field(
+        default_factory=Stage2Weights, metadata={"help": "stage-2 loss weights"}
     )

@@ -42,21 +42,13 @@ from models.layer_selection import (
 from models.style_delta import StyleDelta
 from models.text_encoder import ClipGuide
 from training.losses import clip_global_loss, ms_ssim_loss, multiscale_l1
+from training.options import Stage2Weights
 from training.styles import BUILTIN_STYLES, CLASSICAL_STYLES, load_exemplars, stylize
 
 log = logging.getLogger(__name__)
 
 EXEMPLAR_SOURCES = 4
 """Reference frames an exemplar style is adapted on (taken from the style batches)."""
-
-
-@dataclass(frozen=True)
-class Stage2Weights:
-    image_l1: float = 10.0
-    image_ms_ssim: float = 5.0
-    structure: float = 10.0
-    clip_directional: float = 1.0
-    clip_global: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,8 @@ class Trainer:
         train_state = self._resume(options.resume) if options.resume is not None else None
         self.kp_detector = self.models.kp_detector.to(self.dist.device).train()
         self.generator = self.models.generator.to(self.dist.device).train()
+        if self.generator.finish is not None:  # the identity until a style delta changes it
+            self.generator.finish.requires_grad_(False)
         self.model = self._build_model()
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=options.lr, betas=(0.5, 0.999)
@@ -482,6 +484,7 @@ class Trainer:
                 probe_steps=options.style_probe_steps,
                 steps=options.style_steps,
                 lr=options.style_lr,
+                weights=options.style_weights,
                 clip=ClipTarget.for_prompt(guide, BUILTIN_STYLES[name].description)
                 if guide is not None
                 else None,

@@ -223,4 +223,4 @@ def style_finish_layer_names(generator: nn.Module) -> list[str]:
     finish = getattr(generator, "finish", None)
     if not isinstance(finish, StyleFinish):
         return []
-    return [f"finish.{name}" for name, module in finish.named_children()]
+    return [f"finish.{name}" for name, _ in finish.named_children()]

@@ -10,7 +10,6 @@ from pathlib import Path
 from types import ModuleType
 
 import av
-import httpx
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
@@ -44,11 +43,9 @@ from client.callclient import CallClient
 from client.capture import VideoFile, open_source, synthetic_portrait_path
 from pipeline import protocol
 from pipeline.opus import OPUS_LOOKAHEAD_SAMPLES
-from server.app import running_server
-from server.settings import ServerSettings
 from tests.fakesound import FakeSoundDevice
 from tests.mediaclips import write_clip_with_sound
-from tests.tinycall import seat_config, write_styled_checkpoint
+from tests.tinycall import seat_config, tiny_server
 
 
 def test_tone_bursts_sound_in_the_first_part_of_each_period_of_the_call_clock() -> None:
@@ -263,9 +260,7 @@ async def test_sound_reaches_the_other_recording_where_the_meter_says(
     that face. A sound stamped wrongly on its way (sender, server, anchors, recording) would
     begin elsewhere. alice hears nothing, and her call goes on."""
     monkeypatch.setattr(uplink, "audio_source", lambda *args: tone_bursts(250, 60))
-    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
-    settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
-    async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
+    async with tiny_server(tmp_path) as (url, http, checkpoint):
         room = (await http.post("/rooms")).json()
 
         def participant(seat: int, mute: bool) -> CallClient:

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
@@ -18,10 +17,14 @@ from codec import motion_schema
 from codec.keyframe import split_chunks
 from models.style_images import encode_style_image, picture_style_name
 from pipeline import protocol
-from server.app import running_server
-from server.settings import ServerSettings
 from tests.looplag import LoopLag, SlowSource
-from tests.tinycall import OpenChannel, make_offer, seat_config, write_styled_checkpoint
+from tests.tinycall import (
+    OpenChannel,
+    make_offer,
+    seat_config,
+    tiny_server,
+    write_styled_checkpoint,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,9 +49,7 @@ def other_tasks(before: set[asyncio.Task]) -> set[asyncio.Task]:
 
 
 async def test_two_party_call(tmp_path: Path) -> None:
-    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
-    settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
-    async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
+    async with tiny_server(tmp_path) as (url, http, checkpoint):
         tasks_before = set(asyncio.all_tasks())
         room = (await http.post("/rooms")).json()
         auth = {"Authorization": f"Bearer {room['tokens'][0]}"}  # stats need a token of the room
@@ -177,9 +178,7 @@ async def test_two_party_call(tmp_path: Path) -> None:
 
 
 async def test_abrupt_disconnect_frees_the_seat(tmp_path: Path) -> None:
-    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
-    settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
-    async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
+    async with tiny_server(tmp_path) as (url, http, checkpoint):
         room = (await http.post("/rooms")).json()
         auth = {"Authorization": f"Bearer {room['tokens'][0]}"}  # stats need a token of the room
         clients = [
@@ -314,9 +313,7 @@ def test_style_messages_record_which_style_each_prompt_became(
 
 
 async def test_a_server_of_another_preset_ends_the_call_with_its_reason(tmp_path: Path) -> None:
-    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
-    settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
-    async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
+    async with tiny_server(tmp_path) as (url, http, checkpoint):
         tasks_before = set(asyncio.all_tasks())
         room = (await http.post("/rooms")).json()
         client = CallClient(seat_config(url, room, 0, checkpoint, fps=10.0, seconds=30.0))
@@ -337,9 +334,7 @@ async def test_a_server_of_another_preset_ends_the_call_with_its_reason(tmp_path
 
 
 async def test_a_participant_that_renders_locally_gets_motion_not_video(tmp_path: Path) -> None:
-    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
-    settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
-    async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
+    async with tiny_server(tmp_path) as (url, http, checkpoint):
         room = (await http.post("/rooms")).json()
         auth = {"Authorization": f"Bearer {room['tokens'][0]}"}
 

@@ -3,10 +3,13 @@ SDP offers of a real aiortc peer, and the configurations peer connections are bu
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 import torch
 from aiortc import RTCConfiguration, RTCPeerConnection
@@ -15,6 +18,8 @@ from client.config import CallConfig
 from models.checkpoint import build_models, save_checkpoint
 from models.config import get_preset
 from models.style_delta import StyleDelta
+from server.app import running_server
+from server.settings import ServerSettings
 
 STYLE_SHIFTS = {"sketch": 0.0, "comic": 3.0}  # added to the generator's output bias
 
@@ -30,6 +35,16 @@ def write_styled_checkpoint(path: Path) -> Path:
         for name, shift in STYLE_SHIFTS.items()
     }
     return save_checkpoint(path, models, styles=styles)
+
+
+@asynccontextmanager
+async def tiny_server(tmp_path: Path) -> AsyncIterator[tuple[str, httpx.AsyncClient, str]]:
+    """A call server of the tiny preset on loopback ICE, with ``write_styled_checkpoint``'s
+    styles: (its URL, an HTTP client of it, the checkpoint's path for the participants)."""
+    checkpoint = str(write_styled_checkpoint(tmp_path / "tiny.pt"))
+    settings = ServerSettings(preset="tiny", checkpoint=checkpoint, loopback_ice=True)
+    async with running_server(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        yield url, http, checkpoint
 
 
 async def make_offer(data_channel: bool = True, video: bool = True) -> str:

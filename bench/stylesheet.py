@@ -6,7 +6,9 @@ whose keypoints moved most from it ("moving"); then, beside each row, what the s
 learned from: the exemplar pictures of an exemplar style (``--style-data``), the classical
 recipe applied to the first face for a classical one. The table gives, per style, the mean
 keypoint distance between the styled and the unstyled render (pixels at the model's size):
-whether motion survives the style.
+whether motion survives the style. It is measured by the checkpoint's structure detector (the
+codec's keypoints found through a style, :mod:`training.structure`), and, beside it, by the
+codec's keypoint detector, which also moves its keypoints when only the colours change.
 """
 
 from __future__ import annotations
@@ -65,17 +67,19 @@ def _run(args: argparse.Namespace) -> int:
     clips = load_bench_clips(args.clips, size, max_frames=50)[: args.faces]
     faces = [_face(models, name, frames) for name, frames in clips]
     beside = exemplars_beside(list(models.styles), faces[0].source, size, args.style_data)
-    sheet, distances = style_sheet(models, faces, beside)
+    sheet, structure, codec = style_sheet(models, faces, beside)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "stylesheet.png"
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     table = Table(
         "structure",
-        f"Keypoint distance, styled vs unstyled render (px at {size}), mean over faces",
-        ("style", "keypoint_px"),
+        f"Keypoint distance, styled vs unstyled render (px at {size}), mean over faces: "
+        "keypoint_px by the structure detector (the keypoint detector where the checkpoint has "
+        "none), codec_keypoint_px by the keypoint detector",
+        ("style", "keypoint_px", "codec_keypoint_px"),
     )
-    for name, value in distances.items():
-        table.add(style=name, keypoint_px=value)
+    for name, value in structure.items():
+        table.add(style=name, keypoint_px=value, codec_keypoint_px=codec[name])
     publish(args.out, "stylesheet", [table], args, plots=[path])
     return 0
 
@@ -111,32 +115,39 @@ def exemplars_beside(
 
 def style_sheet(
     models: LoadedModels, faces: Sequence[Face], beside: Mapping[str, list[np.ndarray]]
-) -> tuple[np.ndarray, dict[str, float]]:
-    """(sheet: HxWx3 uint8 RGB, mean keypoint distance in pixels per style) for ``faces``."""
+) -> tuple[np.ndarray, dict[str, float], dict[str, float]]:
+    """(sheet: HxWx3 uint8 RGB, mean keypoint distance in pixels per style by the structure
+    detector, the same by the keypoint detector) for ``faces``."""
     import torch
 
     generator, detector = models.generator.eval(), models.kp_detector.eval()
-    size = models.config.image_size
+    structure = models.structure.eval()
     sources = _batch([face.source for face in faces for _ in (0, 1)])
     drivings = _batch([frame for face in faces for frame in (face.source, face.driving)])
     with torch.no_grad():
         kp_source, kp_driving = detector(sources), detector(drivings)
         plain = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
-        plain_kp = detector(plain)["value"]
     rows = [_row("frames", _frames(drivings), []), _row("none", _frames(plain), [])]
     distances: dict[str, float] = {}
+    codec: dict[str, float] = {}
     for name, delta in models.styles.items():
         with torch.no_grad(), delta.applied(generator):
             styled = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
-            moved = (detector(styled)["value"] - plain_kp).norm(dim=-1).mean()
-        distances[name] = float(moved) * size / 2
+            distances[name] = _moved(structure, styled, plain)
+            codec[name] = _moved(detector, styled, plain)
         rows.append(_row(name, _frames(styled), beside.get(name, [])))
     width = max(row.shape[1] for row in rows)
     padded = [
         np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255)
         for row in rows
     ]
-    return np.vstack(padded), distances
+    return np.vstack(padded), distances, codec
+
+
+def _moved(detector: torch.nn.Module, styled: torch.Tensor, plain: torch.Tensor) -> float:
+    """Mean distance in pixels between ``detector``'s keypoints on ``styled`` and on ``plain``."""
+    moved = (detector(styled)["value"] - detector(plain)["value"]).norm(dim=-1).mean()
+    return float(moved) * styled.shape[-1] / 2
 
 
 def _batch(frames: Sequence[np.ndarray]) -> torch.Tensor:

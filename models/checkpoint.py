@@ -3,7 +3,10 @@
 A checkpoint is a torch file holding ``generator`` and ``kp_detector`` state dicts (as in the
 released FOMM vox-256 checkpoint, which loads into the ``full-256`` preset) and, in files we
 write, ``preset`` (name), ``config`` (:meth:`ModelConfig.to_dict`), ``styles``
-({name: :meth:`StyleDelta.to_dict`}) and ``meta`` (free-form: data, steps, ...). Files are read
+({name: :meth:`StyleDelta.to_dict`}), ``meta`` (free-form: data, steps, ...) and, when one was
+distilled (``cartooncodec train --structure-steps``), ``structure_detector``: the state dict of
+a second keypoint detector that finds the codec's keypoints through a style
+(:mod:`training.structure`). Files are read
 with ``torch.load(weights_only=True)``, so a checkpoint cannot run code.
 """
 
@@ -61,6 +64,13 @@ class LoadedModels:
     styles: dict[str, StyleDelta] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    structure_detector: KPDetector | None = None
+
+    @property
+    def structure(self) -> KPDetector:
+        """The detector that measures a style's structure: the structure detector, or the codec's
+        own detector when the checkpoint has none."""
+        return self.kp_detector if self.structure_detector is None else self.structure_detector
 
 
 def default_checkpoint_path(preset: str) -> Path:
@@ -141,6 +151,12 @@ def load_checkpoint(
     models.styles = _styles_of(data.get("styles") or {}, models.generator, path)
     models.meta = dict(data.get("meta") or {})
     models.path = path
+    if data.get("structure_detector") is not None:
+        models.structure_detector = KPDetector(config).eval()
+        load_state(
+            models.structure_detector, data["structure_detector"], path, "structure_detector"
+        )
+        models.structure_detector.requires_grad_(False).to(device)
     models.kp_detector.to(device)
     models.generator.to(device)
     return models
@@ -207,6 +223,8 @@ def save_checkpoint(
             "meta": dict(meta if meta is not None else models.meta),
         }
     )
+    if models.structure_detector is not None:
+        data["structure_detector"] = _cpu_state(models.structure_detector.state_dict(), half)
     temporary = path.with_name(path.name + ".tmp")
     torch.save(data, temporary)
     os.replace(temporary, path)

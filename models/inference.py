@@ -116,9 +116,14 @@ class InferenceWrapper:
         with self._views_lock:
             return len(self._views)
 
-    def float_copies(self) -> tuple[OcclusionAwareGenerator, nn.Module]:
-        """Float32 copies of the unstyled generator and keypoint detector (for adaptation)."""
-        return copy.deepcopy(self.generator).float(), copy.deepcopy(self.kp_detector).float()
+    def float_copies(self) -> tuple[OcclusionAwareGenerator, nn.Module, nn.Module]:
+        """Float32 copies, for adaptation, of the unstyled generator, the keypoint detector and
+        the detector that measures structure (see :attr:`LoadedModels.structure`)."""
+        return (
+            copy.deepcopy(self.generator).float(),
+            copy.deepcopy(self.kp_detector).float(),
+            copy.deepcopy(self.models.structure).to(self.device, torch.float32),
+        )
 
     def _styled_copy(self, delta: StyleDelta) -> OcclusionAwareGenerator:
         """The generator's module tree sharing every tensor, but base + delta where it touches."""

@@ -210,20 +210,23 @@ def clip_style_loss(
     neutral_prompt: str = NEUTRAL_PROMPT,
     jitter: float = 0.03,
     seed: int = 0,
-    kp_detector: nn.Module | None = None,
+    structure_detector: nn.Module | None = None,
     structure_weight: float = 100.0,  # ExemplarWeights.structure, measured there
 ) -> LossFn:
     """CLIP directional loss of ``generator`` rendering ``source_image`` (1x3xHxW).
 
     Renders at zero motion and at one small random head shift; the motion (which style layers
-    never touch) and the unstylised embeddings are computed once, here. With ``kp_detector``,
+    never touch) and the unstylised embeddings are computed once, here. With
+    ``structure_detector`` (the checkpoint's :attr:`~models.checkpoint.LoadedModels.structure`),
     ``structure_weight`` times :func:`structure_loss` (keypoints of the styled render against
     the unstylised render's) keeps the motion's structure, as in :func:`exemplar_style_loss`.
     """
     text_direction = clip.encode_text(prompt) - clip.encode_text(neutral_prompt)
     sources, kp_repeated, kp_driving = _still_and_shifted(source_image, kp_source, jitter, seed)
     detector = (
-        None if kp_detector is None else copy.deepcopy(kp_detector).eval().requires_grad_(False)
+        None
+        if structure_detector is None
+        else copy.deepcopy(structure_detector).eval().requires_grad_(False)
     )
     with torch.no_grad():
         motion = generator.dense_motion_network(sources, kp_driving, kp_repeated)
@@ -345,7 +348,7 @@ def low_frequency_loss(styled: torch.Tensor, plain: torch.Tensor, size: int = 8)
 
 def exemplar_style_loss(
     generator: OcclusionAwareGenerator,
-    kp_detector: nn.Module,
+    structure_detector: nn.Module,
     exemplars: torch.Tensor,
     source_image: torch.Tensor,
     kp_source: dict[str, torch.Tensor],
@@ -363,10 +366,12 @@ def exemplar_style_loss(
     measurement does not move while the encoder's own layers adapt. ``terms``, when given,
     receives the latest unweighted value of every term. With ``clip``, the term ``clip_image``
     (the exemplars as an image prompt, see the module's docstring) is added.
+    ``structure_detector`` measures the structure term (the checkpoint's
+    :attr:`~models.checkpoint.LoadedModels.structure`); ``kp_source`` is the codec detector's.
     """
     weights = weights or ExemplarWeights()
     frozen = copy.deepcopy(generator).eval().requires_grad_(False)
-    detector = copy.deepcopy(kp_detector).eval().requires_grad_(False)
+    detector = copy.deepcopy(structure_detector).eval().requires_grad_(False)
     count = source_image.shape[0]
     sources, kp_repeated, kp_driving = _still_and_shifted(source_image, kp_source, jitter, seed)
     projections = _colour_projections()

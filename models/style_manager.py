@@ -41,7 +41,10 @@ log = logging.getLogger(__name__)
 LossBuilder = Callable[
     [OcclusionAwareGenerator, nn.Module, torch.Tensor, dict[str, torch.Tensor]], LossFn
 ]
-"""(float32 generator copy, keypoint detector copy, 1x3xSxS reference, its keypoints) -> loss."""
+"""(float32 generator copy, structure detector copy, 1x3xSxS reference, its keypoints) -> loss.
+
+The structure detector (:attr:`models.checkpoint.LoadedModels.structure`) measures whether the
+style keeps the face's structure; the reference's keypoints come from the codec's detector."""
 
 NO_STYLE = "none"
 
@@ -118,7 +121,7 @@ class StyleManager:
     ) -> StyleDelta:
         """Layer selection and adaptation toward ``loss`` of float32 copies of the unstyled
         networks, on ``source`` (1x3xSxS float32, a grey frame when None); cached as ``key``."""
-        generator, kp_detector = self.wrapper.float_copies()
+        generator, kp_detector, structure = self.wrapper.float_copies()
         if source is None:
             log.info("no reference frame yet: adapting %r on a grey frame", key)
             size = self.wrapper.size
@@ -126,7 +129,7 @@ class StyleManager:
         with torch.no_grad():
             kp_source = kp_detector(source)
         config = self.adaptation
-        loss_fn = loss(generator, kp_detector, source, kp_source)
+        loss_fn = loss(generator, structure, source, kp_source)
         layers = select_layers(
             generator, loss_fn, config.top_k, config.probe_steps, should_stop=should_stop
         )

@@ -14,6 +14,7 @@ from models.checkpoint import (
 )
 from models.checkpoint_option import RANDOM_WEIGHTS, RANDOM_WEIGHTS_ENV
 from models.config import get_preset
+from models.keypoint_detector import KPDetector
 from models.style_delta import StyleDelta
 from tests.models_helpers import single_thread  # noqa: F401
 
@@ -203,6 +204,31 @@ def test_our_format_round_trips_weights_styles_and_meta(tmp_path: Path) -> None:
     assert torch.equal(loaded.generator.final.weight, weight)
     assert loaded.styles["sketch"].layers == ("final",)
     assert torch.equal(loaded.styles["sketch"].deltas["final.weight"], style.deltas["final.weight"])
+
+
+def test_a_structure_detector_round_trips_and_is_optional(tmp_path: Path) -> None:
+    models = build_models(get_preset("tiny"))
+    plain = load_checkpoint(save_checkpoint(tmp_path / "plain.pt", models))
+    assert plain.structure_detector is None and plain.structure is plain.kp_detector
+    models.structure_detector = KPDetector(models.config).eval()
+    with torch.no_grad():
+        models.structure_detector.kp.bias.add_(0.5)  # unlike the keypoint detector
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "with.pt", models))
+    assert loaded.structure is loaded.structure_detector
+    bias = loaded.structure.kp.bias
+    assert torch.equal(bias, models.structure_detector.kp.bias)
+    assert not torch.equal(bias, loaded.kp_detector.kp.bias)
+    assert not any(p.requires_grad for p in loaded.structure.parameters())
+
+
+def test_a_structure_detector_of_another_size_is_refused_by_name(tmp_path: Path) -> None:
+    models = build_models(get_preset("tiny"))
+    path = save_checkpoint(tmp_path / "ours.pt", models)
+    data = torch.load(path, weights_only=True)
+    data["structure_detector"] = {**data["kp_detector"], "kp.bias": torch.zeros(3)}
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match="structure_detector key 'kp.bias' has shape"):
+        load_checkpoint(path)
 
 
 def test_half_precision_file_is_smaller_and_close(tmp_path: Path) -> None:

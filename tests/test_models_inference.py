@@ -8,6 +8,7 @@ import torch
 from models.checkpoint import build_models
 from models.config import get_preset
 from models.inference import InferenceWrapper
+from models.keypoint_detector import KPDetector
 from models.style_delta import StyleDelta, weights_fingerprint
 from tests.models_helpers import single_thread  # noqa: F401
 
@@ -70,11 +71,26 @@ def test_a_delta_that_does_not_fit_is_refused() -> None:
     assert wrapper.styled_views() == 0
 
 
+def test_the_structure_copy_is_the_checkpoints_structure_detector_when_it_has_one() -> None:
+    models = build_models(get_preset("tiny"))
+    models.structure_detector = KPDetector(models.config).eval()
+    with torch.no_grad():
+        models.structure_detector.kp.bias.add_(0.5)
+    wrapper = InferenceWrapper("tiny", device="cpu", models=models, half=True)
+    _, detector, structure = wrapper.float_copies()
+    assert torch.equal(structure.kp.bias, models.structure_detector.kp.bias)
+    assert not torch.equal(structure.kp.bias, detector.kp.bias)
+    assert structure is not models.structure_detector
+
+
 def test_float_copies_are_float32_and_independent_of_the_served_weights() -> None:
     wrapper = _wrapper(half=True)
-    generator, detector = wrapper.float_copies()
+    generator, detector, structure = wrapper.float_copies()
     assert {p.dtype for p in generator.parameters()} == {torch.float32}
     assert {p.dtype for p in detector.parameters()} == {torch.float32}
+    # No structure detector in this checkpoint: the keypoint detector measures structure.
+    assert {p.dtype for p in structure.parameters()} == {torch.float32}
+    torch.testing.assert_close(structure.state_dict(), detector.state_dict())
     served = wrapper.generator.final.weight.detach().clone()
     with torch.no_grad():
         generator.final.weight.add_(1.0)

@@ -275,7 +275,7 @@ def test_the_text_path_runs_on_a_real_clip_architecture_with_random_weights() ->
     with torch.no_grad():
         kp = detector(source)
     prompt = "a zombie with green skin"
-    loss_fn = clip_style_loss(generator, clip, prompt, source, kp, kp_detector=detector)
+    loss_fn = clip_style_loss(generator, clip, prompt, source, kp, structure_detector=detector)
     layers = select_layers(generator, loss_fn, top_k=2, probe_steps=1)
     delta = adapt_style(generator, loss_fn, layers, steps=STEPS, lr=0.01, prompt="zombie")
     assert len(layers) == 2 and set(delta.layers) == set(layers)

@@ -26,7 +26,9 @@ def setup() -> tuple[torch.nn.Module, torch.nn.Module, list]:
     # Smooth random "faces": stylisation needs some structure to draw edges on.
     images = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 32, 32), 5, 1, 2)
     pairs = [(images[:2], images[2:]), (images[2:], images[:2])]
-    batches = make_style_batches(pairs, "cel", models.kp_detector, models.generator)
+    batches = make_style_batches(
+        pairs, "cel", models.kp_detector, models.generator, models.kp_detector
+    )
     return models.generator, models.kp_detector, batches
 
 
@@ -47,7 +49,15 @@ def test_adaptation_lowers_the_style_loss_and_touches_only_selected_layers(setup
 
     start = mean_loss()
     delta, terms = train_style(
-        "cel", generator, kp_detector, batches, top_k=2, probe_steps=1, steps=25, lr=0.01
+        "cel",
+        generator,
+        kp_detector,
+        kp_detector,
+        batches,
+        top_k=2,
+        probe_steps=1,
+        steps=25,
+        lr=0.01,
     )
     assert {"image_l1", "image_ms_ssim", "structure"} <= set(terms)
     # The generator is left unchanged; the style lives in the delta only.
@@ -75,7 +85,15 @@ def test_the_structure_term_holds_the_keypoints_of_the_unstyled_render(setup) ->
 def test_render_styles_gives_one_column_per_style(setup) -> None:  # type: ignore[no-untyped-def]
     generator, kp_detector, batches = setup
     delta, _ = train_style(
-        "cel", generator, kp_detector, batches, top_k=1, probe_steps=1, steps=2, lr=0.01
+        "cel",
+        generator,
+        kp_detector,
+        kp_detector,
+        batches,
+        top_k=1,
+        probe_steps=1,
+        steps=2,
+        lr=0.01,
     )
     batch = batches[0]
     columns = render_styles(
@@ -88,7 +106,7 @@ def test_render_styles_gives_one_column_per_style(setup) -> None:  # type: ignor
 def test_unknown_style_is_refused(setup) -> None:  # type: ignore[no-untyped-def]
     generator, kp_detector, batches = setup
     with pytest.raises(ValueError, match="unknown built-in style 'oil'"):
-        train_style("oil", generator, kp_detector, batches, 1, 1, 1, 0.01)
+        train_style("oil", generator, kp_detector, kp_detector, batches, 1, 1, 1, 0.01)
 
 
 def _write_exemplars(directory: Path, name: str) -> None:
@@ -102,11 +120,13 @@ def _write_exemplars(directory: Path, name: str) -> None:
 def test_an_exemplar_style_trains_from_its_pictures(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     generator, kp_detector, _ = setup
     images = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 32, 32), 5, 1, 2)
-    batches = make_style_batches([(images[:2], images[2:])], "pixar", kp_detector, generator)
+    batches = make_style_batches(
+        [(images[:2], images[2:])], "pixar", kp_detector, generator, kp_detector
+    )
     assert batches[0].target is None
     _write_exemplars(tmp_path, "pixar")
     delta, terms = train_style(
-        "pixar", generator, kp_detector, batches, 2, 1, 3, 1e-3, style_data=tmp_path
+        "pixar", generator, kp_detector, kp_detector, batches, 2, 1, 3, 1e-3, style_data=tmp_path
     )
     assert delta.prompt == "pixar" and len(delta.layers) == 2
     assert {"feature_mean", "feature_gram", "colour", "structure", "low_frequency"} == set(terms)
@@ -116,11 +136,20 @@ def test_an_exemplar_style_trains_from_its_pictures(setup, tmp_path: Path) -> No
 def test_an_exemplar_style_without_its_pictures_is_refused(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     generator, kp_detector, _ = setup
     images = torch.rand(2, 3, 32, 32)
-    batches = make_style_batches([(images, images)], "zombie", kp_detector, generator)
+    batches = make_style_batches([(images, images)], "zombie", kp_detector, generator, kp_detector)
     assert batches[0].target is not None  # zombie is a classical recipe
     with pytest.raises(ValueError, match="give their folder"):
-        train_style("pixar", generator, kp_detector, batches, 1, 1, 1, 1e-3)
+        train_style("pixar", generator, kp_detector, kp_detector, batches, 1, 1, 1, 1e-3)
     with pytest.raises(ValueError, match="lacks anitalker__aiface7.png"):
         train_style(
-            "anime-painting", generator, kp_detector, batches, 1, 1, 1, 1e-3, style_data=tmp_path
+            "anime-painting",
+            generator,
+            kp_detector,
+            kp_detector,
+            batches,
+            1,
+            1,
+            1,
+            1e-3,
+            style_data=tmp_path,
         )

@@ -199,3 +199,22 @@ def test_stage_1_leaves_the_style_finish_the_identity(
     )
     sketch = loaded.styles["sketch"]
     assert any(name.startswith("finish.") for name in sketch.deltas)
+
+
+def test_a_structure_detector_is_distilled_saved_and_dropped_when_stage_1_moves_on(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = run(options(data, tmp_path / "a", steps=2, structure_steps=3, batch_size=2))
+    loaded = load_checkpoint(first, preset="tiny")
+    assert loaded.structure_detector is not None
+    assert not torch.equal(loaded.structure.kp.weight, loaded.kp_detector.kp.weight)
+    with (tmp_path / "a" / "losses.csv").open() as handle:
+        [row] = [r for r in csv.DictReader(handle) if r["stage"] == "structure"]
+    assert row["step"] == "2" and math.isfinite(float(row["loss"]))
+    # Stage 2 alone on it keeps it; more stage-1 steps drop it, saying why.
+    kept = run(options(data, tmp_path / "b", resume=first, steps=2, styles=("cel",), style_steps=1))
+    assert load_checkpoint(kept, preset="tiny").structure_detector is not None
+    with caplog.at_level("WARNING"):
+        dropped = run(options(data, tmp_path / "c", resume=first, steps=3))
+    assert load_checkpoint(dropped, preset="tiny").structure_detector is None
+    assert "structure detector distilled from it is dropped" in caplog.text

@@ -82,6 +82,13 @@ class TrainOptions:
     styles: tuple[str, ...] = option(
         DEFAULT_STYLES, "comma-separated built-in styles for stage 2; empty to skip stage 2"
     )
+    structure_steps: int = option(
+        0,
+        "before stage 2, distil a structure detector in N steps: the keypoints found through a "
+        "style, which stage 2 and `style add` hold styles to (0: keep the checkpoint's, or use "
+        "the keypoint detector)",
+    )
+    structure_lr: float = option(2e-4, "Adam learning rate of the structure detector")
     style_steps: int = option(100, "adaptation steps per style")
     style_top_k: int = option(4, "layers adapted per style")
     style_probe_steps: int = option(3, "steps of the layer-selection probe per style")

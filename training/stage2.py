@@ -4,7 +4,8 @@ For a classical style, the loss mixes
 * image-image: the rendered driving frame should look like ``stylize(driving frame)``,
 * structure preservation: keypoints detected on the stylised output match those detected on
   the unstyled render of the same motion (what ``bench stylesheet`` measures: the motion the
-  receiver gets still moves the stylised face as it moves the unstyled one),
+  receiver gets still moves the stylised face as it moves the unstyled one), both found by the
+  checkpoint's structure detector (:mod:`training.structure`) when it has one,
 * CLIP directional and global losses toward the style's description when CLIP weights exist.
 An exemplar style (``pixar``...) is learned from its pictures in the styles folder instead,
 with the receiver's own exemplar loss (:func:`models.layer_selection.exemplar_style_loss`:
@@ -70,8 +71,8 @@ class StyleBatch:
     """Fixed inputs of one adaptation step, computed once with the unstyled generator.
 
     source, driving, target (stylised driving; None for an exemplar style), plain (unstyled
-    reconstruction): Bx3xHxW; kp_source, kp_driving: keypoint dicts as the detector returns them;
-    kp_plain: BxKx2 keypoints detected on ``plain``.
+    reconstruction): Bx3xHxW; kp_source, kp_driving: keypoint dicts as the codec's detector
+    returns them; kp_plain: BxKx2 keypoints the structure detector finds on ``plain``.
     """
 
     source: torch.Tensor
@@ -96,6 +97,7 @@ def make_style_batches(
     name: str,
     kp_detector: nn.Module,
     generator: nn.Module,
+    structure_detector: nn.Module,
 ) -> list[StyleBatch]:
     """One :class:`StyleBatch` per (source, driving) pair of batches, for style ``name``."""
     batches = []
@@ -103,14 +105,14 @@ def make_style_batches(
         kp_source, kp_driving = kp_detector(source), kp_detector(driving)
         plain = generator(source, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
         target = stylize_batch(driving, name) if name in CLASSICAL_STYLES else None
-        kp_plain = kp_detector(plain)["value"]
+        kp_plain = structure_detector(plain)["value"]
         batches.append(StyleBatch(source, driving, target, plain, kp_source, kp_driving, kp_plain))
     return batches
 
 
 def style_loss(
     generator: nn.Module,
-    kp_detector: nn.Module,
+    structure_detector: nn.Module,
     batches: list[StyleBatch],
     weights: Stage2Weights,
     clip: ClipTarget | None = None,
@@ -133,7 +135,7 @@ def style_loss(
             "image_l1": weights.image_l1 * multiscale_l1(output, batch.target),
             "image_ms_ssim": weights.image_ms_ssim * ms_ssim_loss(output, batch.target),
             "structure": weights.structure
-            * structure_loss(kp_detector(output)["value"], batch.kp_plain),
+            * structure_loss(structure_detector(output)["value"], batch.kp_plain),
         }
         if clip is not None:
             styled = clip.guide.encode_image(output)
@@ -156,6 +158,7 @@ def exemplar_loss(
     name: str,
     generator: OcclusionAwareGenerator,
     kp_detector: nn.Module,
+    structure_detector: nn.Module,
     batches: list[StyleBatch],
     style_data: Path | None,
     terms: dict[str, float] | None = None,
@@ -168,7 +171,7 @@ def exemplar_loss(
         kp_source = kp_detector(sources)
     return exemplar_style_loss(
         generator,
-        kp_detector,
+        structure_detector,
         exemplars.to(sources.device),
         sources,
         kp_source,
@@ -180,6 +183,7 @@ def train_style(
     name: str,
     generator: OcclusionAwareGenerator,
     kp_detector: nn.Module,
+    structure_detector: nn.Module,
     batches: list[StyleBatch],
     top_k: int,
     probe_steps: int,
@@ -200,13 +204,16 @@ def train_style(
         raise ValueError(f"unknown built-in style {name!r}; available: {', '.join(BUILTIN_STYLES)}")
     generator.eval()
     kp_detector.eval().requires_grad_(False)
+    structure_detector.eval().requires_grad_(False)
     terms: dict[str, float] = {}
     if name in CLASSICAL_STYLES:
         loss_fn = style_loss(
-            generator, kp_detector, batches, weights or Stage2Weights(), clip, terms
+            generator, structure_detector, batches, weights or Stage2Weights(), clip, terms
         )
     else:
-        loss_fn = exemplar_loss(name, generator, kp_detector, batches, style_data, terms)
+        loss_fn = exemplar_loss(
+            name, generator, kp_detector, structure_detector, batches, style_data, terms
+        )
     layers = select_layers(generator, loss_fn, top_k=top_k, probe_steps=probe_steps)
     log.info("style %s: adapting layers %s", name, ", ".join(layers))
     delta = adapt_style(generator, loss_fn, layers, steps=steps, lr=lr)

@@ -41,6 +41,7 @@ from training.options import TrainOptions
 from training.split import split_by_person
 from training.stage1 import ReconstructionModel, discriminator_step
 from training.stage2 import ClipTarget, make_style_batches, render_styles, train_style
+from training.structure import distill_structure_detector, structure_errors
 from training.styles import BUILTIN_STYLES
 from training.videos import Clip, PairDataset, load_clips
 
@@ -151,6 +152,8 @@ class Trainer:
             self._init_from(options.init_from)
         train_state = self._resume(options.resume) if options.resume is not None else None
         self.kp_detector = self.models.kp_detector.to(self.dist.device).train()
+        if self.models.structure_detector is not None:
+            self.models.structure_detector.to(self.dist.device)
         self.generator = self.models.generator.to(self.dist.device).train()
         if self.generator.finish is not None:  # the identity until a style delta changes it
             self.generator.finish.requires_grad_(False)
@@ -347,6 +350,12 @@ class Trainer:
             time.monotonic() + 60.0 * options.max_minutes if options.max_minutes else math.inf
         )
         started = time.monotonic()
+        if self.step < options.steps and self.models.structure_detector is not None:
+            log.warning(
+                "stage 1 changes the keypoint detector, so the structure detector distilled from "
+                "it is dropped; --structure-steps N distils a new one"
+            )
+            self.models.structure_detector = None
         self.model.train()
         batches = self._batches()
         with _progress(options.steps, self.step, "stage 1", self.dist.is_main) as bar:
@@ -456,6 +465,49 @@ class Trainer:
             self.best_validation,
         )
 
+    def train_structure(self) -> None:
+        """Distil the structure detector from the keypoint detector (``--structure-steps``;
+        rank 0) on the training frames; logs its error on the validation people's frames."""
+
+        options = self.options
+        if not options.structure_steps or not self.dist.is_main:
+            return
+        started = time.monotonic()
+        frames = (torch.cat(pair) for pair in self._batches())
+        row: dict[str, float] = {}
+        with _progress(options.structure_steps, 0, "structure detector", True) as bar:
+
+            def progress(step: int, loss: float) -> None:
+                row["loss"] = loss
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+
+            detector = distill_structure_detector(
+                self.kp_detector.eval(),
+                frames,
+                options.structure_steps,
+                options.structure_lr,
+                options.seed,
+                progress=progress,
+            )
+        self.models.structure_detector = detector
+        if self.validation is not None:
+            count = min(len(self.validation), options.validation_pairs)
+            images = torch.stack([self.validation[i][1] for i in range(count)])
+            images = images.to(self.dist.device)
+            before = structure_errors(self.kp_detector, self.kp_detector, images)
+            after = structure_errors(detector, self.kp_detector, images)
+            for name in after:
+                log.info(
+                    "structure detector on %s: keypoints %.2f px from the photograph's "
+                    "(the keypoint detector: %.2f px)",
+                    name,
+                    after[name],
+                    before[name],
+                )
+            row["px"] = float(np.mean(list(after.values())))
+        self.loss_log.write(self.step, "structure", time.monotonic() - started, row)
+
     def train_stage2(self) -> None:
         """One style delta per requested built-in style (rank 0; deltas are small)."""
 
@@ -473,12 +525,13 @@ class Trainer:
                 break
             started = time.monotonic()
             batches = make_style_batches(
-                pairs, name, self.kp_detector.eval(), self.generator.eval()
+                pairs, name, self.kp_detector.eval(), self.generator.eval(), self.models.structure
             )
             delta, terms = train_style(
                 name,
                 self.generator,
                 self.kp_detector,
+                self.models.structure,
                 batches,
                 top_k=options.style_top_k,
                 probe_steps=options.style_probe_steps,
@@ -517,6 +570,7 @@ def run(options: TrainOptions) -> Path:
         if trainer.dist.is_main:
             trainer.save(options.out / CHECKPOINT_NAME)  # stage 1 is safe before stage 2 starts
         trainer.restore_best()
+        trainer.train_structure()
         trainer.train_stage2()
         path = options.out / CHECKPOINT_NAME
         if trainer.dist.is_main:

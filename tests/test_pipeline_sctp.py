@@ -121,9 +121,7 @@ def messages(n: int, prefix: str = "") -> list[str]:
 
 
 @pytest.mark.parametrize("lean", [True, False], ids=["lean", "aiortc"])
-async def test_a_sack_every_second_data_packet(
-    monkeypatch: pytest.MonkeyPatch, lean: bool
-) -> None:
+async def test_a_sack_every_second_data_packet(monkeypatch: pytest.MonkeyPatch, lean: bool) -> None:
     wire = Wire(monkeypatch)
     async with connected_peers(lean) as peers:
         assert isinstance(peers.answerer.sctp, LeanSctpTransport if lean else RTCSctpTransport)
@@ -170,8 +168,8 @@ async def test_a_lost_reliable_packet_is_sacked_at_once_and_sent_again(
     async with connected_peers() as peers:
         sent = messages(20)
         lost = sent[5].encode()
-        wire.lose = lambda packet: not wire.lost and any(
-            isinstance(c, DataChunk) and c.user_data == lost for c in packet
+        wire.lose = lambda packet: (
+            not wire.lost and any(isinstance(c, DataChunk) and c.user_data == lost for c in packet)
         )
         for message in sent:
             peers.channels["offerer"][CONTROL].send(message)

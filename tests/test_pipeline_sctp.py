@@ -4,6 +4,7 @@ own): what each sends on the wire, SCTP packet by SCTP packet, and what arrives.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ from aiortc.rtcsctptransport import (
 )
 
 from pipeline.ice import use_loopback_ice
-from pipeline.sctp import LeanSctpTransport, use_lean_sctp
+from pipeline.sctp import SACK_DELAY_S, LeanSctpTransport, use_lean_sctp
 
 MOTION, CONTROL = "motion", "control"
 Packet = list[Chunk]
@@ -140,6 +141,21 @@ async def test_a_sack_every_second_data_packet(monkeypatch: pytest.MonkeyPatch, 
         assert sacks <= data // 2 + 2  # + the odd packet out, + the answer to the opening
     else:
         assert sacks == data  # aiortc: one for each
+
+
+async def test_a_lone_packet_is_acknowledged_after_the_delay() -> None:
+    async with connected_peers() as peers:
+        await asyncio.sleep(SACK_DELAY_S)  # the opening's SACKs are out
+        sctp = peers.offerer.sctp
+        assert sctp is not None
+        start = time.monotonic()
+        peers.channels["offerer"][CONTROL].send("alone")
+        await peers.arrived("answerer", CONTROL, 1)
+        while sctp._sent_queue:
+            await asyncio.sleep(0.005)
+        waited = time.monotonic() - start
+    # delayed (aiortc's own acknowledges in a few ms), and not left to T3 (1 s at least)
+    assert SACK_DELAY_S * 0.9 <= waited < 0.9
 
 
 async def test_a_waiting_sack_rides_on_the_data_sent(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -115,8 +115,8 @@ class LeanSctpTransport(RTCSctpTransport):
         asyncio.ensure_future(self._send_delayed_sack())
 
     async def _send_delayed_sack(self) -> None:
-        # Sent even if aiortc cleared _sack_needed meanwhile: a SACK whose send was under way
-        # when this packet arrived clears it after the packet asked for one.
+        # Sent even if aiortc cleared _sack_needed since the timer started: a SACK whose send
+        # was under way when a packet arrived clears it after that packet asked for one.
         if self._association_state == self.State.ESTABLISHED:
             # the DTLS transport can close before the association does (as in aiortc's abort)
             with contextlib.suppress(ConnectionError):

@@ -224,3 +224,19 @@ async def test_a_lost_unreliable_packet_is_skipped_with_forward_tsn(
     assert sorted(arrived) == sorted(m for m in sent if m != sent[5])
     assert len(wire.lost) == 1  # never sent again
     assert 1 <= forward_tsns <= 2  # acknowledged at once, so not repeated
+
+
+async def test_a_closed_channel_is_reset_on_both_sides() -> None:
+    async with connected_peers() as peers:
+        peers.channels["offerer"][CONTROL].send("before")
+        await peers.arrived("answerer", CONTROL, 1)
+        peers.channels["offerer"][CONTROL].close()  # an SCTP stream reset (RE-CONFIG)
+        for side in ("offerer", "answerer"):
+            await asyncio.wait_for(closed(peers.channels[side][CONTROL]), 5)
+        peers.channels["offerer"][MOTION].send("after")
+        assert await asyncio.wait_for(peers.arrived("answerer", MOTION, 1), 5) == ["after"]
+
+
+async def closed(channel: RTCDataChannel) -> None:
+    while channel.readyState != "closed":
+        await asyncio.sleep(0.01)

@@ -270,7 +270,7 @@ def wire_table(runs: list[CallRun]) -> Table:
     table = Table(
         "wire",
         f"Uplink on the wire by item (kbps), loss {lowest:.0%}: payload, SCTP and DTLS framing, "
-        "SACKs (aiortc acknowledges every DATA packet at once), video RTP/RTCP",
+        "SACKs (delayed, riding on DATA when they can: pipeline/sctp.py), RTP/RTCP",
         ("render", "direction", "total_kbps", *items, "framing_share"),
     )
     for r in runs:

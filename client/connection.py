@@ -21,6 +21,7 @@ from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessi
 from pipeline import protocol
 from pipeline.iceservers import ice_configuration
 from pipeline.opus import shorten_audio_jitter
+from pipeline.sctp import use_lean_sctp
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class CallConnection:
 
     def __init__(self, server: str, ice_servers: tuple[str, ...] = ()) -> None:
         self.server = server
+        use_lean_sctp()
         self.pc = RTCPeerConnection(ice_configuration(ice_servers))
         self.channels: dict[str, RTCDataChannel] = {}
         self.clock = ServerClock()

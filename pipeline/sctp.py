@@ -57,6 +57,7 @@ class LeanSctpTransport(RTCSctpTransport):
         self._sack_now = False  # a FORWARD-TSN arrived: acknowledge it at once
         self._sack_reported_gaps = False  # the last SACK sent had gap blocks
         self._sack_handle: asyncio.TimerHandle | None = None
+        self._sack_task: asyncio.Future[None] | None = None  # held: the loop keeps weak refs
         self._sack_rider: Chunk | None = None  # the chunk the SACK being built goes out with
 
     async def _send_sack(self) -> None:
@@ -112,7 +113,7 @@ class LeanSctpTransport(RTCSctpTransport):
 
     def _sack_delay_expired(self) -> None:
         self._sack_handle = None
-        asyncio.ensure_future(self._send_delayed_sack())
+        self._sack_task = asyncio.ensure_future(self._send_delayed_sack())
 
     async def _send_delayed_sack(self) -> None:
         # Sent even if aiortc cleared _sack_needed since the timer started: a SACK whose send

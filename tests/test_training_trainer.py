@@ -113,10 +113,18 @@ def test_validation_holds_out_a_person_and_keeps_the_best_checkpoint(tmp_path: P
     write_face_video(folder / "alice_clip1.mp4", frames=10)
     write_face_video(folder / "bob_clip1.mp4", frames=10)
     out = tmp_path / "run"
-    run(options(folder, out, steps=4, validate_every=2, validation_fraction=0.5))
+    run(
+        options(
+            folder, out, steps=4, validate_every=2, validation_fraction=0.5, structure_steps=2
+        )
+    )
     with (out / "losses.csv").open() as handle:
-        rows = [r for r in csv.DictReader(handle) if r["stage"] == "validation"]
+        every = list(csv.DictReader(handle))
+    rows = [r for r in every if r["stage"] == "validation"]
     assert [int(r["step"]) for r in rows] == [2, 4]
+    # The structure detector is scored on the held-out person's frames.
+    [structure] = [r for r in every if r["stage"] == "structure"]
+    assert float(structure["photograph_px"]) > 0 and float(structure["restyled_px"]) > 0
     assert all(
         0 < float(r["validation_ms_ssim"]) <= 1 and 0 < float(r["validation_static_ms_ssim"]) <= 1
         for r in rows

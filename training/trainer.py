@@ -495,17 +495,23 @@ class Trainer:
             count = min(len(self.validation), options.validation_pairs)
             images = torch.stack([self.validation[i][1] for i in range(count)])
             images = images.to(self.dist.device)
+            # What a style is held to: each detector's keypoints on a restyled frame against its
+            # own on the photograph; and how far the new one strays on photographs.
             before = structure_errors(self.kp_detector, self.kp_detector, images)
-            after = structure_errors(detector, self.kp_detector, images)
-            for name in after:
-                log.info(
-                    "structure detector on %s: keypoints %.2f px from the photograph's "
-                    "(the keypoint detector: %.2f px)",
-                    name,
-                    after[name],
-                    before[name],
-                )
-            row["px"] = float(np.mean(list(after.values())))
+            after = structure_errors(detector, detector, images)
+            drift = structure_errors(detector, self.kp_detector, images)["photograph"]
+            log.info(
+                "structure detector: on the validation photographs %.2f px from the keypoint "
+                "detector's keypoints; keypoints moved by a restyling (px, its own on the "
+                "photograph as reference): %s",
+                drift,
+                ", ".join(
+                    f"{name} {after[name]:.2f} (keypoint detector {before[name]:.2f})"
+                    for name in after
+                    if name != "photograph"
+                ),
+            )
+            row.update(photograph_px=drift, restyled_px=float(np.mean(list(after.values())[1:])))
         self.loss_log.write(self.step, "structure", time.monotonic() - started, row)
 
     def train_stage2(self) -> None:

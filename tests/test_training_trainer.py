@@ -113,11 +113,7 @@ def test_validation_holds_out_a_person_and_keeps_the_best_checkpoint(tmp_path: P
     write_face_video(folder / "alice_clip1.mp4", frames=10)
     write_face_video(folder / "bob_clip1.mp4", frames=10)
     out = tmp_path / "run"
-    run(
-        options(
-            folder, out, steps=4, validate_every=2, validation_fraction=0.5, structure_steps=2
-        )
-    )
+    run(options(folder, out, steps=4, validate_every=2, validation_fraction=0.5, structure_steps=2))
     with (out / "losses.csv").open() as handle:
         every = list(csv.DictReader(handle))
     rows = [r for r in every if r["stage"] == "validation"]

@@ -1,3 +1,4 @@
+import copy
 from pathlib import Path
 
 import cv2
@@ -153,3 +154,25 @@ def test_an_exemplar_style_without_its_pictures_is_refused(setup, tmp_path: Path
             1e-3,
             style_data=tmp_path,
         )
+
+
+def test_the_structure_term_is_measured_by_the_structure_detector(setup) -> None:  # type: ignore[no-untyped-def]
+    """kp_plain comes from the structure detector (not the motion's keypoint detector), and the
+    structure term compares the styled render's keypoints by the same detector."""
+    generator, kp_detector, batches = setup
+    structure = copy.deepcopy(kp_detector)
+    with torch.no_grad():
+        structure.kp.weight.add_(0.05 * torch.randn_like(structure.kp.weight))
+    pairs = [(batches[0].source, batches[0].driving)]
+    [batch] = make_style_batches(pairs, "cel", kp_detector, generator, structure)
+    with torch.no_grad():
+        torch.testing.assert_close(batch.kp_plain, structure(batch.plain)["value"])
+        moved = (batch.kp_plain - kp_detector(batch.plain)["value"]).abs().mean()
+        assert moved > 1e-3
+    terms: dict[str, float] = {}
+    with torch.no_grad():
+        style_loss(generator, structure, [batch], Stage2Weights(), terms=terms)()
+    assert terms["structure"] == 0.0  # the same detector on the same (unstyled) render
+    with torch.no_grad():
+        style_loss(generator, kp_detector, [batch], Stage2Weights(), terms=terms)()
+    assert terms["structure"] > 1e-3

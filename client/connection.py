@@ -21,7 +21,7 @@ from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessi
 from pipeline import protocol
 from pipeline.iceservers import ice_configuration
 from pipeline.opus import shorten_audio_jitter
-from pipeline.sctp import use_lean_sctp
+from pipeline.sctp import lean_sctp_requested, use_lean_sctp
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class CallConnection:
 
     def __init__(self, server: str, ice_servers: tuple[str, ...] = ()) -> None:
         self.server = server
-        use_lean_sctp()
+        use_lean_sctp(lean_sctp_requested())
         self.pc = RTCPeerConnection(ice_configuration(ice_servers))
         self.channels: dict[str, RTCDataChannel] = {}
         self.clock = ServerClock()

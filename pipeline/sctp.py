@@ -20,13 +20,15 @@ aiortc's own code. aiortc builds the transport inside ``RTCPeerConnection`` from
 with no option or argument to pick another, so ``use_lean_sctp`` swaps that global: every peer
 connection the process builds afterwards uses ``LeanSctpTransport``. The client and server
 call it before building theirs. The subclass relies on private methods of aiortc 1.16, the
-minor range pinned in pyproject.toml.
+minor range pinned in pyproject.toml. The call uses it only when $CARTOONCODEC_LEAN_SCTP is 1
+(see ``LEAN_SCTP_ENV``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Sequence
 
 import aiortc.rtcpeerconnection
@@ -147,6 +149,18 @@ class ChunkBundle(Chunk):
 
     def __repr__(self) -> str:
         return " + ".join(map(repr, self.chunks))
+
+
+LEAN_SCTP_ENV = "CARTOONCODEC_LEAN_SCTP"
+"""Set to 1 to build the call's peer connections with ``LeanSctpTransport``. Off by default:
+the demo with the server rendering and sound on showed higher latency with it (p95 182–308 ms
+against 89–96 with aiortc's own transport, same code, alternating runs, 2026-11-29; not
+explained yet), for 3.5–5 kbps less on the wire."""
+
+
+def lean_sctp_requested() -> bool:
+    """Whether $CARTOONCODEC_LEAN_SCTP asks for ``LeanSctpTransport`` ("1"; else aiortc's)."""
+    return os.environ.get(LEAN_SCTP_ENV, "").strip() == "1"
 
 
 def use_lean_sctp(enabled: bool = True) -> None:

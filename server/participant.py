@@ -29,7 +29,7 @@ from pipeline.opus import shorten_audio_jitter
 from pipeline.protocol import ProtocolError, redact_paths
 from pipeline.receiver import Receiver
 from pipeline.renderworker import FrameMeta, RenderWorker
-from pipeline.sctp import use_lean_sctp
+from pipeline.sctp import lean_sctp_requested, use_lean_sctp
 from pipeline.transfers import ControlTransfers, StylePictures
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class Participant:
         self.settings = settings
         self.render_locally = render_locally
         self.partner: Participant | None = None  # who sees this participant's face
-        use_lean_sctp()
+        use_lean_sctp(lean_sctp_requested())
         self.pc = RTCPeerConnection(ice_configuration(settings.ice_servers))
         self.outbound = RenderedVideoTrack(on_frame_sent=self._send_frame_meta)
         self.audio_in = IncomingAudio()  # set_partner points its sink at the partner's audio_out

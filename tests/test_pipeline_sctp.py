@@ -23,7 +23,13 @@ from aiortc.rtcsctptransport import (
 )
 
 from pipeline.ice import use_loopback_ice
-from pipeline.sctp import SACK_DELAY_S, LeanSctpTransport, use_lean_sctp
+from pipeline.sctp import (
+    LEAN_SCTP_ENV,
+    SACK_DELAY_S,
+    LeanSctpTransport,
+    lean_sctp_requested,
+    use_lean_sctp,
+)
 
 MOTION, CONTROL = "motion", "control"
 Packet = list[Chunk]
@@ -240,3 +246,29 @@ async def test_a_closed_channel_is_reset_on_both_sides() -> None:
 async def closed(channel: RTCDataChannel) -> None:
     while channel.readyState != "closed":
         await asyncio.sleep(0.01)
+
+
+async def test_the_call_builds_the_lean_transport_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Off by default (it cost the server-rendered demo latency); $CARTOONCODEC_LEAN_SCTP=1."""
+    import aiortc.rtcpeerconnection
+
+    from client.connection import CallConnection
+
+    built = []
+    for value, expected in (
+        (None, RTCSctpTransport),
+        ("1", LeanSctpTransport),
+        ("yes", RTCSctpTransport),
+    ):
+        if value is None:
+            monkeypatch.delenv(LEAN_SCTP_ENV, raising=False)
+        else:
+            monkeypatch.setenv(LEAN_SCTP_ENV, value)
+        assert lean_sctp_requested() is (expected is LeanSctpTransport)
+        connection = CallConnection("http://127.0.0.1:9")
+        built.append(aiortc.rtcpeerconnection.RTCSctpTransport)
+        await connection.pc.close()
+    assert built == [RTCSctpTransport, LeanSctpTransport, RTCSctpTransport]
+    use_lean_sctp(False)

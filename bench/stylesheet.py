@@ -127,14 +127,15 @@ def style_sheet(
     with torch.no_grad():
         kp_source, kp_driving = detector(sources), detector(drivings)
         plain = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
+        plain_structure, plain_codec = structure(plain)["value"], detector(plain)["value"]
     rows = [_row("frames", _frames(drivings), []), _row("none", _frames(plain), [])]
     distances: dict[str, float] = {}
     codec: dict[str, float] = {}
     for name, delta in models.styles.items():
         with torch.no_grad(), delta.applied(generator):
             styled = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
-            distances[name] = _moved(structure, styled, plain)
-            codec[name] = _moved(detector, styled, plain)
+            distances[name] = _moved(structure, styled, plain_structure)
+            codec[name] = _moved(detector, styled, plain_codec)
         rows.append(_row(name, _frames(styled), beside.get(name, [])))
     width = max(row.shape[1] for row in rows)
     padded = [
@@ -144,9 +145,10 @@ def style_sheet(
     return np.vstack(padded), distances, codec
 
 
-def _moved(detector: torch.nn.Module, styled: torch.Tensor, plain: torch.Tensor) -> float:
-    """Mean distance in pixels between ``detector``'s keypoints on ``styled`` and on ``plain``."""
-    moved = (detector(styled)["value"] - detector(plain)["value"]).norm(dim=-1).mean()
+def _moved(detector: torch.nn.Module, styled: torch.Tensor, plain_kp: torch.Tensor) -> float:
+    """Mean distance in pixels between ``detector``'s keypoints on ``styled`` and ``plain_kp``
+    (BxKx2, the same detector's on the unstyled render)."""
+    moved = (detector(styled)["value"] - plain_kp).norm(dim=-1).mean()
     return float(moved) * styled.shape[-1] / 2
 
 

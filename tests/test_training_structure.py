@@ -61,6 +61,8 @@ def test_errors_are_given_for_the_photograph_and_every_restyling(teacher) -> Non
     errors = structure_errors(teacher, teacher, _faces(2, seed=3))
     assert list(errors) == ["photograph", *CLASSICAL_STYLES, *COLOUR_VARIANTS]
     assert errors["photograph"] == 0.0 and errors["grey"] > 0.0
+    only = structure_errors(teacher, teacher, _faces(2, seed=3), restylings=("grey",))
+    assert only == {"photograph": 0.0, "grey": errors["grey"]}
 
 
 def test_grey_is_the_luma_in_every_channel_and_recipes_are_the_classical_styles() -> None:

@@ -139,15 +139,20 @@ def distill_structure_detector(
 
 @torch.no_grad()
 def structure_errors(
-    detector: nn.Module, reference: nn.Module, images: torch.Tensor, seed: int = 0
+    detector: nn.Module,
+    reference: nn.Module,
+    images: torch.Tensor,
+    seed: int = 0,
+    restylings: tuple[str, ...] = (*CLASSICAL_STYLES, *COLOUR_VARIANTS),
 ) -> dict[str, float]:
-    """Mean distance in pixels between ``detector`` on each restyling of ``images`` (Bx3xSxS in
-    [0, 1]) and ``reference`` on ``images`` as they are; key "photograph": no restyling."""
+    """Mean distance in pixels between ``detector`` on ``images`` (Bx3xSxS in [0, 1]) and on
+    each of their ``restylings``, and ``reference`` on ``images`` as they are; key
+    "photograph": no restyling."""
     rng = np.random.default_rng(seed)
     target = reference.eval()(images)["value"]
     half_side = images.shape[-1] / 2
     errors = {}
-    for name in ("photograph", *CLASSICAL_STYLES, *COLOUR_VARIANTS):
+    for name in ("photograph", *restylings):
         shown = images if name == "photograph" else restyle(images, name, rng)
         found = detector.eval()(shown)["value"]
         errors[name] = float((found - target).norm(dim=-1).mean() * half_side)

@@ -499,7 +499,8 @@ class Trainer:
             # own on the photograph; and how far the new one strays on photographs.
             before = structure_errors(self.kp_detector, self.kp_detector, images)
             after = structure_errors(detector, detector, images)
-            drift = structure_errors(detector, self.kp_detector, images)["photograph"]
+            photographs = structure_errors(detector, self.kp_detector, images, restylings=())
+            drift = photographs["photograph"]
             log.info(
                 "structure detector: on the validation photographs %.2f px from the keypoint "
                 "detector's keypoints; keypoints moved by a restyling (px, its own on the "

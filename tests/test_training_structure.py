@@ -57,6 +57,22 @@ def test_distillation_finds_the_photographs_keypoints_through_a_restyling(teache
     assert not any(p.requires_grad for p in student.parameters())
 
 
+def test_distillation_goes_on_from_a_given_start_and_leaves_it_unchanged(teacher) -> None:  # type: ignore[no-untyped-def]
+    training = _faces(8, seed=1)
+    first = distill_structure_detector(teacher, itertools.repeat(training), steps=5, lr=1e-3)
+    kept = {key: value.clone() for key, value in first.state_dict().items()}
+    same = distill_structure_detector(teacher, [], steps=0, start=first)
+    further = distill_structure_detector(
+        teacher, itertools.repeat(training), steps=1, lr=1e-5, start=first
+    )
+    for key, value in first.state_dict().items():
+        torch.testing.assert_close(value, kept[key], msg=key)
+        torch.testing.assert_close(same.state_dict()[key], value, msg=key)
+    # one tiny step from the start: near it, not back at the teacher
+    moved = (further.kp.weight - first.kp.weight).abs().max()
+    assert 0 < moved < 0.1 * (first.kp.weight - teacher.kp.weight).abs().max()
+
+
 def test_errors_are_given_for_the_photograph_and_every_restyling(teacher) -> None:  # type: ignore[no-untyped-def]
     errors = structure_errors(teacher, teacher, _faces(2, seed=3))
     assert list(errors) == ["photograph", *CLASSICAL_STYLES, *COLOUR_VARIANTS]

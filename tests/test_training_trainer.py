@@ -218,6 +218,15 @@ def test_a_structure_detector_is_distilled_saved_and_dropped_when_stage_1_moves_
     # Stage 2 alone on it keeps it; more stage-1 steps drop it, saying why.
     kept = run(options(data, tmp_path / "b", resume=first, steps=2, styles=("cel",), style_steps=1))
     assert load_checkpoint(kept, preset="tiny").structure_detector is not None
+    # More distillation goes on from the checkpoint's detector, not from a new copy.
+    with caplog.at_level("INFO"):
+        further = run(
+            options(data, tmp_path / "d", resume=first, steps=2, structure_steps=1, styles=())
+        )
+    assert "going on from the checkpoint's" in caplog.text
+    went_on = load_checkpoint(further, preset="tiny").structure.kp.weight
+    from_first = (went_on - loaded.structure.kp.weight).abs().max()
+    assert from_first < (went_on - loaded.kp_detector.kp.weight).abs().max()
     with caplog.at_level("WARNING"):
         dropped = run(options(data, tmp_path / "c", resume=first, steps=3))
     assert load_checkpoint(dropped, preset="tiny").structure_detector is None

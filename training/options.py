@@ -85,8 +85,8 @@ class TrainOptions:
     structure_steps: int = option(
         0,
         "before stage 2, distil a structure detector in N steps: the keypoints found through a "
-        "style, which stage 2 and `style add` hold styles to (0: keep the checkpoint's, or use "
-        "the keypoint detector)",
+        "style, which stage 2 and `style add` hold styles to; goes on from the checkpoint's "
+        "when it has one (0: keep the checkpoint's, or use the keypoint detector)",
     )
     structure_lr: float = option(2e-4, "Adam learning rate of the structure detector")
     style_steps: int = option(100, "adaptation steps per style")

@@ -99,13 +99,16 @@ def distill_structure_detector(
     seed: int = 0,
     restylings: tuple[str, ...] = (*CLASSICAL_STYLES, *COLOUR_VARIANTS),
     progress: Callable[[int, float], None] | None = None,
+    start: KPDetector | None = None,
 ) -> KPDetector:
-    """A copy of ``teacher`` trained for ``steps`` steps on ``batches`` (Bx3xHxW photographs in
-    [0, 1], B >= 2) to find the teacher's keypoints through ``restylings``.
+    """A copy of ``start`` (default: of ``teacher``) trained for ``steps`` steps on ``batches``
+    (Bx3xHxW photographs in [0, 1], B >= 2) to find the teacher's keypoints through
+    ``restylings``; a ``start`` distilled earlier goes on from where it stopped.
 
     Each step keeps a quarter of the batch as it is (at least one frame) and restyles each other
     frame with a restyling drawn at random; every output is held to the teacher's on the
-    photograph. ``progress(step, loss)`` is called after each step. ``teacher`` is unchanged.
+    photograph. ``progress(step, loss)`` is called after each step. ``teacher`` and ``start``
+    are unchanged.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -113,7 +116,7 @@ def distill_structure_detector(
         raise ValueError("no restylings: give at least one classical style or colour variant")
     rng = np.random.default_rng(seed)
     teacher = teacher.eval()
-    student = copy.deepcopy(teacher).eval().requires_grad_(True)
+    student = copy.deepcopy(teacher if start is None else start).eval().requires_grad_(True)
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     batches = iter(batches)
     for step in range(1, steps + 1):

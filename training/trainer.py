@@ -474,6 +474,9 @@ class Trainer:
             return
         started = time.monotonic()
         frames = (torch.cat(pair) for pair in self._batches())
+        start = self.models.structure_detector
+        if start is not None:
+            log.info("structure detector: going on from the checkpoint's")
         row: dict[str, float] = {}
         with _progress(options.structure_steps, 0, "structure detector", True) as bar:
 
@@ -489,6 +492,7 @@ class Trainer:
                 options.structure_lr,
                 options.seed,
                 progress=progress,
+                start=start,
             )
         self.models.structure_detector = detector
         if self.validation is not None:

@@ -7,8 +7,10 @@ learned from: the exemplar pictures of an exemplar style (``--style-data``), the
 recipe applied to the first face for a classical one. The table gives, per style, the mean
 keypoint distance between the styled and the unstyled render (pixels at the model's size):
 whether motion survives the style. It is measured by the checkpoint's structure detector (the
-codec's keypoints found through a style, :mod:`training.structure`), and, beside it, by the
-codec's keypoint detector, which also moves its keypoints when only the colours change.
+codec's keypoints found through a style, :mod:`training.structure`); beside it by the codec's
+keypoint detector, which also moves its keypoints when only the colours change; and by a judge
+this project did not train, MediaPipe's face mesh (:mod:`bench.landmarks`), with the number of
+frame pairs in which it found both faces.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import cv2
 import numpy as np
 
 from bench.clips import load_bench_clips
+from bench.landmarks import FaceLandmarker, landmark_shift
 from bench.report import Table, add_bench_parser, add_model_arguments, publish
 
 if TYPE_CHECKING:
@@ -44,6 +47,18 @@ class Face:
     name: str
     source: np.ndarray
     driving: np.ndarray
+
+
+@dataclass(frozen=True)
+class StyleStructure:
+    """How far one style moves the face from the unstyled render, in pixels at the model's size:
+    keypoints by the structure detector and by the codec's detector, face-mesh landmarks (over
+    ``landmark_pairs`` frame pairs where the mesh found both faces; NaN if none)."""
+
+    keypoint_px: float
+    codec_keypoint_px: float
+    landmark_px: float
+    landmark_pairs: int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,7 +82,8 @@ def _run(args: argparse.Namespace) -> int:
     clips = load_bench_clips(args.clips, size, max_frames=50)[: args.faces]
     faces = [_face(models, name, frames) for name, frames in clips]
     beside = exemplars_beside(list(models.styles), faces[0].source, size, args.style_data)
-    sheet, structure, codec = style_sheet(models, faces, beside)
+    with FaceLandmarker() as landmarker:
+        sheet, structure = style_sheet(models, faces, beside, landmarker)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "stylesheet.png"
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
@@ -75,11 +91,12 @@ def _run(args: argparse.Namespace) -> int:
         "structure",
         f"Keypoint distance, styled vs unstyled render (px at {size}), mean over faces: "
         "keypoint_px by the structure detector (the keypoint detector where the checkpoint has "
-        "none), codec_keypoint_px by the keypoint detector",
-        ("style", "keypoint_px", "codec_keypoint_px"),
+        "none), codec_keypoint_px by the keypoint detector, landmark_px by MediaPipe's face mesh "
+        f"over landmark_pairs of {2 * len(faces)} frame pairs (where it found both faces)",
+        ("style", "keypoint_px", "codec_keypoint_px", "landmark_px", "landmark_pairs"),
     )
-    for name, value in structure.items():
-        table.add(style=name, keypoint_px=value, codec_keypoint_px=codec[name])
+    for name, figures in structure.items():
+        table.add(style=name, **vars(figures))
     publish(args.out, "stylesheet", [table], args, plots=[path])
     return 0
 
@@ -114,10 +131,13 @@ def exemplars_beside(
 
 
 def style_sheet(
-    models: LoadedModels, faces: Sequence[Face], beside: Mapping[str, list[np.ndarray]]
-) -> tuple[np.ndarray, dict[str, float], dict[str, float]]:
-    """(sheet: HxWx3 uint8 RGB, mean keypoint distance in pixels per style by the structure
-    detector, the same by the keypoint detector) for ``faces``."""
+    models: LoadedModels,
+    faces: Sequence[Face],
+    beside: Mapping[str, list[np.ndarray]],
+    landmarker: FaceLandmarker | None = None,
+) -> tuple[np.ndarray, dict[str, StyleStructure]]:
+    """(sheet: HxWx3 uint8 RGB, per style how far it moves the face) for ``faces``; without a
+    ``landmarker`` the landmark figures are NaN over 0 pairs."""
     import torch
 
     generator, detector = models.generator.eval(), models.kp_detector.eval()
@@ -128,21 +148,28 @@ def style_sheet(
         kp_source, kp_driving = detector(sources), detector(drivings)
         plain = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
         plain_structure, plain_codec = structure(plain)["value"], detector(plain)["value"]
-    rows = [_row("frames", _frames(drivings), []), _row("none", _frames(plain), [])]
-    distances: dict[str, float] = {}
-    codec: dict[str, float] = {}
+    plain_frames = _frames(plain)
+    rows = [_row("frames", _frames(drivings), []), _row("none", plain_frames, [])]
+    figures: dict[str, StyleStructure] = {}
     for name, delta in models.styles.items():
         with torch.no_grad(), delta.applied(generator):
             styled = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
-            distances[name] = _moved(structure, styled, plain_structure)
-            codec[name] = _moved(detector, styled, plain_codec)
-        rows.append(_row(name, _frames(styled), beside.get(name, [])))
+            keypoint_px = _moved(structure, styled, plain_structure)
+            codec_keypoint_px = _moved(detector, styled, plain_codec)
+        styled_frames = _frames(styled)
+        landmark_px, pairs = (
+            landmark_shift(landmarker, styled_frames, plain_frames)
+            if landmarker is not None
+            else (float("nan"), 0)
+        )
+        figures[name] = StyleStructure(keypoint_px, codec_keypoint_px, landmark_px, pairs)
+        rows.append(_row(name, styled_frames, beside.get(name, [])))
     width = max(row.shape[1] for row in rows)
     padded = [
         np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255)
         for row in rows
     ]
-    return np.vstack(padded), distances, codec
+    return np.vstack(padded), figures
 
 
 def _moved(detector: torch.nn.Module, styled: torch.Tensor, plain_kp: torch.Tensor) -> float:

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bench.clips import load_bench_clips
+from bench.landmarks import FaceLandmarker
 from bench.stylesheet import LABEL_WIDTH, _face, style_sheet
 from client.capture import TalkingPortrait
 from models.checkpoint import build_models, load_models, save_checkpoint
@@ -68,6 +69,10 @@ def test_the_structure_table_gives_a_keypoint_distance_per_style(
     assert all(row["keypoint_px"] > 0 for row in rows)
     # This checkpoint has no structure detector: the keypoint detector measures both.
     assert [row["codec_keypoint_px"] for row in rows] == [row["keypoint_px"] for row in rows]
+    # The face mesh judges 2 faces x (still, moving), where it finds a face in both renders.
+    for row in rows:
+        assert 0 <= row["landmark_pairs"] <= 4
+        assert np.isfinite(row["landmark_px"]) == (row["landmark_pairs"] > 0)
 
 
 def test_motion_survives_every_style_of_the_shipped_checkpoint(tmp_path: Path) -> None:
@@ -81,7 +86,8 @@ def test_motion_survives_every_style_of_the_shipped_checkpoint(tmp_path: Path) -
     models = load_models("lite-128", None, torch.device("cpu"))
     assert models.structure_detector is not None
     [(name, frames)] = load_bench_clips(tmp_path, 128)
-    _, distances, codec = style_sheet(models, [_face(models, name, frames)], {})
-    assert len(distances) == 9
-    assert max(distances.values()) <= 1.5, distances
-    assert max(codec.values()) <= 1.5, codec
+    with FaceLandmarker() as landmarker:
+        _, figures = style_sheet(models, [_face(models, name, frames)], {}, landmarker)
+    assert len(figures) == 9
+    assert max(f.keypoint_px for f in figures.values()) <= 1.5, figures
+    assert max(f.codec_keypoint_px for f in figures.values()) <= 1.5, figures

@@ -25,7 +25,7 @@ import copy
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -272,14 +272,24 @@ class ExemplarWeights:
     minor term here. No patch discriminator: not measured.
     """
 
-    feature_mean: float = 1.0
-    feature_gram: float = 10.0
-    colour: float = 5.0
-    structure: float = 100.0
-    low_frequency: float = 10.0
+    feature_mean: float = field(
+        default=1.0, metadata={"help": "weight of the encoder features' means to the pictures'"}
+    )
+    feature_gram: float = field(
+        default=10.0, metadata={"help": "weight of the encoder features' Gram matrices"}
+    )
+    colour: float = field(default=5.0, metadata={"help": "weight of the colour distribution"})
+    structure: float = field(
+        default=100.0, metadata={"help": "weight of the keypoint term (motion survives)"}
+    )
+    low_frequency: float = field(
+        default=10.0, metadata={"help": "weight of the coarse layout (the person stays)"}
+    )
     # The CLIP image prompt, used only with CLIP. Not measured: no CLIP weights here; 5 puts
     # its starting value (about 1) level with the other style terms' (about 5).
-    clip_image: float = 5.0
+    clip_image: float = field(
+        default=5.0, metadata={"help": "weight of the CLIP image prompt (with CLIP weights)"}
+    )
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 
 from models.checkpoint import build_models
 from models.config import get_preset
-from models.layer_selection import structure_loss
+from models.layer_selection import ExemplarWeights, structure_loss
 from training.options import Stage2Weights
 from training.stage2 import (
     make_style_batches,
@@ -132,6 +132,35 @@ def test_an_exemplar_style_trains_from_its_pictures(setup, tmp_path: Path) -> No
     assert delta.prompt == "pixar" and len(delta.layers) == 2
     assert {"feature_mean", "feature_gram", "colour", "structure", "low_frequency"} == set(terms)
     assert max(float(t.abs().max()) for t in delta.deltas.values()) <= 3 * 1e-3 * 1.01
+
+
+def test_an_exemplar_style_follows_the_weights_it_is_given(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every term weighed 0: nothing to follow, the delta stays 0 (the defaults move it)."""
+    generator, kp_detector, _ = setup
+    images = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 32, 32), 5, 1, 2)
+    batches = make_style_batches(
+        [(images[:2], images[2:])], "pixar", kp_detector, generator, kp_detector
+    )
+    _write_exemplars(tmp_path, "pixar")
+    nothing = ExemplarWeights(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    still, _ = train_style(
+        "pixar",
+        generator,
+        kp_detector,
+        kp_detector,
+        batches,
+        2,
+        1,
+        3,
+        1e-3,
+        style_data=tmp_path,
+        exemplar_weights=nothing,
+    )
+    assert all(float(t.abs().max()) == 0.0 for t in still.deltas.values())
+    moved, _ = train_style(
+        "pixar", generator, kp_detector, kp_detector, batches, 2, 1, 3, 1e-3, style_data=tmp_path
+    )
+    assert max(float(t.abs().max()) for t in moved.deltas.values()) > 1e-4
 
 
 def test_an_exemplar_style_without_its_pictures_is_refused(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -33,6 +33,7 @@ from models.face_crop import FaceCropper
 from models.generator import OcclusionAwareGenerator
 from models.layer_selection import (
     NEUTRAL_PROMPT,
+    ExemplarWeights,
     LossFn,
     adapt_style,
     directional_loss,
@@ -162,6 +163,7 @@ def exemplar_loss(
     batches: list[StyleBatch],
     style_data: Path | None,
     terms: dict[str, float] | None = None,
+    weights: ExemplarWeights | None = None,
 ) -> LossFn:
     """The ``loss_fn`` of exemplar style ``name``: its pictures from ``style_data``, rendered
     from up to :data:`EXEMPLAR_SOURCES` of the batches' reference frames."""
@@ -175,6 +177,7 @@ def exemplar_loss(
         exemplars.to(sources.device),
         sources,
         kp_source,
+        weights=weights,
         terms=terms,
     )
 
@@ -192,12 +195,13 @@ def train_style(
     weights: Stage2Weights | None = None,
     clip: ClipTarget | None = None,
     style_data: Path | None = None,
+    exemplar_weights: ExemplarWeights | None = None,
 ) -> tuple[StyleDelta, dict[str, float]]:
     """Adapt the generator's most relevant layers to style ``name``; generator left unchanged.
 
-    Classical styles follow their image targets; exemplar styles their pictures in
-    ``style_data`` (CLIP, when given, guides classical styles only). Returns the delta and
-    the last value of each loss term.
+    Classical styles follow their image targets (``weights``); exemplar styles their pictures
+    in ``style_data`` (``exemplar_weights``; CLIP, when given, guides classical styles only).
+    Returns the delta and the last value of each loss term.
     """
 
     if name not in BUILTIN_STYLES:
@@ -212,7 +216,14 @@ def train_style(
         )
     else:
         loss_fn = exemplar_loss(
-            name, generator, kp_detector, structure_detector, batches, style_data, terms
+            name,
+            generator,
+            kp_detector,
+            structure_detector,
+            batches,
+            style_data,
+            terms,
+            exemplar_weights,
         )
     layers = select_layers(generator, loss_fn, top_k=top_k, probe_steps=probe_steps)
     log.info("style %s: adapting layers %s", name, ", ".join(layers))

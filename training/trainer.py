@@ -553,6 +553,7 @@ class Trainer:
                 if guide is not None
                 else None,
                 style_data=options.style_data,
+                exemplar_weights=options.exemplar_weights,
             )
             self.models.styles[name] = delta
             self.loss_log.write(self.step, f"style:{name}", time.monotonic() - started, terms)

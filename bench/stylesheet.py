@@ -10,7 +10,9 @@ whether motion survives the style. It is measured by the checkpoint's structure 
 codec's keypoints found through a style, :mod:`training.structure`); beside it by the codec's
 keypoint detector, which also moves its keypoints when only the colours change; and by a judge
 this project did not train, MediaPipe's face mesh (:mod:`bench.landmarks`), with the number of
-frame pairs in which it found both faces.
+frame pairs in which it found both faces. A second table calibrates the three: what each
+reports when the unstyled render is only restyled (grey, a classical recipe), which moves
+nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXEMPLARS_BESIDE = 3  # pictures shown beside a row
+# changes of colour and line that move no pixel of the face: what the judges make of them
+JUDGED_RESTYLINGS = ("grey", "sketch", "zombie", "cel", "comic", "watercolor", "pop-art")
 LABEL_WIDTH = 120  # pixels of the row-name column
 
 
@@ -83,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     faces = [_face(models, name, frames) for name, frames in clips]
     beside = exemplars_beside(list(models.styles), faces[0].source, size, args.style_data)
     with FaceLandmarker() as landmarker:
-        sheet, structure = style_sheet(models, faces, beside, landmarker)
+        sheet, structure, recipes = style_sheet(models, faces, beside, landmarker)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "stylesheet.png"
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
@@ -97,7 +101,16 @@ def _run(args: argparse.Namespace) -> int:
     )
     for name, figures in structure.items():
         table.add(style=name, **vars(figures))
-    publish(args.out, "stylesheet", [table], args, plots=[path])
+    judges = Table(
+        "judges",
+        "What each judge reports for a change of colour or line alone: the unstyled render "
+        "against itself restyled by a classical recipe or turned grey (no pixel of the face "
+        "moved; px at the model's size, as above)",
+        ("restyling", "keypoint_px", "codec_keypoint_px", "landmark_px", "landmark_pairs"),
+    )
+    for name, figures in recipes.items():
+        judges.add(restyling=name, **vars(figures))
+    publish(args.out, "stylesheet", [table, judges], args, plots=[path])
     return 0
 
 
@@ -135,10 +148,14 @@ def style_sheet(
     faces: Sequence[Face],
     beside: Mapping[str, list[np.ndarray]],
     landmarker: FaceLandmarker | None = None,
-) -> tuple[np.ndarray, dict[str, StyleStructure]]:
-    """(sheet: HxWx3 uint8 RGB, per style how far it moves the face) for ``faces``; without a
-    ``landmarker`` the landmark figures are NaN over 0 pairs."""
+) -> tuple[np.ndarray, dict[str, StyleStructure], dict[str, StyleStructure]]:
+    """(sheet: HxWx3 uint8 RGB, per style how far it moves the face, per restyling of
+    :data:`JUDGED_RESTYLINGS` how far the same judges say it moves the unstyled render, which
+    it does not move at all) for ``faces``; without a ``landmarker`` the landmark figures are
+    NaN over 0 pairs."""
     import torch
+
+    from training.structure import restyle
 
     generator, detector = models.generator.eval(), models.kp_detector.eval()
     structure = models.structure.eval()
@@ -149,27 +166,33 @@ def style_sheet(
         plain = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
         plain_structure, plain_codec = structure(plain)["value"], detector(plain)["value"]
     plain_frames = _frames(plain)
+
+    def judge(styled: torch.Tensor) -> StyleStructure:
+        with torch.no_grad():
+            keypoint_px = _moved(structure, styled, plain_structure)
+            codec_keypoint_px = _moved(detector, styled, plain_codec)
+        landmark_px, pairs = (
+            landmark_shift(landmarker, _frames(styled), plain_frames)
+            if landmarker is not None
+            else (float("nan"), 0)
+        )
+        return StyleStructure(keypoint_px, codec_keypoint_px, landmark_px, pairs)
+
     rows = [_row("frames", _frames(drivings), []), _row("none", plain_frames, [])]
     figures: dict[str, StyleStructure] = {}
     for name, delta in models.styles.items():
         with torch.no_grad(), delta.applied(generator):
             styled = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
-            keypoint_px = _moved(structure, styled, plain_structure)
-            codec_keypoint_px = _moved(detector, styled, plain_codec)
-        styled_frames = _frames(styled)
-        landmark_px, pairs = (
-            landmark_shift(landmarker, styled_frames, plain_frames)
-            if landmarker is not None
-            else (float("nan"), 0)
-        )
-        figures[name] = StyleStructure(keypoint_px, codec_keypoint_px, landmark_px, pairs)
-        rows.append(_row(name, styled_frames, beside.get(name, [])))
+        figures[name] = judge(styled)
+        rows.append(_row(name, _frames(styled), beside.get(name, [])))
+    rng = np.random.default_rng(0)
+    recipes = {name: judge(restyle(plain, name, rng)) for name in JUDGED_RESTYLINGS}
     width = max(row.shape[1] for row in rows)
     padded = [
         np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255)
         for row in rows
     ]
-    return np.vstack(padded), figures
+    return np.vstack(padded), figures, recipes
 
 
 def _moved(detector: torch.nn.Module, styled: torch.Tensor, plain_kp: torch.Tensor) -> float:

@@ -12,7 +12,7 @@ import torch
 
 from bench.clips import load_bench_clips
 from bench.landmarks import FaceLandmarker
-from bench.stylesheet import LABEL_WIDTH, _face, style_sheet
+from bench.stylesheet import JUDGED_RESTYLINGS, LABEL_WIDTH, _face, style_sheet
 from client.capture import TalkingPortrait
 from models.checkpoint import build_models, load_models, save_checkpoint
 from models.config import get_preset
@@ -75,6 +75,14 @@ def test_the_structure_table_gives_a_keypoint_distance_per_style(
         assert np.isfinite(row["landmark_px"]) == (row["landmark_pairs"] > 0)
 
 
+def test_the_judges_table_restyles_the_unstyled_render(result: tuple[Path, dict]) -> None:
+    _, report = result
+    rows = report["tables"]["judges"]["rows"]
+    assert tuple(row["restyling"] for row in rows) == JUDGED_RESTYLINGS
+    # a random keypoint detector reads colour: turning the render grey moves its keypoints
+    assert all(row["codec_keypoint_px"] > 0 for row in rows)
+
+
 def test_motion_survives_every_style_of_the_shipped_checkpoint(tmp_path: Path) -> None:
     """The shipped lite-128's built-in styles keep the keypoints of the unstyled render within
     1.5 px (issue 14's figure) on the public portrait animated as the call's synthetic source,
@@ -87,7 +95,7 @@ def test_motion_survives_every_style_of_the_shipped_checkpoint(tmp_path: Path) -
     assert models.structure_detector is not None
     [(name, frames)] = load_bench_clips(tmp_path, 128)
     with FaceLandmarker() as landmarker:
-        _, figures = style_sheet(models, [_face(models, name, frames)], {}, landmarker)
+        _, figures, recipes = style_sheet(models, [_face(models, name, frames)], {}, landmarker)
     assert len(figures) == 9
     assert max(f.keypoint_px for f in figures.values()) <= 1.5, figures
     assert max(f.codec_keypoint_px for f in figures.values()) <= 1.5, figures

@@ -6,7 +6,8 @@ a DTLS record of its own (``RTCSctpTransport._handle_data`` â†’ ``_send_sack`` â
 sends, more than most of our messages. ``LeanSctpTransport`` acknowledges as a receiver should
 (RFC 4960 section 6.2):
 
-- every second packet of DATA, or ``SACK_DELAY_S`` after the first one not acknowledged;
+- every second packet of DATA, or ``SACK_DELAY_S`` after the first one not acknowledged (aiortc
+  asks for the SACK after every packet while one waits: packets without DATA don't count);
 - at once when a packet leaves a gap in the TSNs received, repeats one (duplicate), or fills
   a gap the last SACK reported, so that the sender's fast retransmit and T3 timer see what
   they saw before; and on a FORWARD-TSN, which the sender repeats until acknowledged;
@@ -55,7 +56,8 @@ class LeanSctpTransport(RTCSctpTransport):
 
     def __init__(self, transport: RTCDtlsTransport, port: int = 5000) -> None:
         super().__init__(transport, port)
-        self._sack_packets = 0  # packets received that need a SACK, since the last SACK
+        self._sack_packets = 0  # packets of DATA received since the last SACK
+        self._sack_data = False  # a DATA chunk arrived since aiortc last asked for a SACK
         self._sack_now = False  # a FORWARD-TSN arrived: acknowledge it at once
         self._sack_reported_gaps = False  # the last SACK sent had gap blocks
         self._sack_handle: asyncio.TimerHandle | None = None
@@ -65,7 +67,9 @@ class LeanSctpTransport(RTCSctpTransport):
     async def _send_sack(self) -> None:
         """aiortc calls this after each packet received that needs acknowledging: send the
         SACK now if RFC 4960 says so, else within ``SACK_DELAY_S`` (or with a chunk sent)."""
-        self._sack_packets += 1
+        if self._sack_data:  # a packet of several DATA chunks counts once
+            self._sack_packets += 1
+            self._sack_data = False
         if (
             self._sack_packets >= SACK_EVERY_PACKETS
             or self._sack_now
@@ -78,6 +82,10 @@ class LeanSctpTransport(RTCSctpTransport):
             self._sack_handle = asyncio.get_running_loop().call_later(
                 SACK_DELAY_S, self._sack_delay_expired
             )
+
+    async def _receive_data_chunk(self, chunk: DataChunk) -> None:
+        self._sack_data = True
+        await super()._receive_data_chunk(chunk)
 
     async def _receive_forward_tsn_chunk(self, chunk: ForwardTsnChunk) -> None:
         self._sack_now = True

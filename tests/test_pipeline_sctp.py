@@ -17,6 +17,8 @@ from aiortc.rtcsctptransport import (
     Chunk,
     DataChunk,
     ForwardTsnChunk,
+    HeartbeatAckChunk,
+    HeartbeatChunk,
     RTCSctpTransport,
     SackChunk,
     parse_packet,
@@ -162,6 +164,39 @@ async def test_a_lone_packet_is_acknowledged_after_the_delay() -> None:
         waited = time.monotonic() - start
     # delayed (aiortc's own acknowledges in a few ms), and not left to T3 (1 s at least)
     assert SACK_DELAY_S * 0.9 <= waited < 0.9
+
+
+@pytest.mark.parametrize("without_data", ["heartbeat", "sack"])
+async def test_a_packet_without_data_does_not_hasten_the_sack(
+    monkeypatch: pytest.MonkeyPatch, without_data: str
+) -> None:
+    """Only packets of DATA count towards "every second packet": a HEARTBEAT (as browsers send)
+    or a SACK alone arriving while a SACK waits leaves it waiting."""
+    wire = Wire(monkeypatch)
+    async with connected_peers() as peers:
+        await asyncio.sleep(SACK_DELAY_S * 1.5)  # the opening's SACKs are out
+        sctp = peers.offerer.sctp
+        assert sctp is not None
+        answered = len(wire.packets(peers.answerer))
+        start = time.monotonic()
+        peers.channels["offerer"][CONTROL].send("alone")
+        await peers.arrived("answerer", CONTROL, 1)
+        if without_data == "heartbeat":
+            await sctp._send_chunk(HeartbeatChunk())
+        else:
+            await RTCSctpTransport._send_sack(sctp)  # a SACK alone, as aiortc builds it
+        sent_without_data = time.monotonic() - start
+        while sctp._sent_queue:
+            await asyncio.sleep(0.005)
+        waited = time.monotonic() - start
+        await asyncio.sleep(SACK_DELAY_S * 1.5)  # anything else the answerer sends
+        answers = [[type(c) for c in p] for p in wire.packets(peers.answerer)[answered:]]
+    assert sent_without_data < SACK_DELAY_S / 2  # while the SACK waited
+    if without_data == "heartbeat":
+        assert answers == [[HeartbeatAckChunk], [SackChunk]]
+    else:
+        assert answers == [[SackChunk]]
+    assert SACK_DELAY_S * 0.9 <= waited < 0.9  # delayed, as for a lone packet
 
 
 async def test_a_waiting_sack_rides_on_the_data_sent(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from models.checkpoint import load_checkpoint
+from models.layer_selection import ExemplarWeights
 from tests.face_clip import write_face_video
 from training import cli
 from training.options import Stage1Weights, Stage2Weights, TrainOptions
@@ -52,7 +53,11 @@ def other_value(kind: object, default: object) -> tuple[list[str], object]:
 def test_every_train_option_reaches_its_field() -> None:
     expected: dict[str, object] = {}
     argv = ["train"]
-    nested = ((Stage1Weights, "weights"), (Stage2Weights, "style_weights"))
+    nested = (
+        (Stage1Weights, "weights"),
+        (Stage2Weights, "style_weights"),
+        (ExemplarWeights, "exemplar_weights"),
+    )
     for owner, prefix in ((TrainOptions, ""), *((cls, f"{name}_") for cls, name in nested)):
         hints = typing.get_type_hints(owner)
         for item in dataclasses.fields(owner):
@@ -70,9 +75,9 @@ def test_every_train_option_reaches_its_field() -> None:
     for _, name in nested:
         seen |= {f"{name}_{k}": v for k, v in vars(seen.pop(name)).items()}
     assert seen == expected
-    assert len(expected) == len(dataclasses.fields(TrainOptions)) - 2 + 7 + 5
+    assert len(expected) == len(dataclasses.fields(TrainOptions)) - 3 + 7 + 5 + 6
     assert "--workers" in argv and "--no-augment" in argv and "--weights-l1" in argv
-    assert "--style-weights-structure" in argv
+    assert "--style-weights-structure" in argv and "--exemplar-weights-structure" in argv
 
 
 def test_empty_folder_fails_with_a_message(

@@ -20,6 +20,8 @@ from types import TracebackType
 import cv2
 import numpy as np
 
+from models.face_crop import mediapipe_solution
+
 MESH_SIDE = 256  # pictures are enlarged to this side: the mesh misses faces at 128 px
 MIN_CONFIDENCE = 0.3
 
@@ -28,13 +30,7 @@ class FaceLandmarker:
     """``find(image)``: the face mesh's 468 landmarks of the one face in ``image``."""
 
     def __init__(self) -> None:
-        try:
-            from mediapipe.python.solutions import face_mesh
-        except ImportError as error:
-            raise RuntimeError(
-                f"the face landmarks need mediapipe ({error}); run `make install`, which "
-                "installs mediapipe==0.10.21 without its desktop extras"
-            ) from error
+        face_mesh = mediapipe_solution("face_mesh", "the face mesh")
         self._mesh = face_mesh.FaceMesh(
             static_image_mode=True,
             max_num_faces=1,

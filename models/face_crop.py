@@ -19,6 +19,7 @@ clips, ``encode`` and the call all crop through it. Two uses:
 from __future__ import annotations
 
 import concurrent.futures
+import importlib
 import logging
 import os
 import threading
@@ -75,17 +76,23 @@ class FaceBox:
         )
 
 
+def mediapipe_solution(name: str, needed_by: str) -> Any:
+    """MediaPipe's solution module ``name`` (``face_detection``, ``face_mesh``: their weights
+    ship inside the wheel); RuntimeError saying how to install it where mediapipe is missing."""
+    try:
+        return importlib.import_module(f"mediapipe.python.solutions.{name}")
+    except ImportError as error:
+        raise RuntimeError(
+            f"{needed_by} needs mediapipe ({error}); run `make install`, which installs "
+            "mediapipe==0.10.21 without its desktop extras"
+        ) from error
+
+
 class _BlazeFace:
     """MediaPipe's two BlazeFace models, built once per process (graphs do not survive fork)."""
 
     def __init__(self) -> None:
-        try:
-            from mediapipe.python.solutions import face_detection
-        except ImportError as error:
-            raise RuntimeError(
-                f"the face detector needs mediapipe ({error}); run `make install`, which "
-                "installs mediapipe==0.10.21 without its desktop extras"
-            ) from error
+        face_detection = mediapipe_solution("face_detection", "the face detector")
         self._models = [
             face_detection.FaceDetection(
                 model_selection=model, min_detection_confidence=MIN_CONFIDENCE

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from models import face_crop
 from models.face_crop import FaceBox, FaceCropper, FaceTracker, center_crop, crop
 from tests.bench_clip import moving_shapes
 from tests.face_clip import drifting_portrait, portrait
@@ -147,3 +148,14 @@ def test_finds_the_face_the_haar_cascade_missed(cropper: FaceCropper) -> None:
     # 720x720 portrait, the face near (376, 383), about 250 pixels across.
     assert abs(face.cx - 376) < 25 and abs(face.cy - 383) < 25
     assert 200 < face.side < 300
+
+
+def test_a_missing_mediapipe_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert hasattr(face_crop.mediapipe_solution("face_mesh", "the face mesh"), "FaceMesh")
+
+    def missing(name: str) -> None:
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(face_crop.importlib, "import_module", missing)
+    with pytest.raises(RuntimeError, match="the face mesh needs mediapipe .*run `make install`"):
+        face_crop.mediapipe_solution("face_mesh", "the face mesh")

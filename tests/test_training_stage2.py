@@ -1,4 +1,5 @@
 import copy
+import functools
 from pathlib import Path
 
 import cv2
@@ -142,24 +143,12 @@ def test_an_exemplar_style_follows_the_weights_it_is_given(setup, tmp_path: Path
         [(images[:2], images[2:])], "pixar", kp_detector, generator, kp_detector
     )
     _write_exemplars(tmp_path, "pixar")
-    nothing = ExemplarWeights(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    still, _ = train_style(
-        "pixar",
-        generator,
-        kp_detector,
-        kp_detector,
-        batches,
-        2,
-        1,
-        3,
-        1e-3,
-        style_data=tmp_path,
-        exemplar_weights=nothing,
+    adapt = functools.partial(
+        train_style, "pixar", generator, kp_detector, kp_detector, batches, 2, 1, 3, 1e-3
     )
+    still, _ = adapt(style_data=tmp_path, exemplar_weights=ExemplarWeights(0, 0, 0, 0, 0, 0))
     assert all(float(t.abs().max()) == 0.0 for t in still.deltas.values())
-    moved, _ = train_style(
-        "pixar", generator, kp_detector, kp_detector, batches, 2, 1, 3, 1e-3, style_data=tmp_path
-    )
+    moved, _ = adapt(style_data=tmp_path)
     assert max(float(t.abs().max()) for t in moved.deltas.values()) > 1e-4
 
 

@@ -93,7 +93,6 @@ def _watercolor(image: np.ndarray) -> np.ndarray:
 def _pop_art(image: np.ndarray) -> np.ndarray:
     hsv = cv2.cvtColor(cv2.bilateralFilter(image, 7, 60, 60), cv2.COLOR_RGB2HSV)
     hsv[..., 1] = np.clip(hsv[..., 1].astype(np.int16) * 2 + 60, 0, 255).astype(np.uint8)
-    hsv[..., 0] = (hsv[..., 0].astype(np.int16) + 90) % 180  # complementary hues
     poster = _quantize(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), levels=3)
     return cv2.bitwise_and(poster, poster, mask=_edge_mask(image, block=9, offset=8))
 

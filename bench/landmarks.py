@@ -7,8 +7,8 @@ is trained against the second. The face mesh (468 landmarks; its weights ship in
 ``mediapipe`` wheel, as the face detector's do) was trained elsewhere on other faces, so where
 it says the styled face's eyes, nose and mouth are is a check of both. It is no perfect judge
 either: a strong restyling moves its landmarks too, though no pixel of the face moved, and it
-finds no face under ``pop-art``'s turned hues (``bench stylesheet``'s judges table measures it
-beside the two detectors).
+loses the face under some (a face turned blue, inked outlines); ``bench stylesheet``'s judges
+table measures it beside the two detectors.
 """
 
 from __future__ import annotations

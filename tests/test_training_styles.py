@@ -85,6 +85,19 @@ def test_zombie_is_pale_and_green(face: np.ndarray) -> None:
     assert saturation < hsv[..., 1].mean()
 
 
+def test_pop_art_is_bold_and_keeps_the_skin_warm(face: np.ndarray) -> None:
+    """Saturated, few colours, the face's hues kept (a face turned blue is one the face mesh
+    cannot find, so its motion could not be judged)."""
+    out = stylize(face, "pop-art")
+    before, after = cv2.cvtColor(face, cv2.COLOR_RGB2HSV), cv2.cvtColor(out, cv2.COLOR_RGB2HSV)
+    lit = after[..., 2] > 0  # not the ink
+    assert after[..., 1][lit].mean() > 1.15 * before[..., 1].mean()  # 157 against 131
+    assert len(np.unique(out.reshape(-1, 3), axis=0)) <= 3**3 + 1  # 3 levels a channel, ink
+    centre = (slice(96, 160), slice(96, 160))  # the cheeks and nose
+    cheeks = after[centre][after[centre][..., 2] > 0]
+    assert np.median(cheeks[:, 0]) < 20 or np.median(cheeks[:, 0]) > 165  # red to orange
+
+
 def test_exemplar_styles_need_their_folder_and_every_picture(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="learned from pictures: give their folder"):
         load_exemplars("pixar", None, 32)

@@ -3,8 +3,9 @@
 The codec's keypoint detector learned from photographs, and it reads colour as much as shape:
 the same render turned grey moves its keypoints 5.7 px at 128x128, the classical recipes of
 :mod:`training.styles` move them 3-6 px (the old pop-art recipe, which turned hues round, 55
-px), although not one pixel of the face moved. A style held to "the keypoints stay put" by that detector could
-barely change a colour, and the figure "motion survives the style" measured the palette.
+px), although not one pixel of the face moved. A style held to "the keypoints stay put" by
+that detector could barely change a colour, and the figure "motion survives the style"
+measured the palette.
 
 The structure detector has the codec detector's architecture and starts as a copy of it; it is
 distilled so that on a photograph *and on restyled copies of it* (a classical recipe, or grey,

@@ -70,15 +70,18 @@ class FaceLandmarker:
 
 
 def landmark_shift(
-    landmarker: FaceLandmarker, pictures: Sequence[np.ndarray], references: Sequence[np.ndarray]
+    landmarker: FaceLandmarker,
+    pictures: Sequence[np.ndarray],
+    expected: Sequence[np.ndarray | None],
 ) -> tuple[float, int]:
-    """(mean landmark distance in pixels between each picture and its reference, over the pairs
-    where both have a face; how many pairs that is). NaN when no pair has."""
-    if len(pictures) != len(references):
-        raise ValueError(f"{len(pictures)} pictures for {len(references)} references")
+    """(mean landmark distance in pixels between each picture and its ``expected`` landmarks
+    (``find`` of its reference, found once by the caller), over the pairs where both have a
+    face; how many pairs that is). NaN when no pair has."""
+    if len(pictures) != len(expected):
+        raise ValueError(f"{len(pictures)} pictures for {len(expected)} references")
     distances = []
-    for picture, reference in zip(pictures, references, strict=True):
-        found, expected = landmarker.find(picture), landmarker.find(reference)
-        if found is not None and expected is not None:
-            distances.append(float(np.linalg.norm(found - expected, axis=1).mean()))
+    for picture, reference in zip(pictures, expected, strict=True):
+        found = landmarker.find(picture)
+        if found is not None and reference is not None:
+            distances.append(float(np.linalg.norm(found - reference, axis=1).mean()))
     return (float(np.mean(distances)) if distances else float("nan")), len(distances)

@@ -166,13 +166,16 @@ def style_sheet(
         plain = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
         plain_structure, plain_codec = structure(plain)["value"], detector(plain)["value"]
     plain_frames = _frames(plain)
+    plain_landmarks = (
+        [landmarker.find(frame) for frame in plain_frames] if landmarker is not None else []
+    )
 
-    def judge(styled: torch.Tensor) -> StyleStructure:
+    def judge(styled: torch.Tensor, styled_frames: list[np.ndarray]) -> StyleStructure:
         with torch.no_grad():
             keypoint_px = _moved(structure, styled, plain_structure)
             codec_keypoint_px = _moved(detector, styled, plain_codec)
         landmark_px, pairs = (
-            landmark_shift(landmarker, _frames(styled), plain_frames)
+            landmark_shift(landmarker, styled_frames, plain_landmarks)
             if landmarker is not None
             else (float("nan"), 0)
         )
@@ -183,10 +186,14 @@ def style_sheet(
     for name, delta in models.styles.items():
         with torch.no_grad(), delta.applied(generator):
             styled = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
-        figures[name] = judge(styled)
-        rows.append(_row(name, _frames(styled), beside.get(name, [])))
+        styled_frames = _frames(styled)
+        figures[name] = judge(styled, styled_frames)
+        rows.append(_row(name, styled_frames, beside.get(name, [])))
     rng = np.random.default_rng(0)
-    recipes = {name: judge(restyle(plain, name, rng)) for name in JUDGED_RESTYLINGS}
+    recipes = {}
+    for name in JUDGED_RESTYLINGS:
+        restyled = restyle(plain, name, rng)
+        recipes[name] = judge(restyled, _frames(restyled))
     width = max(row.shape[1] for row in rows)
     padded = [
         np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255)

@@ -161,9 +161,10 @@ class ChunkBundle(Chunk):
 
 LEAN_SCTP_ENV = "CARTOONCODEC_LEAN_SCTP"
 """Set to 1 to build the call's peer connections with ``LeanSctpTransport``. Off by default:
-the demo with the server rendering and sound on showed higher latency with it (p95 182–308 ms
-against 89–96 with aiortc's own transport, same code, alternating runs, 2026-11-29; not
-explained yet), for 3.5–5 kbps less on the wire."""
+on a quiet machine the demo with the server rendering and sound on showed higher latency with
+it (p95 195–335 ms against 84–96 with aiortc's own transport, same code, alternating runs,
+2026-11-29; not explained), for 3.5–5 kbps less on the wire. Two later pairs on a slower host
+showed no penalty (README, "The call"): not enough to turn it on."""
 
 
 def lean_sctp_requested() -> bool:

@@ -42,9 +42,10 @@ def test_the_shift_is_averaged_over_pairs_where_both_have_a_face(
 ) -> None:
     blank = np.full_like(face, 128)
     assert landmarker.find(blank) is None
-    same, pairs = landmark_shift(landmarker, [face, blank], [face, face])
+    here = landmarker.find(face)
+    same, pairs = landmark_shift(landmarker, [face, blank], [here, here])
     assert (same, pairs) == (0.0, 1)
-    nothing, none = landmark_shift(landmarker, [blank], [face])
+    nothing, none = landmark_shift(landmarker, [blank, face], [here, None])
     assert np.isnan(nothing) and none == 0
 
 
@@ -54,4 +55,4 @@ def test_bad_pictures_are_refused(landmarker: FaceLandmarker, face: np.ndarray) 
     with pytest.raises(ValueError, match="expected HxWx3 uint8 RGB"):
         landmarker.find(face[..., 0])
     with pytest.raises(ValueError, match="2 pictures for 1 references"):
-        landmark_shift(landmarker, [face, face], [face])
+        landmark_shift(landmarker, [face, face], [landmarker.find(face)])

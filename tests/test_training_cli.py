@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from models.checkpoint import load_checkpoint
-from models.layer_selection import ExemplarWeights
 from tests.face_clip import write_face_video
 from training import cli
 from training.options import Stage1Weights, Stage2Weights, TrainOptions
@@ -56,7 +55,6 @@ def test_every_train_option_reaches_its_field() -> None:
     nested = (
         (Stage1Weights, "weights"),
         (Stage2Weights, "style_weights"),
-        (ExemplarWeights, "exemplar_weights"),
     )
     for owner, prefix in ((TrainOptions, ""), *((cls, f"{name}_") for cls, name in nested)):
         hints = typing.get_type_hints(owner)
@@ -75,9 +73,9 @@ def test_every_train_option_reaches_its_field() -> None:
     for _, name in nested:
         seen |= {f"{name}_{k}": v for k, v in vars(seen.pop(name)).items()}
     assert seen == expected
-    assert len(expected) == len(dataclasses.fields(TrainOptions)) - 3 + 7 + 5 + 6
+    assert len(expected) == len(dataclasses.fields(TrainOptions)) - 2 + 7 + 5
     assert "--workers" in argv and "--no-augment" in argv and "--weights-l1" in argv
-    assert "--style-weights-structure" in argv and "--exemplar-weights-structure" in argv
+    assert "--style-weights-structure" in argv
 
 
 def test_empty_folder_fails_with_a_message(
@@ -96,7 +94,7 @@ def test_exemplar_styles_need_the_style_data_folder(
 ) -> None:
     args = parse(["train", "--data", str(tmp_path), "--out", str(tmp_path), "--styles", "pixar"])
     assert args.func(args) == 1
-    assert "pixar are learned from pictures: give their folder with --style-data" in (
+    assert "pixar take their colours from pictures: give their folder with --style-data" in (
         capsys.readouterr().err
     )
 

@@ -1,15 +1,11 @@
 import copy
-import functools
-from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
 from models.checkpoint import build_models
 from models.config import get_preset
-from models.layer_selection import ExemplarWeights, structure_loss
+from models.layer_selection import structure_loss
 from training.options import Stage2Weights
 from training.stage2 import (
     make_style_batches,
@@ -18,7 +14,7 @@ from training.stage2 import (
     stylize_batch,
     train_style,
 )
-from training.styles import EXEMPLAR_STYLES
+from training.styles import Palette
 
 
 @pytest.fixture()
@@ -111,67 +107,25 @@ def test_unknown_style_is_refused(setup) -> None:  # type: ignore[no-untyped-def
         train_style("oil", generator, kp_detector, kp_detector, batches, 1, 1, 1, 0.01)
 
 
-def _write_exemplars(directory: Path, name: str) -> None:
-    """The style's pictures as orange stripes (no faces: centre crops)."""
-    picture = np.zeros((48, 64, 3), np.uint8)
-    picture[:, ::4] = (20, 120, 240)  # BGR orange
-    for file in EXEMPLAR_STYLES[name]:
-        cv2.imwrite(str(directory / file), picture)
-
-
-def test_an_exemplar_style_trains_from_its_pictures(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_exemplar_style_trains_on_its_recipe_in_its_pictures_palette(setup) -> None:  # type: ignore[no-untyped-def]
     generator, kp_detector, _ = setup
     images = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 32, 32), 5, 1, 2)
+    orange = Palette.of(torch.tensor([0.95, 0.55, 0.15]).view(1, 3, 1, 1).expand(1, 3, 4, 4))
     batches = make_style_batches(
-        [(images[:2], images[2:])], "pixar", kp_detector, generator, kp_detector
+        [(images[:2], images[2:])], "pixar", kp_detector, generator, kp_detector, orange
     )
-    assert batches[0].target is None
-    _write_exemplars(tmp_path, "pixar")
-    delta, terms = train_style(
-        "pixar", generator, kp_detector, kp_detector, batches, 2, 1, 3, 1e-3, style_data=tmp_path
-    )
+    torch.testing.assert_close(batches[0].target, stylize_batch(images[2:], "pixar", orange))
+    delta, terms = train_style("pixar", generator, kp_detector, kp_detector, batches, 2, 1, 3, 1e-3)
     assert delta.prompt == "pixar" and len(delta.layers) == 2
-    assert {"feature_mean", "feature_gram", "colour", "structure", "low_frequency"} == set(terms)
+    assert {"image_l1", "image_ms_ssim", "structure"} == set(terms)
     assert max(float(t.abs().max()) for t in delta.deltas.values()) <= 3 * 1e-3 * 1.01
 
 
-def test_an_exemplar_style_follows_the_weights_it_is_given(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Every term weighed 0: nothing to follow, the delta stays 0 (the defaults move it)."""
-    generator, kp_detector, _ = setup
-    images = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 32, 32), 5, 1, 2)
-    batches = make_style_batches(
-        [(images[:2], images[2:])], "pixar", kp_detector, generator, kp_detector
-    )
-    _write_exemplars(tmp_path, "pixar")
-    adapt = functools.partial(
-        train_style, "pixar", generator, kp_detector, kp_detector, batches, 2, 1, 3, 1e-3
-    )
-    still, _ = adapt(style_data=tmp_path, exemplar_weights=ExemplarWeights(0, 0, 0, 0, 0, 0))
-    assert all(float(t.abs().max()) == 0.0 for t in still.deltas.values())
-    moved, _ = adapt(style_data=tmp_path)
-    assert max(float(t.abs().max()) for t in moved.deltas.values()) > 1e-4
-
-
-def test_an_exemplar_style_without_its_pictures_is_refused(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_exemplar_style_without_its_palette_is_refused(setup) -> None:  # type: ignore[no-untyped-def]
     generator, kp_detector, _ = setup
     images = torch.rand(2, 3, 32, 32)
-    batches = make_style_batches([(images, images)], "zombie", kp_detector, generator, kp_detector)
-    assert batches[0].target is not None  # zombie is a classical recipe
-    with pytest.raises(ValueError, match="give their folder"):
-        train_style("pixar", generator, kp_detector, kp_detector, batches, 1, 1, 1, 1e-3)
-    with pytest.raises(ValueError, match="lacks anitalker__aiface7.png"):
-        train_style(
-            "anime-painting",
-            generator,
-            kp_detector,
-            kp_detector,
-            batches,
-            1,
-            1,
-            1,
-            1e-3,
-            style_data=tmp_path,
-        )
+    with pytest.raises(ValueError, match="'pixar' takes its colours from its pictures"):
+        make_style_batches([(images, images)], "pixar", kp_detector, generator, kp_detector)
 
 
 def test_the_structure_term_is_measured_by_the_structure_detector(setup) -> None:  # type: ignore[no-untyped-def]

@@ -4,18 +4,30 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from tests.face_clip import portrait
 from training.styles import (
     BUILTIN_STYLES,
     CLASSICAL_STYLES,
     EXEMPLAR_STYLES,
+    Palette,
     load_exemplars,
     match_style,
     stylize,
 )
 
 STYLE_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "styles"
+
+
+def _pictures(rgb: tuple[int, int, int]) -> torch.Tensor:
+    """Two 8x8 pictures: ``rgb`` and its half (a palette with a spread of lightness)."""
+    colour = torch.tensor(rgb, dtype=torch.float32).view(1, 3, 1, 1) / 255
+    return torch.cat([colour, colour / 2]).expand(2, 3, 8, 8)
+
+
+ORANGE = Palette.of(_pictures((240, 140, 40)))
+BLUE = Palette.of(_pictures((40, 90, 220)))
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +54,7 @@ def test_style_keeps_shape_changes_the_image_and_is_deterministic(
 
 def test_styles_differ_from_each_other(face: np.ndarray) -> None:
     outputs = {name: stylize(face, name).astype(int) for name in CLASSICAL_STYLES}
+    outputs |= {name: stylize(face, name, ORANGE).astype(int) for name in EXEMPLAR_STYLES}
     for a, b in itertools.combinations(outputs, 2):
         assert np.abs(outputs[a] - outputs[b]).mean() > 5, (a, b)
 
@@ -73,8 +86,10 @@ def test_bad_input_is_refused(face: np.ndarray) -> None:
         stylize(face, "oil")
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         stylize(face.astype(np.float32), "cel")
-    with pytest.raises(ValueError, match="'pixar' has no classical recipe"):
+    with pytest.raises(ValueError, match="'pixar' takes its colours from its pictures"):
         stylize(face, "pixar")
+    with pytest.raises(ValueError, match="'cel' is a classical recipe: it takes no palette"):
+        stylize(face, "cel", ORANGE)
 
 
 def test_zombie_is_pale_and_green(face: np.ndarray) -> None:
@@ -98,8 +113,46 @@ def test_pop_art_is_bold_and_keeps_the_skin_warm(face: np.ndarray) -> None:
     assert np.median(cheeks[:, 0]) < 20 or np.median(cheeks[:, 0]) > 165  # red to orange
 
 
+def test_a_palette_is_the_pictures_lab_mean_and_spread() -> None:
+    """One flat colour: its CIELAB value (OpenCV's 8-bit scale: mid grey is L* 53.6 of 100,
+    neutral a and b), no spread."""
+    palette = Palette.of(torch.full((3, 3, 4, 4), 0.5))
+    assert palette.mean == pytest.approx((137.0, 128.0, 128.0), abs=1.0)
+    assert palette.std == (0.0, 0.0, 0.0)
+    assert ORANGE.mean[2] > 128 + 40 and BLUE.mean[2] < 128 - 40  # b: yellow against blue
+    with pytest.raises(ValueError, match="expected Nx3xHxW pictures"):
+        Palette.of(torch.rand(3, 8, 8))
+
+
+@pytest.mark.parametrize("name", sorted(EXEMPLAR_STYLES))
+def test_an_exemplar_style_renders_its_look_in_its_pictures_colours(
+    face: np.ndarray, name: str
+) -> None:
+    """Deterministic, a changed image, and the colours follow the palette: the same face in an
+    orange palette is yellower (CIELAB b) than in a blue one."""
+    out = stylize(face, name, ORANGE)
+    assert out.shape == face.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - face).mean() > 10
+    np.testing.assert_array_equal(out, stylize(face.copy(), name, ORANGE))
+    yellow = cv2.cvtColor(out, cv2.COLOR_RGB2LAB)[..., 2].mean()
+    blue = cv2.cvtColor(stylize(face, name, BLUE), cv2.COLOR_RGB2LAB)[..., 2].mean()
+    assert yellow > blue + 20
+
+
+def test_pixar_is_smooth(face: np.ndarray) -> None:
+    """3D animation's plastic skin: less fine detail in the face than the photograph has (the
+    two painted styles draw outlines over their smoothed skin, so they are not measured so)."""
+
+    def detail(image: np.ndarray) -> float:
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        cheeks = (grey - cv2.GaussianBlur(grey, (0, 0), 1.0))[96:160, 96:160]
+        return float(np.abs(cheeks).mean())
+
+    assert detail(stylize(face, "pixar", ORANGE)) < 0.7 * detail(face)  # 3.8 against 6.3
+
+
 def test_exemplar_styles_need_their_folder_and_every_picture(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="learned from pictures: give their folder"):
+    with pytest.raises(ValueError, match="colours from pictures: give their folder"):
         load_exemplars("pixar", None, 32)
     with pytest.raises(ValueError, match="lacks echomimic__a.png"):
         load_exemplars("pixar", tmp_path, 32)

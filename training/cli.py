@@ -165,7 +165,7 @@ def _train(args: argparse.Namespace) -> int:
     needs_pictures = [name for name in options.styles if name in EXEMPLAR_STYLES]
     if needs_pictures and options.style_data is None:
         sys.stderr.write(
-            f"cartooncodec train: {', '.join(needs_pictures)} are learned from pictures: "
+            f"cartooncodec train: {', '.join(needs_pictures)} take their colours from pictures: "
             "give their folder with --style-data\n"
         )
         return 1

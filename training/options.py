@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.layer_selection import ExemplarWeights
-
 DEFAULT_STYLES = ("sketch", "zombie", "cel", "comic", "watercolor", "pop-art")
 
 
@@ -106,8 +104,4 @@ class TrainOptions:
     )
     style_weights: Stage2Weights = field(
         default_factory=Stage2Weights, metadata={"help": "stage-2 loss weights"}
-    )
-    exemplar_weights: ExemplarWeights = field(
-        default_factory=ExemplarWeights,
-        metadata={"help": "stage-2 loss weights of the styles learned from pictures"},
     )

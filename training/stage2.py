@@ -1,16 +1,13 @@
 """Stage 2: domain adaptation of the trained generator toward each built-in style.
 
-For a classical style, the loss mixes
-* image-image: the rendered driving frame should look like ``stylize(driving frame)``,
+For every style the loss mixes
+* image-image: the rendered driving frame should look like ``stylize(driving frame)`` (for an
+  exemplar style, its recipe in the palette of its pictures, :func:`training.styles.stylize`),
 * structure preservation: keypoints detected on the stylised output match those detected on
   the unstyled render of the same motion (what ``bench stylesheet`` measures: the motion the
   receiver gets still moves the stylised face as it moves the unstyled one), both found by the
   checkpoint's structure detector (:mod:`training.structure`) when it has one,
 * CLIP directional and global losses toward the style's description when CLIP weights exist.
-An exemplar style (``pixar``...) is learned from its pictures in the styles folder instead,
-with the receiver's own exemplar loss (:func:`models.layer_selection.exemplar_style_loss`:
-encoder feature statistics and colours of the pictures, keypoint structure and coarse layout
-of the unstyled render) on the batches' reference frames.
 The models' text-guided adaptive layer selection picks the generator layers this loss moves
 most and adapts only them; the result is a small :class:`StyleDelta` per style, stored in the
 checkpoint's ``styles``. Networks stay in eval mode: BatchNorm statistics are not part of a
@@ -23,21 +20,16 @@ import itertools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from models.face_crop import FaceCropper
 from models.generator import OcclusionAwareGenerator
 from models.layer_selection import (
     NEUTRAL_PROMPT,
-    ExemplarWeights,
-    LossFn,
     adapt_style,
     directional_loss,
-    exemplar_style_loss,
     select_layers,
     structure_loss,
 )
@@ -45,12 +37,9 @@ from models.style_delta import StyleDelta
 from models.text_encoder import ClipGuide
 from training.losses import clip_global_loss, ms_ssim_loss, multiscale_l1
 from training.options import Stage2Weights
-from training.styles import BUILTIN_STYLES, CLASSICAL_STYLES, load_exemplars, stylize
+from training.styles import BUILTIN_STYLES, Palette, stylize
 
 log = logging.getLogger(__name__)
-
-EXEMPLAR_SOURCES = 4
-"""Reference frames an exemplar style is adapted on (taken from the style batches)."""
 
 
 @dataclass(frozen=True)
@@ -71,24 +60,25 @@ class ClipTarget:
 class StyleBatch:
     """Fixed inputs of one adaptation step, computed once with the unstyled generator.
 
-    source, driving, target (stylised driving; None for an exemplar style), plain (unstyled
-    reconstruction): Bx3xHxW; kp_source, kp_driving: keypoint dicts as the codec's detector
+    source, driving, target (stylised driving), plain (unstyled reconstruction): Bx3xHxW;
+    kp_source, kp_driving: keypoint dicts as the codec's detector
     returns them; kp_plain: BxKx2 keypoints the structure detector finds on ``plain``.
     """
 
     source: torch.Tensor
     driving: torch.Tensor
-    target: torch.Tensor | None
+    target: torch.Tensor
     plain: torch.Tensor
     kp_source: dict[str, torch.Tensor]
     kp_driving: dict[str, torch.Tensor]
     kp_plain: torch.Tensor
 
 
-def stylize_batch(images: torch.Tensor, name: str) -> torch.Tensor:
-    """Bx3xHxW in [0, 1] -> the same frames in built-in style ``name``."""
+def stylize_batch(images: torch.Tensor, name: str, palette: Palette | None = None) -> torch.Tensor:
+    """Bx3xHxW in [0, 1] -> the same frames in built-in style ``name`` (an exemplar style in
+    its pictures' ``palette``)."""
     arrays = (images.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    styled = np.stack([stylize(array, name) for array in arrays])
+    styled = np.stack([stylize(array, name, palette) for array in arrays])
     return torch.from_numpy(styled).permute(0, 3, 1, 2).float().div(255).to(images.device)
 
 
@@ -99,13 +89,15 @@ def make_style_batches(
     kp_detector: nn.Module,
     generator: nn.Module,
     structure_detector: nn.Module,
+    palette: Palette | None = None,
 ) -> list[StyleBatch]:
-    """One :class:`StyleBatch` per (source, driving) pair of batches, for style ``name``."""
+    """One :class:`StyleBatch` per (source, driving) pair of batches, for style ``name`` (an
+    exemplar style needs its pictures' ``palette``)."""
     batches = []
     for source, driving in pairs:
         kp_source, kp_driving = kp_detector(source), kp_detector(driving)
         plain = generator(source, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
-        target = stylize_batch(driving, name) if name in CLASSICAL_STYLES else None
+        target = stylize_batch(driving, name, palette)
         kp_plain = structure_detector(plain)["value"]
         batches.append(StyleBatch(source, driving, target, plain, kp_source, kp_driving, kp_plain))
     return batches
@@ -127,8 +119,6 @@ def style_loss(
 
     def loss_fn() -> torch.Tensor:
         batch = next(cycle)
-        if batch.target is None:
-            raise ValueError("an exemplar style has no image target: use exemplar_loss")
         output = generator(batch.source, kp_driving=batch.kp_driving, kp_source=batch.kp_source)[
             "prediction"
         ]
@@ -155,33 +145,6 @@ def style_loss(
     return loss_fn
 
 
-def exemplar_loss(
-    name: str,
-    generator: OcclusionAwareGenerator,
-    kp_detector: nn.Module,
-    structure_detector: nn.Module,
-    batches: list[StyleBatch],
-    style_data: Path | None,
-    terms: dict[str, float] | None = None,
-    weights: ExemplarWeights | None = None,
-) -> LossFn:
-    """The ``loss_fn`` of exemplar style ``name``: its pictures from ``style_data``, rendered
-    from up to :data:`EXEMPLAR_SOURCES` of the batches' reference frames."""
-    sources = torch.cat([batch.source for batch in batches])[:EXEMPLAR_SOURCES]
-    exemplars = load_exemplars(name, style_data, sources.shape[-1], FaceCropper())
-    with torch.no_grad():
-        kp_source = kp_detector(sources)
-    return exemplar_style_loss(
-        generator,
-        structure_detector,
-        exemplars.to(sources.device),
-        sources,
-        kp_source,
-        weights=weights,
-        terms=terms,
-    )
-
-
 def train_style(
     name: str,
     generator: OcclusionAwareGenerator,
@@ -194,14 +157,10 @@ def train_style(
     lr: float,
     weights: Stage2Weights | None = None,
     clip: ClipTarget | None = None,
-    style_data: Path | None = None,
-    exemplar_weights: ExemplarWeights | None = None,
 ) -> tuple[StyleDelta, dict[str, float]]:
-    """Adapt the generator's most relevant layers to style ``name``; generator left unchanged.
-
-    Classical styles follow their image targets (``weights``); exemplar styles their pictures
-    in ``style_data`` (``exemplar_weights``; CLIP, when given, guides classical styles only).
-    Returns the delta and the last value of each loss term.
+    """Adapt the generator's most relevant layers to style ``name`` (its image targets in
+    ``batches``, weighed by ``weights``); generator left unchanged. Returns the delta and the
+    last value of each loss term.
     """
 
     if name not in BUILTIN_STYLES:
@@ -210,21 +169,9 @@ def train_style(
     kp_detector.eval().requires_grad_(False)
     structure_detector.eval().requires_grad_(False)
     terms: dict[str, float] = {}
-    if name in CLASSICAL_STYLES:
-        loss_fn = style_loss(
-            generator, structure_detector, batches, weights or Stage2Weights(), clip, terms
-        )
-    else:
-        loss_fn = exemplar_loss(
-            name,
-            generator,
-            kp_detector,
-            structure_detector,
-            batches,
-            style_data,
-            terms,
-            exemplar_weights,
-        )
+    loss_fn = style_loss(
+        generator, structure_detector, batches, weights or Stage2Weights(), clip, terms
+    )
     layers = select_layers(generator, loss_fn, top_k=top_k, probe_steps=probe_steps)
     log.info("style %s: adapting layers %s", name, ", ".join(layers))
     delta = adapt_style(generator, loss_fn, layers, steps=steps, lr=lr)

@@ -2,16 +2,22 @@
 
 A classical style (:data:`CLASSICAL_STYLES`) turns an RGB uint8 frame into a stylised RGB uint8
 frame with OpenCV only (deterministic), so prompts such as "pencil sketch" work without CLIP
-weights. An exemplar style (:data:`EXEMPLAR_STYLES`) is learned from a few style pictures in a
-styles folder given at training time (``--style-data``), chosen by looking at them: the
-stylised portraits of ``../shared/data/styles`` in this project. Names, descriptions and prompt
-keywords live in :mod:`models.style_names` (shared with the receiver).
+weights. An exemplar style (:data:`EXEMPLAR_STYLES`) has a few style pictures in a styles folder
+given at training time (``--style-data``), chosen by looking at them: the stylised portraits of
+``../shared/data/styles`` in this project. Its recipe renders the look those pictures share
+(smooth 3D shading, soft painted light, outlines: chosen per style by looking at them) in the
+pictures' own colours (a :class:`Palette` measured on their face crops). Until 2026-11-29 these
+styles were learned from the pictures alone (encoder feature statistics and colours,
+:func:`models.layer_selection.exemplar_style_loss`, which a user's ``style add`` still uses):
+the renders stayed palettes of the photograph. Names, descriptions and prompt keywords live in
+:mod:`models.style_names` (shared with the receiver).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -26,6 +32,8 @@ __all__ = [
     "BUILTIN_STYLES",
     "CLASSICAL_STYLES",
     "EXEMPLAR_STYLES",
+    "Palette",
+    "exemplar_palette",
     "load_exemplars",
     "match_style",
     "stylize",
@@ -117,6 +125,109 @@ def _zombie(image: np.ndarray) -> np.ndarray:
     return cv2.bitwise_and(out, out, mask=_edge_mask(image, block=9, offset=6))
 
 
+@dataclass(frozen=True)
+class Palette:
+    """An exemplar style's colours: mean and spread of each CIELAB channel (OpenCV's 8-bit
+    scale: L, a, b in 0..255) over the pixels of its pictures' face crops."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def of(cls, pictures: torch.Tensor) -> Palette:
+        """The palette of ``pictures`` (Nx3xHxW in [0, 1])."""
+        if pictures.dim() != 4 or pictures.shape[1] != 3 or pictures.shape[0] == 0:
+            raise ValueError(f"expected Nx3xHxW pictures, got shape {tuple(pictures.shape)}")
+        rgb = (pictures.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+        lab = cv2.cvtColor(rgb.reshape(-1, 1, 3), cv2.COLOR_RGB2LAB).reshape(-1, 3)
+        mean, std = lab.astype(np.float64).mean(0), lab.astype(np.float64).std(0)
+        return cls(
+            (float(mean[0]), float(mean[1]), float(mean[2])),
+            (float(std[0]), float(std[1]), float(std[2])),
+        )
+
+
+def _recolour(
+    image: np.ndarray, palette: Palette, strength: tuple[float, float, float]
+) -> np.ndarray:
+    """``image`` moved toward ``palette``: each CIELAB channel standardised and given the
+    palette's mean and spread (Reinhard's colour transfer), by ``strength`` per channel (L, a, b;
+    0 keeps the channel, 1 takes the palette's)."""
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    mean, std = lab.reshape(-1, 3).mean(0), lab.reshape(-1, 3).std(0)
+    spread, centre = np.array(palette.std, np.float32), np.array(palette.mean, np.float32)
+    moved = (lab - mean) / np.maximum(std, 1.0) * spread + centre
+    lab += np.array(strength, np.float32) * (moved - lab)
+    return cv2.cvtColor(np.clip(lab, 0, 255).round().astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def _saturate(image: np.ndarray, factor: float) -> np.ndarray:
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 1] = np.clip(hsv[..., 1] * factor, 0, 255)
+    return cv2.cvtColor(hsv.round().astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+def _lighten(image: np.ndarray, gamma: float) -> np.ndarray:
+    """Gamma below 1 lifts the mid-tones (a high-key picture)."""
+    return (255 * (image / 255.0) ** gamma).round().astype(np.uint8)
+
+
+def _soft_bands(image: np.ndarray, bands: int, sharpness: float) -> np.ndarray:
+    """Lightness in ``bands`` levels joined by smooth steps (painted light and shade, softer
+    than :func:`_quantize`'s hard bands); hues untouched."""
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    level = lab[..., 0] / 255 * bands
+    base, fraction = np.floor(level), level - np.floor(level)
+    lab[..., 0] = 255 * (base + 1 / (1 + np.exp(-(fraction - 0.5) * sharpness))) / bands
+    return cv2.cvtColor(np.clip(lab, 0, 255).round().astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def _outline(
+    image: np.ndarray, source: np.ndarray, offset: int, colour: tuple[int, int, int]
+) -> np.ndarray:
+    """``image`` with ``source``'s outlines (:func:`_edge_mask`) drawn in ``colour`` at 60 %."""
+    lines = _edge_mask(source, block=9, offset=offset) == 0
+    out = image.copy()
+    out[lines] = (0.4 * out[lines] + 0.6 * np.array(colour)).round().astype(np.uint8)
+    return out
+
+
+def _smooth(image: np.ndarray, sigma_s: float, sigma_r: float) -> np.ndarray:
+    """Skin texture and wrinkles gone, outlines kept (edge-preserving filter)."""
+    return cv2.edgePreservingFilter(
+        image, flags=cv2.RECURS_FILTER, sigma_s=sigma_s, sigma_r=sigma_r
+    )
+
+
+def _pixar(image: np.ndarray, palette: Palette) -> np.ndarray:
+    """3D animation: plastic-smooth surfaces, volume (large-scale light and shade deepened),
+    saturated colour, the pictures' palette; no outlines."""
+    smooth = cv2.bilateralFilter(_smooth(image, 40, 0.25), 9, 30, 9)
+    lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lightness = lab[..., 0]
+    lab[..., 0] = lightness + 0.6 * (lightness - cv2.GaussianBlur(lightness, (0, 0), 10))
+    shaded = cv2.cvtColor(np.clip(lab, 0, 255).round().astype(np.uint8), cv2.COLOR_LAB2RGB)
+    return _saturate(_recolour(shaded, palette, (0.7, 0.7, 0.7)), 1.25)
+
+
+def _disney_princess(image: np.ndarray, palette: Palette) -> np.ndarray:
+    """2D hand-drawn animation: smooth, light in four soft bands, warm saturated colour from the
+    pictures, thin brown outlines."""
+    smooth = _smooth(image, 50, 0.3)
+    banded = _soft_bands(smooth, bands=4, sharpness=12)
+    coloured = _lighten(_saturate(_recolour(banded, palette, (0.3, 0.8, 0.8)), 1.15), 0.85)
+    return _outline(coloured, smooth, offset=6, colour=(90, 45, 30))
+
+
+def _anime_painting(image: np.ndarray, palette: Palette) -> np.ndarray:
+    """A painted anime portrait: smooth, high-key, light in three soft bands, the pictures'
+    pale colours, fine blue-grey lines."""
+    smooth = _smooth(image, 60, 0.35)
+    banded = _soft_bands(smooth, bands=3, sharpness=8)
+    coloured = _lighten(_saturate(_recolour(banded, palette, (0.5, 0.8, 0.8)), 0.95), 0.7)
+    return _outline(coloured, smooth, offset=6, colour=(60, 50, 80))
+
+
 _OPERATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sketch": _sketch,
     "zombie": _zombie,
@@ -154,22 +265,40 @@ EXEMPLAR_STYLES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+_PICTURE_OPERATIONS: dict[str, Callable[[np.ndarray, Palette], np.ndarray]] = {
+    "disney-princess": _disney_princess,
+    "pixar": _pixar,
+    "anime-painting": _anime_painting,
+}
+
 CLASSICAL_STYLES: tuple[str, ...] = tuple(_OPERATIONS)
 
 BUILTIN_STYLES: dict[str, StyleName] = {style.name: style for style in BUILTIN_STYLE_NAMES}
 
 
-def stylize(image: np.ndarray, name: str) -> np.ndarray:
-    """``image`` (HxWx3 uint8 RGB) rendered in built-in style ``name``; same shape and dtype."""
-    if name in EXEMPLAR_STYLES:
-        raise ValueError(f"style {name!r} has no classical recipe: it is learned from pictures")
-    if name not in _OPERATIONS:
-        raise ValueError(f"unknown built-in style {name!r}; available: {', '.join(_OPERATIONS)}")
+def stylize(image: np.ndarray, name: str, palette: Palette | None = None) -> np.ndarray:
+    """``image`` (HxWx3 uint8 RGB) rendered in built-in style ``name``; same shape and dtype.
+
+    An exemplar style needs the ``palette`` of its pictures (:func:`exemplar_palette`); a
+    classical style takes none.
+    """
+    if name not in _OPERATIONS and name not in _PICTURE_OPERATIONS:
+        raise ValueError(f"unknown built-in style {name!r}; available: {', '.join(BUILTIN_STYLES)}")
+    if name in _PICTURE_OPERATIONS and palette is None:
+        raise ValueError(
+            f"style {name!r} takes its colours from its pictures: give their palette "
+            "(exemplar_palette)"
+        )
+    if name in _OPERATIONS and palette is not None:
+        raise ValueError(f"style {name!r} is a classical recipe: it takes no palette")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(
             f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}"
         )
-    return np.ascontiguousarray(_OPERATIONS[name](np.ascontiguousarray(image)))
+    image = np.ascontiguousarray(image)
+    if palette is not None:
+        return np.ascontiguousarray(_PICTURE_OPERATIONS[name](image, palette))
+    return np.ascontiguousarray(_OPERATIONS[name](image))
 
 
 def load_exemplars(
@@ -183,7 +312,7 @@ def load_exemplars(
         )
     if directory is None:
         raise ValueError(
-            f"style {name!r} is learned from pictures: give their folder (--style-data)"
+            f"style {name!r} takes its colours from pictures: give their folder (--style-data)"
         )
     paths = [directory / file for file in EXEMPLAR_STYLES[name]]
     missing = [path.name for path in paths if not path.is_file()]
@@ -191,3 +320,10 @@ def load_exemplars(
         raise ValueError(f"style {name!r}: {directory} lacks {', '.join(missing)}")
     images = [read_style_image(path) for path in paths]
     return exemplar_tensor(images, size, cropper, names=[str(path) for path in paths])
+
+
+def exemplar_palette(
+    name: str, directory: Path | None, size: int, cropper: FaceCropper | None = None
+) -> Palette:
+    """The :class:`Palette` of exemplar style ``name``'s pictures (see :func:`load_exemplars`)."""
+    return Palette.of(load_exemplars(name, directory, size, cropper))

@@ -33,6 +33,7 @@ from models.checkpoint import (
     save_checkpoint,
 )
 from models.config import ModelConfig, get_preset
+from models.face_crop import FaceCropper
 from training.augment import NONE, Augmentation
 from training.discriminator import MultiScaleDiscriminator
 from training.losses import VGGPerceptualLoss, ms_ssim_value
@@ -42,7 +43,7 @@ from training.split import split_by_person
 from training.stage1 import ReconstructionModel, discriminator_step
 from training.stage2 import ClipTarget, make_style_batches, render_styles, train_style
 from training.structure import distill_structure_detector, structure_errors
-from training.styles import BUILTIN_STYLES
+from training.styles import BUILTIN_STYLES, EXEMPLAR_STYLES, exemplar_palette
 from training.videos import Clip, PairDataset, load_clips
 
 log = logging.getLogger(__name__)
@@ -535,8 +536,18 @@ class Trainer:
                 log.warning("style time is up: skipped %s", ", ".join(options.styles[done:]))
                 break
             started = time.monotonic()
+            palette = (
+                exemplar_palette(name, options.style_data, pairs[0][0].shape[-1], FaceCropper())
+                if name in EXEMPLAR_STYLES
+                else None
+            )
             batches = make_style_batches(
-                pairs, name, self.kp_detector.eval(), self.generator.eval(), self.models.structure
+                pairs,
+                name,
+                self.kp_detector.eval(),
+                self.generator.eval(),
+                self.models.structure,
+                palette,
             )
             delta, terms = train_style(
                 name,
@@ -552,8 +563,6 @@ class Trainer:
                 clip=ClipTarget.for_prompt(guide, BUILTIN_STYLES[name].description)
                 if guide is not None
                 else None,
-                style_data=options.style_data,
-                exemplar_weights=options.exemplar_weights,
             )
             self.models.styles[name] = delta
             self.loss_log.write(self.step, f"style:{name}", time.monotonic() - started, terms)

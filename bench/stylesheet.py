@@ -3,8 +3,8 @@
 Rows: the real frames, the unstyled render, then one row per style of the checkpoint. Columns:
 for each clip, its first frame rendered at zero motion ("still") and the frame of the clip
 whose keypoints moved most from it ("moving"); then, beside each row, what the style was
-learned from: the exemplar pictures of an exemplar style (``--style-data``), the classical
-recipe applied to the first face for a classical one. The table gives, per style, the mean
+learned from: its recipe applied to the first face (for an exemplar style, in the palette of
+its pictures, which follow: ``--style-data``). The table gives, per style, the mean
 keypoint distance between the styled and the unstyled render (pixels at the model's size):
 whether motion survives the style. It is measured by the checkpoint's structure detector (the
 codec's keypoints found through a style, :mod:`training.structure`); beside it by the codec's
@@ -128,16 +128,21 @@ def _face(models: LoadedModels, name: str, frames: np.ndarray) -> Face:
 def exemplars_beside(
     styles: Sequence[str], first_face: np.ndarray, size: int, style_data: Path | None
 ) -> dict[str, list[np.ndarray]]:
-    """Per style, up to :data:`EXEMPLARS_BESIDE` size x size x 3 pictures of its target."""
-    from training.styles import CLASSICAL_STYLES, EXEMPLAR_STYLES, load_exemplars, stylize
+    """Per style, size x size x 3 pictures of its target: its recipe on ``first_face``, then
+    (an exemplar style) up to :data:`EXEMPLARS_BESIDE` of its pictures."""
+    from models.face_crop import FaceCropper
+    from training.styles import CLASSICAL_STYLES, EXEMPLAR_STYLES, Palette, load_exemplars, stylize
 
+    cropper = FaceCropper() if style_data is not None else None  # as training crops them
     beside: dict[str, list[np.ndarray]] = {}
     for name in styles:
         if name in CLASSICAL_STYLES:
             beside[name] = [stylize(first_face, name)]
         elif name in EXEMPLAR_STYLES and style_data is not None:
-            pictures = load_exemplars(name, style_data, size)[:EXEMPLARS_BESIDE]
-            beside[name] = list((pictures.permute(0, 2, 3, 1) * 255).round().byte().numpy().copy())
+            pictures = load_exemplars(name, style_data, size, cropper)
+            recipe = stylize(first_face, name, Palette.of(pictures))
+            shown = (pictures[:EXEMPLARS_BESIDE].permute(0, 2, 3, 1) * 255).round().byte()
+            beside[name] = [recipe, *shown.numpy().copy()]
         else:
             beside[name] = []
     return beside

@@ -56,8 +56,8 @@ def test_the_sheet_has_a_row_per_style_and_two_columns_per_face(
     size = 32
     rows = 2 + 3  # frames, none, three styles
     assert sheet.shape[0] == rows * size
-    # label | 2 faces x (still, moving) | gap | up to 3 pictures beside (pixar's)
-    assert sheet.shape[1] == LABEL_WIDTH + 4 * size + size // 4 + 3 * size
+    # label | 2 faces x (still, moving) | gap | pixar's recipe and up to 3 of its pictures
+    assert sheet.shape[1] == LABEL_WIDTH + 4 * size + size // 4 + 4 * size
 
 
 def test_the_structure_table_gives_a_keypoint_distance_per_style(

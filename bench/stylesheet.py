@@ -12,7 +12,9 @@ keypoint detector, which also moves its keypoints when only the colours change; 
 this project did not train, MediaPipe's face mesh (:mod:`bench.landmarks`), with the number of
 frame pairs in which it found both faces. A second table calibrates the three: what each
 reports when the unstyled render is only restyled (grey, a classical recipe), which moves
-nothing.
+nothing. A third tells how far each style goes toward what it was trained on: the L1 distance
+from its recipe of the real frame to the unstyled and to the styled render, whole and split
+into coarse colour and light (8x8 block means) and fine detail (the rest: lines, texture).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     import torch
 
     from models.checkpoint import LoadedModels
+    from training.styles import Palette
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,20 @@ class StyleStructure:
     landmark_pairs: int
 
 
+@dataclass(frozen=True)
+class RecipeDistance:
+    """Mean L1 distance (RGB in [0, 1]) from a style's recipe of the real frames to the
+    unstyled (``plain*``) and to the styled render (``styled*``): whole, coarse (8x8 block
+    means) and fine (each image minus its coarse part, upsampled)."""
+
+    plain: float
+    styled: float
+    plain_coarse: float
+    styled_coarse: float
+    plain_fine: float
+    styled_fine: float
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_bench_parser(
         subparsers, "stylesheet", "every style on a few faces, still and moving (one PNG)", __doc__
@@ -85,9 +102,12 @@ def _run(args: argparse.Namespace) -> int:
     size = models.config.image_size
     clips = load_bench_clips(args.clips, size, max_frames=50)[: args.faces]
     faces = [_face(models, name, frames) for name, frames in clips]
-    beside = exemplars_beside(list(models.styles), faces[0].source, size, args.style_data)
+    palettes = recipe_palettes(list(models.styles), size, args.style_data)
+    beside = exemplars_beside(palettes, faces[0].source, size, args.style_data)
     with FaceLandmarker() as landmarker:
-        sheet, structure, recipes = style_sheet(models, faces, beside, landmarker)
+        sheet, structure, recipes, distances = style_sheet(
+            models, faces, beside, landmarker, palettes
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "stylesheet.png"
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
@@ -110,7 +130,17 @@ def _run(args: argparse.Namespace) -> int:
     )
     for name, figures in recipes.items():
         judges.add(restyling=name, **vars(figures))
-    publish(args.out, "stylesheet", [table, judges], args, plots=[path])
+    toward = Table(
+        "recipe",
+        "How far each style goes toward its recipe (what it was trained on): mean L1 (RGB in "
+        "[0, 1]) from the recipe of the real frame to the unstyled render (plain) and to the "
+        "styled render (styled), whole, coarse (8x8 block means: colour and light) and fine "
+        "(the rest: lines, texture); styles whose recipe is unknown here are left out",
+        ("style", *(item.name for item in fields(RecipeDistance))),
+    )
+    for name, distance in distances.items():
+        toward.add(style=name, **vars(distance))
+    publish(args.out, "stylesheet", [table, judges, toward], args, plots=[path])
     return 0
 
 
@@ -125,26 +155,43 @@ def _face(models: LoadedModels, name: str, frames: np.ndarray) -> Face:
     return Face(name, frames[0], frames[int(moved.argmax())])
 
 
-def exemplars_beside(
-    styles: Sequence[str], first_face: np.ndarray, size: int, style_data: Path | None
-) -> dict[str, list[np.ndarray]]:
-    """Per style, size x size x 3 pictures of its target: its recipe on ``first_face``, then
-    (an exemplar style) up to :data:`EXEMPLARS_BESIDE` of its pictures."""
+def recipe_palettes(
+    styles: Sequence[str], size: int, style_data: Path | None
+) -> dict[str, Palette | None]:
+    """The styles among ``styles`` whose recipe can be made here, each with what its recipe
+    needs: None for a classical style, its pictures' palette for an exemplar style (only with
+    ``style_data``; face-cropped as training crops them)."""
     from models.face_crop import FaceCropper
-    from training.styles import CLASSICAL_STYLES, EXEMPLAR_STYLES, Palette, load_exemplars, stylize
+    from training.styles import CLASSICAL_STYLES, EXEMPLAR_STYLES, exemplar_palette
 
-    cropper = FaceCropper() if style_data is not None else None  # as training crops them
-    beside: dict[str, list[np.ndarray]] = {}
+    cropper = FaceCropper() if style_data is not None else None
+    palettes: dict[str, Palette | None] = {}
     for name in styles:
         if name in CLASSICAL_STYLES:
-            beside[name] = [stylize(first_face, name)]
+            palettes[name] = None
         elif name in EXEMPLAR_STYLES and style_data is not None:
-            pictures = load_exemplars(name, style_data, size, cropper)
-            recipe = stylize(first_face, name, Palette.of(pictures))
-            shown = (pictures[:EXEMPLARS_BESIDE].permute(0, 2, 3, 1) * 255).round().byte()
-            beside[name] = [recipe, *shown.numpy().copy()]
-        else:
-            beside[name] = []
+            palettes[name] = exemplar_palette(name, style_data, size, cropper)
+    return palettes
+
+
+def exemplars_beside(
+    palettes: Mapping[str, Palette | None],
+    first_face: np.ndarray,
+    size: int,
+    style_data: Path | None,
+) -> dict[str, list[np.ndarray]]:
+    """Per style of ``palettes`` (:func:`recipe_palettes`), size x size x 3 pictures of its
+    target: its recipe on ``first_face``, then (an exemplar style) up to
+    :data:`EXEMPLARS_BESIDE` of its pictures."""
+    from training.styles import load_exemplars, stylize
+
+    beside: dict[str, list[np.ndarray]] = {}
+    for name, palette in palettes.items():
+        beside[name] = [stylize(first_face, name, palette)]
+        if palette is not None:
+            pictures = load_exemplars(name, style_data, size)[:EXEMPLARS_BESIDE]
+            shown = (pictures.permute(0, 2, 3, 1) * 255).round().byte()
+            beside[name] += list(shown.numpy().copy())
     return beside
 
 
@@ -153,13 +200,17 @@ def style_sheet(
     faces: Sequence[Face],
     beside: Mapping[str, list[np.ndarray]],
     landmarker: FaceLandmarker | None = None,
-) -> tuple[np.ndarray, dict[str, StyleStructure], dict[str, StyleStructure]]:
+    palettes: Mapping[str, Palette | None] | None = None,
+) -> tuple[
+    np.ndarray, dict[str, StyleStructure], dict[str, StyleStructure], dict[str, RecipeDistance]
+]:
     """(sheet: HxWx3 uint8 RGB, per style how far it moves the face, per restyling of
     :data:`JUDGED_RESTYLINGS` how far the same judges say it moves the unstyled render, which
-    it does not move at all) for ``faces``; without a ``landmarker`` the landmark figures are
-    NaN over 0 pairs."""
+    it does not move at all, per style of ``palettes`` how far it goes toward its recipe) for
+    ``faces``; without a ``landmarker`` the landmark figures are NaN over 0 pairs."""
     import torch
 
+    from training.stage2 import stylize_batch
     from training.structure import restyle
 
     generator, detector = models.generator.eval(), models.kp_detector.eval()
@@ -188,11 +239,15 @@ def style_sheet(
 
     rows = [_row("frames", _frames(drivings), []), _row("none", plain_frames, [])]
     figures: dict[str, StyleStructure] = {}
+    distances: dict[str, RecipeDistance] = {}
     for name, delta in models.styles.items():
         with torch.no_grad(), delta.applied(generator):
             styled = generator(sources, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
         styled_frames = _frames(styled)
         figures[name] = judge(styled, styled_frames)
+        if palettes is not None and name in palettes:
+            target = stylize_batch(drivings, name, palettes[name])
+            distances[name] = _recipe_distance(plain, styled, target)
         rows.append(_row(name, styled_frames, beside.get(name, [])))
     rng = np.random.default_rng(0)
     recipes = {}
@@ -204,7 +259,32 @@ def style_sheet(
         np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255)
         for row in rows
     ]
-    return np.vstack(padded), figures, recipes
+    return np.vstack(padded), figures, recipes, distances
+
+
+def _recipe_distance(
+    plain: torch.Tensor, styled: torch.Tensor, target: torch.Tensor
+) -> RecipeDistance:
+    """:class:`RecipeDistance` of Bx3xHxW renders ``plain`` and ``styled`` to ``target``."""
+    import torch.nn.functional as F
+
+    def parts(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        coarse = F.avg_pool2d(images, 8)
+        return coarse, images - F.interpolate(coarse, size=images.shape[-2:], mode="bilinear")
+
+    def l1(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a - b).abs().mean())
+
+    (plain_coarse, plain_fine), (styled_coarse, styled_fine) = parts(plain), parts(styled)
+    target_coarse, target_fine = parts(target)
+    return RecipeDistance(
+        l1(plain, target),
+        l1(styled, target),
+        l1(plain_coarse, target_coarse),
+        l1(styled_coarse, target_coarse),
+        l1(plain_fine, target_fine),
+        l1(styled_fine, target_fine),
+    )
 
 
 def _moved(detector: torch.nn.Module, styled: torch.Tensor, plain_kp: torch.Tensor) -> float:

@@ -61,8 +61,8 @@ class StyleBatch:
     """Fixed inputs of one adaptation step, computed once with the unstyled generator.
 
     source, driving, target (stylised driving), plain (unstyled reconstruction): Bx3xHxW;
-    kp_source, kp_driving: keypoint dicts as the codec's detector
-    returns them; kp_plain: BxKx2 keypoints the structure detector finds on ``plain``.
+    kp_source, kp_driving: keypoint dicts as the codec's detector returns them; kp_plain: BxKx2
+    keypoints the structure detector finds on ``plain``.
     """
 
     source: torch.Tensor

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from models.config import get_preset
 from models.layer_selection import structure_loss
 from training.options import Stage2Weights
 from training.stage2 import (
+    fit_finish,
     make_style_batches,
     render_styles,
     style_loss,
@@ -148,3 +150,56 @@ def test_the_structure_term_is_measured_by_the_structure_detector(setup) -> None
     with torch.no_grad():
         style_loss(generator, kp_detector, [batch], Stage2Weights(), terms=terms)()
     assert terms["structure"] > 1e-3
+
+
+def _finished_tiny() -> tuple[torch.nn.Module, torch.nn.Module, list]:
+    """The tiny preset with a 4-channel style finish, and cel batches on smooth random faces."""
+    torch.manual_seed(0)
+    tiny = get_preset("tiny")
+    config = dataclasses.replace(
+        tiny, generator=dataclasses.replace(tiny.generator, style_finish_channels=4)
+    )
+    models = build_models(config)
+    images = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 32, 32), 5, 1, 2)
+    batches = make_style_batches(
+        [(images[:2], images[2:])], "cel", models.kp_detector, models.generator, models.kp_detector
+    )
+    return models.generator, models.kp_detector, batches
+
+
+def test_the_finish_fit_moves_only_the_finish_toward_the_targets() -> None:
+    generator, _, batches = _finished_tiny()
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    batch = batches[0]
+
+    def distance() -> float:
+        with torch.no_grad():
+            return float((generator.finish(batch.plain) - batch.target).abs().mean())
+
+    start = distance()
+    delta = fit_finish(generator, batches, steps=60, lr=1e-2)
+    assert set(delta.layers) == {"finish.inner", "finish.wide", "finish.out"}
+    assert all(key.startswith("finish.") for key in delta.deltas)
+    for key, value in generator.state_dict().items():
+        torch.testing.assert_close(value, before[key])  # the generator is left as it was
+    with delta.applied(generator):
+        assert distance() < 0.9 * start
+
+
+def test_a_style_with_a_finish_fit_holds_both_deltas() -> None:
+    generator, kp_detector, batches = _finished_tiny()
+    delta, _ = train_style(
+        "cel", generator, kp_detector, kp_detector, batches, 1, 1, 2, 1e-3, finish_steps=5
+    )
+    fitted = fit_finish(generator, batches, steps=5, lr=3e-3)
+    assert {"finish.inner", "finish.wide", "finish.out"} <= set(delta.layers)
+    # The finish's change is the fit plus the joint steps (at most 2 x lr each) on top of it.
+    change = delta.deltas["finish.out.weight"] - fitted.deltas["finish.out.weight"]
+    assert float(change.abs().max()) <= 2 * 1e-3 * 1.01
+    assert float(delta.deltas["finish.out.weight"].abs().max()) > 5e-3
+
+
+def test_a_generator_without_a_finish_has_none_to_fit(setup) -> None:  # type: ignore[no-untyped-def]
+    generator, _, batches = setup
+    with pytest.raises(ValueError, match="no style finish to fit"):
+        fit_finish(generator, batches, steps=1, lr=1e-3)

@@ -93,6 +93,10 @@ class TrainOptions:
     style_top_k: int = option(4, "layers adapted per style")
     style_probe_steps: int = option(3, "steps of the layer-selection probe per style")
     style_lr: float = option(1e-3, "learning rate of the style deltas")
+    style_finish_steps: int = option(
+        0, "steps fitting the style finish alone to each style's targets first (0: none)"
+    )
+    style_finish_lr: float = option(3e-3, "learning rate of that finish fit")
     style_batches: int = option(6, "batches of face crops a style adapts on")
     style_minutes: float | None = option(None, "time budget for all of stage 2")
     style_data: Path | None = option(

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.generator import OcclusionAwareGenerator
+from models.generator import OcclusionAwareGenerator, style_finish_layer_names
 from models.layer_selection import (
     NEUTRAL_PROMPT,
     adapt_style,
@@ -157,10 +157,15 @@ def train_style(
     lr: float,
     weights: Stage2Weights | None = None,
     clip: ClipTarget | None = None,
+    finish_steps: int = 0,
+    finish_lr: float = 3e-3,
 ) -> tuple[StyleDelta, dict[str, float]]:
     """Adapt the generator's most relevant layers to style ``name`` (its image targets in
     ``batches``, weighed by ``weights``); generator left unchanged. Returns the delta and the
     last value of each loss term.
+
+    With ``finish_steps``, the style finish is first fitted alone (:func:`fit_finish`) and the
+    usual adaptation goes on from it; the returned delta holds both.
     """
 
     if name not in BUILTIN_STYLES:
@@ -168,16 +173,48 @@ def train_style(
     generator.eval()
     kp_detector.eval().requires_grad_(False)
     structure_detector.eval().requires_grad_(False)
+    finish = (
+        fit_finish(generator, batches, finish_steps, finish_lr)
+        if finish_steps > 0
+        else StyleDelta(name, (), {})
+    )
     terms: dict[str, float] = {}
     loss_fn = style_loss(
         generator, structure_detector, batches, weights or Stage2Weights(), clip, terms
     )
-    layers = select_layers(generator, loss_fn, top_k=top_k, probe_steps=probe_steps)
-    log.info("style %s: adapting layers %s", name, ", ".join(layers))
-    delta = adapt_style(generator, loss_fn, layers, steps=steps, lr=lr)
+    with finish.applied(generator):
+        layers = select_layers(generator, loss_fn, top_k=top_k, probe_steps=probe_steps)
+        log.info("style %s: adapting layers %s", name, ", ".join(layers))
+        delta = adapt_style(generator, loss_fn, layers, steps=steps, lr=lr)
+    for key, change in finish.deltas.items():
+        delta.deltas[key] = delta.deltas.get(key, torch.zeros_like(change)) + change
+    delta.layers = tuple(dict.fromkeys(delta.layers + finish.layers))
     delta.prompt = name
     kp_detector.requires_grad_(True)
     return delta, terms
+
+
+def fit_finish(
+    generator: OcclusionAwareGenerator, batches: list[StyleBatch], steps: int, lr: float
+) -> StyleDelta:
+    """The style finish alone fitted for ``steps`` Adam steps from each batch's unstyled render
+    to its target (L1): the finish's change as a delta, generator left unchanged.
+
+    Cheap (the renders are fixed: no generator pass), so it can take the thousands of steps
+    the finish needs to learn a recipe's fine detail (lines, smoothing), which a style's usual
+    few hundred joint steps do not give it (training/README.md).
+    """
+    layers = style_finish_layer_names(generator)
+    if not layers:
+        raise ValueError("this generator has no style finish to fit")
+    cycle = itertools.cycle(batches)
+
+    def loss_fn() -> torch.Tensor:
+        batch = next(cycle)
+        assert generator.finish is not None
+        return (generator.finish(batch.plain) - batch.target).abs().mean()
+
+    return adapt_style(generator, loss_fn, layers, steps=steps, lr=lr)
 
 
 @torch.no_grad()

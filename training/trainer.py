@@ -560,6 +560,8 @@ class Trainer:
                 steps=options.style_steps,
                 lr=options.style_lr,
                 weights=options.style_weights,
+                finish_steps=options.style_finish_steps,
+                finish_lr=options.style_finish_lr,
                 clip=ClipTarget.for_prompt(guide, BUILTIN_STYLES[name].description)
                 if guide is not None
                 else None,

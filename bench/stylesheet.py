@@ -102,8 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     size = models.config.image_size
     clips = load_bench_clips(args.clips, size, max_frames=50)[: args.faces]
     faces = [_face(models, name, frames) for name, frames in clips]
-    palettes = recipe_palettes(list(models.styles), size, args.style_data)
-    beside = exemplars_beside(palettes, faces[0].source, size, args.style_data)
+    palettes, beside = style_recipes(list(models.styles), faces[0].source, size, args.style_data)
     with FaceLandmarker() as landmarker:
         sheet, structure, recipes, distances = style_sheet(
             models, faces, beside, landmarker, palettes
@@ -155,44 +154,30 @@ def _face(models: LoadedModels, name: str, frames: np.ndarray) -> Face:
     return Face(name, frames[0], frames[int(moved.argmax())])
 
 
-def recipe_palettes(
-    styles: Sequence[str], size: int, style_data: Path | None
-) -> dict[str, Palette | None]:
-    """The styles among ``styles`` whose recipe can be made here, each with what its recipe
-    needs: None for a classical style, its pictures' palette for an exemplar style (only with
-    ``style_data``; face-cropped as training crops them)."""
+def style_recipes(
+    styles: Sequence[str], first_face: np.ndarray, size: int, style_data: Path | None
+) -> tuple[dict[str, Palette | None], dict[str, list[np.ndarray]]]:
+    """For the styles among ``styles`` whose recipe can be made here: (what the recipe needs —
+    None for a classical style, its pictures' palette for an exemplar style, only with
+    ``style_data``; the size x size x 3 pictures shown beside its row — the recipe on
+    ``first_face``, then up to :data:`EXEMPLARS_BESIDE` of an exemplar style's pictures).
+    Each exemplar set is read and face-cropped once, as training crops it."""
     from models.face_crop import FaceCropper
-    from training.styles import CLASSICAL_STYLES, EXEMPLAR_STYLES, exemplar_palette
+    from training.styles import CLASSICAL_STYLES, EXEMPLAR_STYLES, Palette, load_exemplars, stylize
 
     cropper = FaceCropper() if style_data is not None else None
     palettes: dict[str, Palette | None] = {}
+    beside: dict[str, list[np.ndarray]] = {}
     for name in styles:
         if name in CLASSICAL_STYLES:
             palettes[name] = None
+            beside[name] = [stylize(first_face, name)]
         elif name in EXEMPLAR_STYLES and style_data is not None:
-            palettes[name] = exemplar_palette(name, style_data, size, cropper)
-    return palettes
-
-
-def exemplars_beside(
-    palettes: Mapping[str, Palette | None],
-    first_face: np.ndarray,
-    size: int,
-    style_data: Path | None,
-) -> dict[str, list[np.ndarray]]:
-    """Per style of ``palettes`` (:func:`recipe_palettes`), size x size x 3 pictures of its
-    target: its recipe on ``first_face``, then (an exemplar style) up to
-    :data:`EXEMPLARS_BESIDE` of its pictures."""
-    from training.styles import load_exemplars, stylize
-
-    beside: dict[str, list[np.ndarray]] = {}
-    for name, palette in palettes.items():
-        beside[name] = [stylize(first_face, name, palette)]
-        if palette is not None:
-            pictures = load_exemplars(name, style_data, size)[:EXEMPLARS_BESIDE]
-            shown = (pictures.permute(0, 2, 3, 1) * 255).round().byte()
-            beside[name] += list(shown.numpy().copy())
-    return beside
+            pictures = load_exemplars(name, style_data, size, cropper)
+            palettes[name] = Palette.of(pictures)
+            shown = (pictures[:EXEMPLARS_BESIDE].permute(0, 2, 3, 1) * 255).round().byte()
+            beside[name] = [stylize(first_face, name, palettes[name]), *shown.numpy().copy()]
+    return palettes, beside
 
 
 def style_sheet(

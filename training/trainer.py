@@ -531,13 +531,14 @@ class Trainer:
         )
         pairs = [self._batch(-2 - i) for i in range(options.style_batches)]
         guide = self._clip_guide()
+        cropper = FaceCropper() if set(options.styles) & set(EXEMPLAR_STYLES) else None
         for done, name in enumerate(options.styles):
             if time.monotonic() > deadline:
                 log.warning("style time is up: skipped %s", ", ".join(options.styles[done:]))
                 break
             started = time.monotonic()
             palette = (
-                exemplar_palette(name, options.style_data, pairs[0][0].shape[-1], FaceCropper())
+                exemplar_palette(name, options.style_data, pairs[0][0].shape[-1], cropper)
                 if name in EXEMPLAR_STYLES
                 else None
             )

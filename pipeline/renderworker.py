@@ -65,6 +65,7 @@ class RenderWorker:
         self._task: asyncio.Task[None] | None = None
         self._style_task: asyncio.Task[None] | None = None
         self._cropper: FaceCropper | None = None  # built on first use, on the worker's thread
+        self._closing = False
         self.sink: FrameSink | None = None
         self.has_reference = False
         self.active_prompt_id = NO_STYLE_ID
@@ -146,6 +147,9 @@ class RenderWorker:
         return future
 
     def _start_style(self, prompt_id: int, start: Callable[..., Any], *args: Any) -> None:
+        if self._closing:  # the call is ending: its threads are going, nobody waits for a style
+            logger.info("%s: style for prompt %d ignored: closing", self._name, prompt_id)
+            return
         if self._style_task is not None:
             self._style_task.cancel()
         self._style_task = asyncio.create_task(self._await_style(prompt_id, start, *args))
@@ -224,7 +228,9 @@ class RenderWorker:
         }
 
     async def close(self) -> None:
-        """Stop rendering, wait for the render thread, and free the renderer (and GPU memory)."""
+        """Stop rendering, wait for the render thread, and free the renderer (and GPU memory);
+        style requests from now on are ignored."""
+        self._closing = True
         for task in (self._task, self._style_task):
             if task is not None:
                 task.cancel()

@@ -117,6 +117,23 @@ async def test_a_failed_build_is_reported_and_nothing_renders() -> None:
     await worker.close()  # nothing to close: no renderer was built
 
 
+async def test_a_prompt_that_arrives_while_the_worker_closes_is_ignored(tmp_path: Path) -> None:
+    """The end of a call: without this the prompt failed with "cannot schedule new futures
+    after shutdown" and the server sent that to the participant as a refusal."""
+    checkpoint = write_styled_checkpoint(tmp_path / "tiny.pt")
+    worker = RenderWorker(tiny_receiver(), lambda: Renderer("tiny", checkpoint), name="test")
+    outcomes: list[tuple[int, str]] = []
+    worker.on_style_failed = lambda prompt_id, reason: outcomes.append((prompt_id, reason))
+    worker.on_style_active = lambda prompt_id, style: outcomes.append((prompt_id, style))
+    worker.start()
+    await worker.set_reference(image(0))
+    await worker.close()
+    worker.set_prompt(2, "comic")
+    worker.set_style_images(3, [image(100)], "mine")
+    await asyncio.sleep(0.2)
+    assert outcomes == [] and worker.active_prompt_id == NO_STYLE_ID
+
+
 async def test_closing_an_unstarted_worker_builds_nothing() -> None:
     def never() -> Any:
         raise AssertionError("built")

@@ -94,7 +94,9 @@ class TrainOptions:
     style_probe_steps: int = option(3, "steps of the layer-selection probe per style")
     style_lr: float = option(1e-3, "learning rate of the style deltas")
     style_finish_steps: int = option(
-        0, "steps fitting the style finish alone to each style's targets first (0: none)"
+        0,
+        "steps fitting the style finish alone first, from the unstyled render to the style's"
+        " recipe of it (0: none)",
     )
     style_finish_lr: float = option(3e-3, "learning rate of that finish fit")
     style_batches: int = option(6, "batches of face crops a style adapts on")

@@ -60,15 +60,17 @@ class ClipTarget:
 class StyleBatch:
     """Fixed inputs of one adaptation step, computed once with the unstyled generator.
 
-    source, driving, target (stylised driving), plain (unstyled reconstruction): Bx3xHxW;
-    kp_source, kp_driving: keypoint dicts as the codec's detector returns them; kp_plain: BxKx2
-    keypoints the structure detector finds on ``plain``.
+    source, driving, target (stylised driving), plain (unstyled reconstruction), plain_target
+    (stylised ``plain``: what the style finish, which sees only the render, can learn):
+    Bx3xHxW; kp_source, kp_driving: keypoint dicts as the codec's detector returns them;
+    kp_plain: BxKx2 keypoints the structure detector finds on ``plain``.
     """
 
     source: torch.Tensor
     driving: torch.Tensor
     target: torch.Tensor
     plain: torch.Tensor
+    plain_target: torch.Tensor
     kp_source: dict[str, torch.Tensor]
     kp_driving: dict[str, torch.Tensor]
     kp_plain: torch.Tensor
@@ -98,8 +100,13 @@ def make_style_batches(
         kp_source, kp_driving = kp_detector(source), kp_detector(driving)
         plain = generator(source, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
         target = stylize_batch(driving, name, palette)
+        plain_target = stylize_batch(plain, name, palette)
         kp_plain = structure_detector(plain)["value"]
-        batches.append(StyleBatch(source, driving, target, plain, kp_source, kp_driving, kp_plain))
+        batches.append(
+            StyleBatch(
+                source, driving, target, plain, plain_target, kp_source, kp_driving, kp_plain
+            )
+        )
     return batches
 
 
@@ -198,11 +205,15 @@ def fit_finish(
     generator: OcclusionAwareGenerator, batches: list[StyleBatch], steps: int, lr: float
 ) -> StyleDelta:
     """The style finish alone fitted for ``steps`` Adam steps from each batch's unstyled render
-    to its target (L1): the finish's change as a delta, generator left unchanged.
+    to the style's recipe of that render (``plain_target``, L1): the finish's change as a
+    delta, generator left unchanged.
 
     Cheap (the renders are fixed: no generator pass), so it can take the thousands of steps
     the finish needs to learn a recipe's fine detail (lines, smoothing), which a style's usual
-    few hundred joint steps do not give it (training/README.md).
+    few hundred joint steps do not give it. Its target is the recipe of the render, not of the
+    real frame: the finish sees only the render, whose edges are softer than the frame's, so
+    the lines a recipe draws on the frame are no function of its input and it learned their
+    blurred average (training/README.md).
     """
     layers = style_finish_layer_names(generator)
     if not layers:
@@ -212,7 +223,7 @@ def fit_finish(
     def loss_fn() -> torch.Tensor:
         batch = next(cycle)
         assert generator.finish is not None
-        return (generator.finish(batch.plain) - batch.target).abs().mean()
+        return (generator.finish(batch.plain) - batch.plain_target).abs().mean()
 
     return adapt_style(generator, loss_fn, layers, steps=steps, lr=lr)
 

@@ -21,7 +21,7 @@ aiortc's own code. aiortc builds the transport inside ``RTCPeerConnection`` from
 with no option or argument to pick another, so ``use_lean_sctp`` swaps that global: every peer
 connection the process builds afterwards uses ``LeanSctpTransport``. The client and server
 call it before building theirs. The subclass relies on private methods of aiortc 1.16, the
-minor range pinned in pyproject.toml. The call uses it only when $CARTOONCODEC_LEAN_SCTP is 1
+minor range pinned in pyproject.toml. The call uses it unless $CARTOONCODEC_LEAN_SCTP is 0
 (see ``LEAN_SCTP_ENV``).
 """
 
@@ -160,16 +160,16 @@ class ChunkBundle(Chunk):
 
 
 LEAN_SCTP_ENV = "CARTOONCODEC_LEAN_SCTP"
-"""Set to 1 to build the call's peer connections with ``LeanSctpTransport``. Off by default:
-on a quiet machine the demo with the server rendering and sound on showed higher latency with
-it (p95 195–335 ms against 84–96 with aiortc's own transport, same code, alternating runs,
-2026-11-29; not explained), for 3.5–5 kbps less on the wire. Two later pairs on a slower host
-showed no penalty (README, "The call"): not enough to turn it on."""
+"""Set to 0 to build the call's peer connections with aiortc's own ``RTCSctpTransport``. On by
+default since 2026-11-29 11:30 UTC: 3.5–5 kbps less on the wire a direction; an early version
+cost the server-rendered demo latency (p95 195–335 ms against 84–96 ms, alternating runs), not
+seen again in four alternating pairs since a SACK waits only for packets that carry DATA
+(README, "The call")."""
 
 
 def lean_sctp_requested() -> bool:
-    """Whether $CARTOONCODEC_LEAN_SCTP asks for ``LeanSctpTransport`` ("1"; else aiortc's)."""
-    return os.environ.get(LEAN_SCTP_ENV, "").strip() == "1"
+    """Whether the call uses ``LeanSctpTransport``: yes unless $CARTOONCODEC_LEAN_SCTP is "0"."""
+    return os.environ.get(LEAN_SCTP_ENV, "").strip() != "0"
 
 
 def use_lean_sctp(enabled: bool = True) -> None:

@@ -283,19 +283,20 @@ async def closed(channel: RTCDataChannel) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_the_call_builds_the_lean_transport_only_when_asked(
+async def test_the_call_builds_the_lean_transport_unless_told_not_to(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Off by default (it cost the server-rendered demo latency); $CARTOONCODEC_LEAN_SCTP=1."""
+    """On by default; $CARTOONCODEC_LEAN_SCTP=0 turns it off (anything else leaves it on)."""
     import aiortc.rtcpeerconnection
 
     from client.connection import CallConnection
 
     built = []
     for value, expected in (
-        (None, RTCSctpTransport),
+        (None, LeanSctpTransport),
+        ("0", RTCSctpTransport),
+        (" 0 ", RTCSctpTransport),
         ("1", LeanSctpTransport),
-        ("yes", RTCSctpTransport),
     ):
         if value is None:
             monkeypatch.delenv(LEAN_SCTP_ENV, raising=False)
@@ -305,5 +306,5 @@ async def test_the_call_builds_the_lean_transport_only_when_asked(
         connection = CallConnection("http://127.0.0.1:9")
         built.append(aiortc.rtcpeerconnection.RTCSctpTransport)
         await connection.pc.close()
-    assert built == [RTCSctpTransport, LeanSctpTransport, RTCSctpTransport]
+    assert built == [LeanSctpTransport, RTCSctpTransport, RTCSctpTransport, LeanSctpTransport]
     use_lean_sctp(False)

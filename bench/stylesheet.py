@@ -14,7 +14,8 @@ frame pairs in which it found both faces. A second table calibrates the three: w
 reports when the unstyled render is only restyled (grey, a classical recipe), which moves
 nothing. A third tells how far each style goes toward what it was trained on: the L1 distance
 from its recipe of the real frame to the unstyled and to the styled render, whole and split
-into coarse colour and light (8x8 block means) and fine detail (the rest: lines, texture).
+into coarse colour and light (8x8 block means) and fine detail (the rest: lines, texture);
+and from its recipe of the unstyled render (softer than the frame: what a style can reach).
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ class StyleStructure:
 class RecipeDistance:
     """Mean L1 distance (RGB in [0, 1]) from a style's recipe of the real frames to the
     unstyled (``plain*``) and to the styled render (``styled*``): whole, coarse (8x8 block
-    means) and fine (each image minus its coarse part, upsampled)."""
+    means) and fine (each image minus its coarse part, upsampled); and (``render_*``) from the
+    recipe of the unstyled render to the styled render, whole and fine: the render is softer
+    than the frame, so this is the part of the look the style can reach (the style finish is
+    fitted to it)."""
 
     plain: float
     styled: float
@@ -80,6 +84,10 @@ class RecipeDistance:
     styled_coarse: float
     plain_fine: float
     styled_fine: float
+    render_plain: float
+    render_styled: float
+    render_plain_fine: float
+    render_styled_fine: float
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -134,7 +142,9 @@ def _run(args: argparse.Namespace) -> int:
         "How far each style goes toward its recipe (what it was trained on): mean L1 (RGB in "
         "[0, 1]) from the recipe of the real frame to the unstyled render (plain) and to the "
         "styled render (styled), whole, coarse (8x8 block means: colour and light) and fine "
-        "(the rest: lines, texture); styles whose recipe is unknown here are left out",
+        "(the rest: lines, texture); render_*: from the recipe of the unstyled render, whole "
+        "and fine (the render is softer than the frame: the part of the look a style can "
+        "reach); styles whose recipe is unknown here are left out",
         ("style", *(item.name for item in fields(RecipeDistance))),
     )
     for name, distance in distances.items():
@@ -232,7 +242,8 @@ def style_sheet(
         figures[name] = judge(styled, styled_frames)
         if palettes is not None and name in palettes:
             target = stylize_batch(drivings, name, palettes[name])
-            distances[name] = _recipe_distance(plain, styled, target)
+            render_target = stylize_batch(plain, name, palettes[name])
+            distances[name] = _recipe_distance(plain, styled, target, render_target)
         rows.append(_row(name, styled_frames, beside.get(name, [])))
     rng = np.random.default_rng(0)
     recipes = {}
@@ -248,9 +259,10 @@ def style_sheet(
 
 
 def _recipe_distance(
-    plain: torch.Tensor, styled: torch.Tensor, target: torch.Tensor
+    plain: torch.Tensor, styled: torch.Tensor, target: torch.Tensor, render_target: torch.Tensor
 ) -> RecipeDistance:
-    """:class:`RecipeDistance` of Bx3xHxW renders ``plain`` and ``styled`` to ``target``."""
+    """:class:`RecipeDistance` of Bx3xHxW renders ``plain`` and ``styled`` to ``target`` (the
+    recipe of the real frames) and ``render_target`` (the recipe of ``plain``)."""
     import torch.nn.functional as F
 
     def parts(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,6 +274,7 @@ def _recipe_distance(
 
     (plain_coarse, plain_fine), (styled_coarse, styled_fine) = parts(plain), parts(styled)
     target_coarse, target_fine = parts(target)
+    render_fine = parts(render_target)[1]
     return RecipeDistance(
         l1(plain, target),
         l1(styled, target),
@@ -269,6 +282,10 @@ def _recipe_distance(
         l1(styled_coarse, target_coarse),
         l1(plain_fine, target_fine),
         l1(styled_fine, target_fine),
+        l1(plain, render_target),
+        l1(styled, render_target),
+        l1(plain_fine, render_fine),
+        l1(styled_fine, render_fine),
     )
 
 

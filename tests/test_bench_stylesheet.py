@@ -107,12 +107,16 @@ def test_the_recipe_distance_splits_colour_from_detail() -> None:
     shifted = target + 0.1
     lined = target.clone()
     lined[..., 16, :] = 0.0
-    same = _recipe_distance(shifted, target, target)
+    same = _recipe_distance(shifted, target, target, lined)
     assert (same.styled, same.styled_coarse, same.styled_fine) == (0.0, 0.0, 0.0)
     assert same.plain == pytest.approx(0.1) and same.plain_coarse == pytest.approx(0.1)
     assert same.plain_fine == pytest.approx(0.0, abs=1e-6)
-    drawn = _recipe_distance(lined, lined, target)
+    # against the recipe of the render (here: the line drawn), not of the frame
+    assert same.render_styled == pytest.approx(float((target - lined).abs().mean()))
+    assert same.render_styled_fine > 0.5 * same.render_styled
+    drawn = _recipe_distance(lined, lined, target, lined)
     assert drawn.plain_fine > drawn.plain_coarse
+    assert (drawn.render_plain, drawn.render_styled_fine) == (0.0, 0.0)
 
 
 def test_motion_survives_every_style_of_the_shipped_checkpoint(tmp_path: Path) -> None:

@@ -68,6 +68,10 @@ class GeneratorConfig:
     # style can change the picture's every pixel (grey, lines, flat colour), which the
     # residual painted at H / 2**residual_downscale cannot.
     style_finish_channels: int = 0
+    # Width of the reference style (0: none): a small U-Net that restyles the reference before
+    # it is encoded, the identity in the base weights; only style deltas change it. Run once
+    # per reference and style, so it costs nothing per frame.
+    style_reference_channels: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ PRESETS: dict[str, ModelConfig] = {
             num_bottleneck_blocks=2,
             residual_downscale=1,
             style_finish_channels=16,
+            style_reference_channels=16,
         ),
     ),
     # For tests: seconds to build, train a few steps and render.

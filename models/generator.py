@@ -28,6 +28,14 @@ is the identity in the base weights (its last convolution starts, and stays, at 
 does not train it), so only a style changes it: without it a style could only change the
 residual, painted at low resolution over the sharp warped photograph, and every style looked
 like the photograph in another palette.
+
+With ``style_reference_channels`` the reference is restyled before it is encoded
+(:class:`ReferenceStyle`, a small U-Net that is also the identity in the base weights): the
+warped reference is most of every frame, so a style drawn once on the sharp reference reaches
+every frame at full resolution, and it costs nothing per frame (the encoded reference is kept
+per style). The finish sees only the render, whose edges are softer than the photograph's, so
+it cannot draw a recipe's lines and flat fills from it (training/README.md); the reference
+style sees the photograph itself. The dense motion network still sees the photograph.
 """
 
 from __future__ import annotations
@@ -42,9 +50,11 @@ from models.dense_motion import DenseMotionNetwork
 
 __all__ = [
     "OcclusionAwareGenerator",
+    "ReferenceStyle",
     "StyleFinish",
     "flow_offset",
     "identity_motion",
+    "reference_style_layer_names",
     "style_finish_layer_names",
     "style_layer_names",
     "warp_by_offset",
@@ -90,9 +100,14 @@ class OcclusionAwareGenerator(nn.Module):
         self.final = final
         channels = params.style_finish_channels
         self.finish = StyleFinish(config.num_channels, channels) if channels else None
+        channels = params.style_reference_channels
+        self.restyle = ReferenceStyle(config.num_channels, channels) if channels else None
 
     def encode_source(self, source_image: torch.Tensor) -> list[torch.Tensor]:
-        """Bx3xHxW -> [the image, features at H, H/2, ..., H/2^n]: reusable for every frame."""
+        """Bx3xHxW -> [the (restyled) image, features at H, H/2, ..., H/2^n]: reusable for
+        every frame."""
+        if self.restyle is not None:
+            source_image = self.restyle(source_image)
         out = self.first(source_image)
         features = [source_image, out]
         for down_block in self.down_blocks:
@@ -167,6 +182,44 @@ class StyleFinish(nn.Module):
         return (image + change).clamp(0.0, 1.0)
 
 
+class ReferenceStyle(nn.Module):
+    """forward(image: BxCxHxW in [0, 1], H and W divisible by 4) -> BxCxHxW in [0, 1]: the
+    image plus what a small U-Net makes of it (full, 1/2 and 1/4 size, two dilated
+    convolutions at 1/4: a view of about 40x40 pixels, enough for flat fills and ink lines).
+
+    Runs once per reference and style (see :class:`OcclusionAwareGenerator`). Its last
+    convolution starts at zero, so it is the identity until a style delta changes it; stage 1
+    keeps it so (see ``training.trainer``).
+    """
+
+    def __init__(self, num_channels: int, channels: int) -> None:
+        super().__init__()
+        wide, widest = 2 * channels, 4 * channels
+        self.inner = nn.Conv2d(num_channels, channels, 3, padding=1)
+        self.down1 = nn.Conv2d(channels, wide, 3, stride=2, padding=1)
+        self.down2 = nn.Conv2d(wide, widest, 3, stride=2, padding=1)
+        self.middle1 = nn.Conv2d(widest, widest, 3, padding=2, dilation=2)
+        self.middle2 = nn.Conv2d(widest, widest, 3, padding=4, dilation=4)
+        self.up2 = nn.Conv2d(widest, wide, 3, padding=1)
+        self.up1 = nn.Conv2d(wide, channels, 3, padding=1)
+        self.out = nn.Conv2d(channels, num_channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        bias = self.out.bias
+        assert bias is not None
+        if not torch.is_grad_enabled() and not (self.out.weight.any() or bias.any()):
+            return image  # the base weights (no style on it): nothing to compute
+        full = F.relu(self.inner(image))
+        half = F.relu(self.down1(full))
+        quarter = F.relu(self.down2(half))
+        quarter = F.relu(self.middle2(F.relu(self.middle1(quarter)))) + quarter
+        half = F.relu(self.up2(F.interpolate(quarter, scale_factor=2.0))) + half
+        full = F.relu(self.up1(F.interpolate(half, scale_factor=2.0))) + full
+        return (image + self.out(full)).clamp(0.0, 1.0)
+
+
 def flow_offset(deformation: torch.Tensor) -> torch.Tensor:
     """Bxhxwx2 sampling grid -> Bx2xhxw offset from the identity grid (zero = no motion).
 
@@ -216,6 +269,14 @@ def style_layer_names(generator: OcclusionAwareGenerator) -> list[str]:
         if isinstance(module, (nn.Conv2d, nn.BatchNorm2d))
         and not name.startswith("dense_motion_network")
     ]
+
+
+def reference_style_layer_names(generator: nn.Module) -> list[str]:
+    """Names of the reference style's convolutions (none without one)."""
+    restyle = getattr(generator, "restyle", None)
+    if not isinstance(restyle, ReferenceStyle):
+        return []
+    return [f"restyle.{name}" for name, _ in restyle.named_children()]
 
 
 def style_finish_layer_names(generator: nn.Module) -> list[str]:

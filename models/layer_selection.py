@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from models.generator import (
     OcclusionAwareGenerator,
+    reference_style_layer_names,
     style_finish_layer_names,
     style_layer_names,
 )
@@ -135,12 +136,17 @@ def select_layers(
     candidates: list[str] | None = None,
     should_stop: StopFn | None = None,
 ) -> list[str]:
-    """The generator's style finish (every style adapts it whole: it is the identity until a
-    style changes it, see :class:`models.generator.StyleFinish`), then the ``top_k`` other
-    layers the loss moves most (see :func:`score_layers`)."""
+    """The generator's reference style and style finish (every style adapts them whole: they
+    are the identity until a style changes them, see :class:`models.generator.ReferenceStyle`
+    and :class:`models.generator.StyleFinish`), then the ``top_k`` other layers the loss
+    moves most (see :func:`score_layers`)."""
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    finish = style_finish_layer_names(generator) if candidates is None else []
+    finish = (
+        reference_style_layer_names(generator) + style_finish_layer_names(generator)
+        if candidates is None
+        else []
+    )
     others = [name for name in candidates or _candidate_layers(generator) if name not in finish]
     scores = score_layers(generator, loss_fn, probe_steps, others, should_stop=should_stop)
     ranked = sorted(scores, key=scores.__getitem__, reverse=True)

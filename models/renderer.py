@@ -287,23 +287,36 @@ class Renderer:
                 if not future.cancelled():
                     future.set_exception(error)
             return
+        # The reference through the new style's encoder (a reference style's U-Net: tens of
+        # ms) is computed outside the lock too, so frames go on rendering meanwhile.
+        with self._lock:
+            source = self._source
+            known = _features_key(delta) in self._features_by_style
+        encoded = None
+        if source is not None and not known:
+            with torch.inference_mode():
+                encoded = generator.encode_source(source)
         with self._lock, self._style_lock:
             if generation != self._generation or future.cancelled():
                 return
             self._delta, self._generator, self._decode = delta, generator, decode
             if self._source is not None:
-                self._source_features = self._encoded_source()
+                fresh = encoded if self._source is source else None  # unless it changed meanwhile
+                self._source_features = self._encoded_source(fresh)
             self.style_key = key
             self._pending = None
             future.set_result(key)
 
-    def _encoded_source(self) -> list[torch.Tensor]:
-        """The reference through the encoder with the active style (call under the lock)."""
+    def _encoded_source(self, encoded: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """The reference through the encoder with the active style (call under the lock);
+        ``encoded``: that, computed already."""
         assert self._source is not None
-        key = self._delta if self._delta is not None and _touches_encoder(self._delta) else None
+        key = _features_key(self._delta)
         if key not in self._features_by_style:
-            with torch.inference_mode():
-                self._features_by_style[key] = self._generator.encode_source(self._source)
+            if encoded is None:
+                with torch.inference_mode():
+                    encoded = self._generator.encode_source(self._source)
+            self._features_by_style[key] = encoded
             while len(self._features_by_style) > ENCODED_STYLES_KEPT:
                 self._features_by_style.popitem(last=False)
         self._features_by_style.move_to_end(key)
@@ -342,6 +355,10 @@ class Renderer:
         return buffers
 
 
-def _touches_encoder(delta: StyleDelta) -> bool:
-    """Whether ``delta`` changes the layers that encode the reference (not just the decoder)."""
-    return any(name.startswith(("first.", "down_blocks.")) for name in delta.deltas)
+def _features_key(delta: StyleDelta | None) -> StyleDelta | None:
+    """Key of the encoded reference ``delta`` renders from: the delta when it changes the
+    layers that encode the reference (not just the decoder), else None (the unstyled one)."""
+    if delta is None:
+        return None
+    encoder = ("restyle.", "first.", "down_blocks.")
+    return delta if any(name.startswith(encoder) for name in delta.deltas) else None

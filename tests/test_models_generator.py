@@ -7,7 +7,12 @@ import torch.nn.functional as F
 
 from models.blocks import make_coordinate_grid
 from models.config import ModelConfig, get_preset
-from models.generator import OcclusionAwareGenerator, style_layer_names, warp_by_offset
+from models.generator import (
+    OcclusionAwareGenerator,
+    reference_style_layer_names,
+    style_layer_names,
+    warp_by_offset,
+)
 from models.keypoint_detector import KPDetector
 from tests.models_helpers import face_like_frame, single_thread  # noqa: F401
 
@@ -77,6 +82,43 @@ def test_the_style_finish_is_the_identity_until_a_style_changes_it() -> None:
         styled = generator(image, kp, kp)["prediction"]
     # every pixel nearer its grey than the photograph's own colours are
     assert float((styled - grey).abs().mean()) < 0.5 * float((image - grey).abs().mean())
+
+
+def test_the_reference_style_restyles_the_reference_once_and_leaves_the_motion_alone() -> None:
+    """Base weights: the reference style changes nothing. Trained (here, to grey), every frame
+    shows the restyled reference: the warped reference is most of the picture. The dense motion
+    network still sees the photograph, so the motion is the same with and without the style."""
+    tiny = get_preset("tiny")
+    config = replace(tiny, generator=replace(tiny.generator, style_reference_channels=4))
+    generator, detector = OcclusionAwareGenerator(config).eval(), KPDetector(config).eval()
+    image = _face_like_image().repeat(2, 1, 1, 1)
+    image[1] = image[1].flip(-1)
+    with torch.no_grad():
+        kp = detector(image)
+        moved = {"value": kp["value"] * 0.9, "jacobian": kp["jacobian"]}
+        plain = generator(image, moved, kp)
+        torch.testing.assert_close(generator(image, kp, kp)["prediction"], image, atol=1e-4, rtol=0)
+    assert reference_style_layer_names(generator) == [
+        f"restyle.{name}"
+        for name in ("inner", "down1", "down2", "middle1", "middle2", "up2", "up1", "out")
+    ]
+    assert set(reference_style_layer_names(generator)) <= set(style_layer_names(generator))
+    restyle = generator.restyle
+    assert restyle is not None
+    optimizer = torch.optim.Adam(restyle.parameters(), lr=0.01)
+    grey = image.mean(dim=1, keepdim=True).expand_as(image)
+    for _ in range(150):
+        optimizer.zero_grad()
+        F.l1_loss(restyle(image), grey).backward()
+        optimizer.step()
+    with torch.no_grad():
+        still = generator(image, kp, kp)["prediction"]
+        styled = generator(image, moved, kp)
+    # at zero motion every pixel nearer its grey than the photograph's own colours are
+    assert float((still - grey).abs().mean()) < 0.5 * float((image - grey).abs().mean())
+    torch.testing.assert_close(styled["deformation"], plain["deformation"])
+    torch.testing.assert_close(styled["occlusion_map"], plain["occlusion_map"])
+    assert not torch.allclose(styled["prediction"], plain["prediction"], atol=0.05)
 
 
 def test_a_one_pixel_offset_translates_the_reference_at_full_resolution() -> None:

@@ -4,7 +4,11 @@ import pytest
 import torch
 
 from models.config import get_preset
-from models.generator import OcclusionAwareGenerator, style_layer_names
+from models.generator import (
+    OcclusionAwareGenerator,
+    reference_style_layer_names,
+    style_layer_names,
+)
 from models.keypoint_detector import KPDetector
 from models.layer_selection import (
     AdaptationCancelled,
@@ -36,9 +40,14 @@ def clip() -> ClipGuide:
     return tiny_clip(seed=0)
 
 
-def _setup(clip: ClipGuide, prompt: str = "a watercolor painting", finish: int = 0):
+def _setup(
+    clip: ClipGuide, prompt: str = "a watercolor painting", finish: int = 0, reference: int = 0
+):
     config = get_preset("tiny")
-    config = replace(config, generator=replace(config.generator, style_finish_channels=finish))
+    generator_config = replace(
+        config.generator, style_finish_channels=finish, style_reference_channels=reference
+    )
+    config = replace(config, generator=generator_config)
     generator, detector = OcclusionAwareGenerator(config).eval(), KPDetector(config).eval()
     source = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
@@ -100,6 +109,17 @@ def test_every_style_adapts_the_whole_finish_and_the_top_scoring_others(clip: Cl
     assert layers == finish + sorted(scores, key=scores.__getitem__, reverse=True)[:2]
     delta = adapt_style(generator, loss_fn, layers, steps=5, lr=0.01, prompt="watercolor")
     assert float(delta.deltas["finish.out.weight"].abs().max()) > 0
+
+
+def test_every_style_adapts_the_whole_reference_style_too(clip: ClipGuide) -> None:
+    generator, loss_fn = _setup(clip, finish=4, reference=4)
+    own = reference_style_layer_names(generator) + ["finish.inner", "finish.wide", "finish.out"]
+    others = [name for name in style_layer_names(generator) if name not in own]
+    scores = score_layers(generator, loss_fn, probe_steps=2, candidates=others)
+    layers = select_layers(generator, loss_fn, top_k=2, probe_steps=2)
+    assert layers == own + sorted(scores, key=scores.__getitem__, reverse=True)[:2]
+    delta = adapt_style(generator, loss_fn, layers, steps=5, lr=0.01, prompt="watercolor")
+    assert float(delta.deltas["restyle.out.weight"].abs().max()) > 0
 
 
 def test_adaptation_changes_only_selected_layers_and_lowers_the_clip_loss(

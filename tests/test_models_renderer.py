@@ -1,5 +1,6 @@
 from collections.abc import Iterator
 from concurrent.futures import CancelledError, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from models import config
 from models.checkpoint import build_models, save_checkpoint
 from models.config import get_preset
 from models.inference import InferenceWrapper
@@ -87,6 +89,33 @@ def test_encoder_styles_and_new_references_re_encode_the_reference(renderer: Ren
     assert np.array_equal(cel, renderer.render(features))
     renderer.set_reference(face_like_frame(32, shift=6))
     assert not np.array_equal(cel, renderer.render(features))
+
+
+def test_a_reference_style_restyles_every_frame_and_switches_back_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A style that changes only the reference style (here: a brighter reference) shows in
+    every frame, since the reference is encoded through it; no style gives the plain frames."""
+    tiny = config.PRESETS["tiny"]
+    restyled = replace(tiny, generator=replace(tiny.generator, style_reference_channels=4))
+    monkeypatch.setitem(config.PRESETS, "tiny", restyled)
+    models = build_models(restyled)
+    bias = models.generator.state_dict()["restyle.out.bias"]
+    bright = StyleDelta(
+        "sketch", ("restyle.out",), {"restyle.out.bias": torch.full_like(bias, 0.3)}
+    )
+    path = save_checkpoint(tmp_path / "tiny.pt", models, styles={"sketch": bright})
+    with Renderer(preset="tiny", checkpoint=path, device="cpu") as renderer:
+        renderer.set_reference(face_like_frame(32))
+        still, moved = _features(renderer), _features(renderer, shift=2)
+        plain = [renderer.render(still), renderer.render(moved)]
+        renderer.set_style("sketch").result(timeout=10)
+        for frame, before in zip(
+            [renderer.render(still), renderer.render(moved)], plain, strict=True
+        ):
+            assert frame.astype(float).mean() > before.astype(float).mean() + 30
+        renderer.set_style(None).result(timeout=10)
+        assert np.array_equal(plain[0], renderer.render(still))
 
 
 def test_unknown_prompt_without_clip_lists_the_builtin_styles(renderer: Renderer) -> None:

@@ -10,7 +10,9 @@ from models.layer_selection import structure_loss
 from training.options import Stage2Weights
 from training.stage2 import (
     fit_finish,
+    fit_reference,
     make_style_batches,
+    reference_examples,
     render_styles,
     style_loss,
     stylize_batch,
@@ -155,13 +157,15 @@ def test_the_structure_term_is_measured_by_the_structure_detector(setup) -> None
     assert terms["structure"] > 1e-3
 
 
-def _finished_tiny() -> tuple[torch.nn.Module, torch.nn.Module, list]:
-    """The tiny preset with a 4-channel style finish, and cel batches on smooth random faces."""
+def _finished_tiny(reference: int = 0) -> tuple[torch.nn.Module, torch.nn.Module, list]:
+    """The tiny preset with a 4-channel style finish (and a reference style of ``reference``
+    channels), and cel batches on smooth random faces."""
     torch.manual_seed(0)
     tiny = get_preset("tiny")
-    config = dataclasses.replace(
-        tiny, generator=dataclasses.replace(tiny.generator, style_finish_channels=4)
+    generator = dataclasses.replace(
+        tiny.generator, style_finish_channels=4, style_reference_channels=reference
     )
+    config = dataclasses.replace(tiny, generator=generator)
     models = build_models(config)
     images = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 32, 32), 5, 1, 2)
     batches = make_style_batches(
@@ -208,3 +212,55 @@ def test_a_generator_without_a_finish_has_none_to_fit(setup) -> None:  # type: i
     generator, _, batches = setup
     with pytest.raises(ValueError, match="no style finish to fit"):
         fit_finish(generator, batches, steps=1, lr=1e-3)
+    with pytest.raises(ValueError, match="no reference style to fit"):
+        fit_reference(generator, [(batches[0].driving, batches[0].target)], steps=1, lr=1e-3)
+
+
+def test_the_reference_fit_moves_only_the_reference_style_toward_the_recipe_of_real_frames() -> (
+    None
+):
+    generator, _, batches = _finished_tiny(reference=4)
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    frames = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 32, 32), 5, 1, 2)
+    [(_, target)] = examples = reference_examples([frames], "cel")
+    torch.testing.assert_close(target, stylize_batch(frames, "cel"))
+
+    def distance() -> float:
+        with torch.no_grad():
+            return float((generator.restyle(frames) - target).abs().mean())
+
+    start = distance()
+    delta = fit_reference(generator, examples, steps=60, lr=1e-2)
+    assert {key.split(".")[0] for key in delta.deltas} == {"restyle"}
+    assert len(delta.layers) == 8
+    for key, value in generator.state_dict().items():
+        torch.testing.assert_close(value, before[key])  # the generator is left as it was
+    with delta.applied(generator):
+        assert distance() < 0.8 * start
+
+
+def test_a_style_with_a_reference_fit_holds_it_and_refuses_a_finish_fit_beside_it() -> None:
+    generator, kp_detector, batches = _finished_tiny(reference=4)
+    delta, _ = train_style(
+        "cel", generator, kp_detector, kp_detector, batches, 1, 1, 2, 1e-3, reference_steps=5
+    )
+    # without frames of its own, the fit uses the batches' driving frames and their targets
+    fitted = fit_reference(generator, [(b.driving, b.target) for b in batches], steps=5, lr=3e-3)
+    assert {"restyle.out", "finish.out"} <= set(delta.layers)
+    change = delta.deltas["restyle.out.weight"] - fitted.deltas["restyle.out.weight"]
+    assert float(change.abs().max()) <= 2 * 1e-3 * 1.01
+    assert float(delta.deltas["restyle.out.weight"].abs().max()) > 5e-3
+    with pytest.raises(ValueError, match="not both"):
+        train_style(
+            "cel",
+            generator,
+            kp_detector,
+            kp_detector,
+            batches,
+            1,
+            1,
+            2,
+            1e-3,
+            finish_steps=5,
+            reference_steps=5,
+        )

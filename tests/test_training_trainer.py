@@ -131,22 +131,45 @@ def test_validation_holds_out_a_person_and_keeps_the_best_checkpoint(tmp_path: P
     assert best.meta["validation_clips"][0] not in best.meta["clips"]
 
 
-def test_init_from_takes_the_fitting_weights_but_not_the_residual_head(
-    data: Path, tmp_path: Path
+def test_init_from_takes_the_fitting_weights_and_the_residual_head_of_this_generator_only(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    donor = load_checkpoint(run(options(data, tmp_path / "donor", steps=3)), preset="tiny")
+    """From a file of this generator everything that fits is taken, the structure detector
+    too, and a module the file lacks (here a reference style) keeps its identity start; from
+    an older generator the residual head is not taken."""
+    donor_path = run(options(data, tmp_path / "donor", steps=3, structure_steps=2, batch_size=2))
+    donor = load_checkpoint(donor_path, preset="tiny")
     assert float(donor.generator.final.weight.abs().max()) > 0
-    start = run(
-        options(data, tmp_path / "run", steps=0, init_from=tmp_path / "donor" / "checkpoint.pt")
+    assert donor.structure_detector is not None
+    tiny = config.PRESETS["tiny"]
+    restyled = replace(tiny, generator=replace(tiny.generator, style_reference_channels=4))
+    monkeypatch.setitem(config.PRESETS, "tiny", restyled)
+    started = load_checkpoint(
+        run(options(data, tmp_path / "run", steps=0, init_from=donor_path)), preset="tiny"
     )
-    started = load_checkpoint(start, preset="tiny")
     torch.testing.assert_close(
         started.kp_detector.state_dict()["kp.weight"], donor.kp_detector.state_dict()["kp.weight"]
     )
     torch.testing.assert_close(
         started.generator.first.conv.weight, donor.generator.first.conv.weight
     )
-    assert float(started.generator.final.weight.abs().max()) == 0.0
+    torch.testing.assert_close(started.generator.final.weight, donor.generator.final.weight)
+    assert started.structure_detector is not None
+    torch.testing.assert_close(started.structure.kp.weight, donor.structure.kp.weight)
+    assert started.generator.restyle is not None
+    assert float(started.generator.restyle.out.weight.abs().max()) == 0.0
+
+    older = torch.load(donor_path, weights_only=True)
+    older["config"]["generator"]["architecture"] = "first-order"
+    torch.save(older, tmp_path / "older.pt")
+    from_older = load_checkpoint(
+        run(options(data, tmp_path / "run2", steps=0, init_from=tmp_path / "older.pt")),
+        preset="tiny",
+    )
+    assert float(from_older.generator.final.weight.abs().max()) == 0.0
+    torch.testing.assert_close(
+        from_older.generator.first.conv.weight, donor.generator.first.conv.weight
+    )
 
 
 def test_a_best_score_from_other_held_out_people_does_not_carry_over(tmp_path: Path) -> None:
@@ -183,26 +206,42 @@ def test_init_from_refuses_a_file_without_state_dicts(data: Path, tmp_path: Path
         run(options(data, tmp_path / "run", steps=0, init_from=bad))
 
 
-def test_stage_1_leaves_the_style_finish_the_identity(
+def test_stage_1_leaves_the_style_finish_and_the_reference_style_the_identity(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The finish belongs to the styles: reconstruction training moves the other layers and
-    leaves the finish's last convolution at zero, and a style may then change it."""
+    """The finish and the reference style belong to the styles: reconstruction training moves
+    the other layers and leaves their last convolutions at zero, and a style may then change
+    them."""
     tiny = config.PRESETS["tiny"]
-    finished = replace(tiny, generator=replace(tiny.generator, style_finish_channels=4))
+    finished = replace(
+        tiny,
+        generator=replace(tiny.generator, style_finish_channels=4, style_reference_channels=4),
+    )
     monkeypatch.setitem(config.PRESETS, "tiny", finished)
     start = build_models(finished)
     loaded = load_checkpoint(
-        run(options(data, tmp_path / "run", steps=3, styles=("sketch",), style_steps=3)),
+        run(
+            options(
+                data,
+                tmp_path / "run",
+                steps=3,
+                styles=("sketch",),
+                style_steps=3,
+                style_reference_steps=2,
+                style_reference_frames=8,
+            )
+        ),
         preset="tiny",
     )
     trained = loaded.generator.state_dict()
     assert float(trained["finish.out.weight"].abs().max()) == 0.0
+    assert float(trained["restyle.out.weight"].abs().max()) == 0.0
     assert not torch.equal(
         trained["first.conv.weight"], start.generator.state_dict()["first.conv.weight"]
     )
     sketch = loaded.styles["sketch"]
     assert any(name.startswith("finish.") for name in sketch.deltas)
+    assert any(name.startswith("restyle.") for name in sketch.deltas)
 
 
 def test_a_structure_detector_is_distilled_saved_and_dropped_when_stage_1_moves_on(

@@ -99,6 +99,14 @@ class TrainOptions:
         " recipe of it (0: none)",
     )
     style_finish_lr: float = option(3e-3, "learning rate of that finish fit")
+    style_reference_steps: int = option(
+        0,
+        "steps fitting the reference style alone first, from real frames to the style's recipe"
+        " of them, at --style-finish-lr (0: none; use instead of --style-finish-steps)",
+    )
+    style_reference_frames: int = option(
+        512, "real frames (of every training person) that reference-style fit draws on"
+    )
     style_batches: int = option(6, "batches of face crops a style adapts on")
     style_minutes: float | None = option(None, "time budget for all of stage 2")
     style_data: Path | None = option(

@@ -25,7 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.generator import OcclusionAwareGenerator, style_finish_layer_names
+from models.generator import (
+    OcclusionAwareGenerator,
+    reference_style_layer_names,
+    style_finish_layer_names,
+)
 from models.layer_selection import (
     NEUTRAL_PROMPT,
     adapt_style,
@@ -166,13 +170,20 @@ def train_style(
     clip: ClipTarget | None = None,
     finish_steps: int = 0,
     finish_lr: float = 3e-3,
+    reference_steps: int = 0,
+    reference_frames: list[torch.Tensor] | None = None,
+    palette: Palette | None = None,
 ) -> tuple[StyleDelta, dict[str, float]]:
     """Adapt the generator's most relevant layers to style ``name`` (its image targets in
     ``batches``, weighed by ``weights``); generator left unchanged. Returns the delta and the
     last value of each loss term.
 
-    With ``finish_steps``, the style finish is first fitted alone (:func:`fit_finish`) and the
-    usual adaptation goes on from it; the returned delta holds both.
+    With ``reference_steps`` the reference style is first fitted alone
+    (:func:`fit_reference`, at ``finish_lr``, on ``reference_frames`` — batches of real frames,
+    stylised here in ``palette`` — or else the driving frames of ``batches``), with
+    ``finish_steps`` the style finish
+    (:func:`fit_finish`); the usual adaptation goes on from them, and the returned delta holds
+    all. The finish's fit assumes an unrestyled reference: give one or the other.
     """
 
     if name not in BUILTIN_STYLES:
@@ -180,11 +191,22 @@ def train_style(
     generator.eval()
     kp_detector.eval().requires_grad_(False)
     structure_detector.eval().requires_grad_(False)
-    finish = (
-        fit_finish(generator, batches, finish_steps, finish_lr)
-        if finish_steps > 0
-        else StyleDelta(name, (), {})
-    )
+    if reference_steps > 0 and finish_steps > 0:
+        raise ValueError(
+            "fit the reference style or the style finish first, not both: the finish's fit "
+            "assumes an unrestyled reference"
+        )
+    if reference_steps > 0:
+        examples = (
+            reference_examples(reference_frames, name, palette)
+            if reference_frames
+            else [(batch.driving, batch.target) for batch in batches]
+        )
+        finish = fit_reference(generator, examples, reference_steps, finish_lr)
+    elif finish_steps > 0:
+        finish = fit_finish(generator, batches, finish_steps, finish_lr)
+    else:
+        finish = StyleDelta(name, (), {})
     terms: dict[str, float] = {}
     loss_fn = style_loss(
         generator, structure_detector, batches, weights or Stage2Weights(), clip, terms
@@ -226,6 +248,42 @@ def fit_finish(
         return (generator.finish(batch.plain) - batch.plain_target).abs().mean()
 
     return adapt_style(generator, loss_fn, layers, steps=steps, lr=lr)
+
+
+def fit_reference(
+    generator: OcclusionAwareGenerator,
+    examples: list[tuple[torch.Tensor, torch.Tensor]],
+    steps: int,
+    lr: float,
+) -> StyleDelta:
+    """The reference style alone fitted for ``steps`` Adam steps on ``examples``, batches of
+    (real frames, the style's recipe of them) (L1): its change as a delta, generator left
+    unchanged.
+
+    The reference is a real frame, so the recipe's lines and flat fills are a function of what
+    the reference style sees (unlike the finish's input, the softer render), and the fit needs
+    no generator pass: thousands of steps cost minutes. Give it many frames of many people
+    (:func:`reference_examples`): its U-Net learns a style's 48 adaptation frames by heart
+    and then draws a new face washed out.
+    """
+    layers = reference_style_layer_names(generator)
+    if not layers:
+        raise ValueError("this generator has no reference style to fit")
+    cycle = itertools.cycle(examples)
+
+    def loss_fn() -> torch.Tensor:
+        frames, targets = next(cycle)
+        assert generator.restyle is not None
+        return (generator.restyle(frames) - targets).abs().mean()
+
+    return adapt_style(generator, loss_fn, layers, steps=steps, lr=lr)
+
+
+def reference_examples(
+    frames: list[torch.Tensor], name: str, palette: Palette | None = None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(frames, style ``name``'s recipe of them) per batch of real frames (Bx3xHxW)."""
+    return [(batch, stylize_batch(batch, name, palette)) for batch in frames]
 
 
 @torch.no_grad()

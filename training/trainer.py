@@ -29,11 +29,13 @@ from models.checkpoint import (
     CheckpointError,
     build_models,
     load_checkpoint,
+    load_state,
     read_checkpoint,
     save_checkpoint,
 )
 from models.config import ModelConfig, get_preset
 from models.face_crop import FaceCropper
+from models.keypoint_detector import KPDetector
 from training.augment import NONE, Augmentation
 from training.discriminator import MultiScaleDiscriminator
 from training.losses import VGGPerceptualLoss, ms_ssim_value
@@ -156,8 +158,9 @@ class Trainer:
         if self.models.structure_detector is not None:
             self.models.structure_detector.to(self.dist.device)
         self.generator = self.models.generator.to(self.dist.device).train()
-        if self.generator.finish is not None:  # the identity until a style delta changes it
-            self.generator.finish.requires_grad_(False)
+        for own in (self.generator.finish, self.generator.restyle):
+            if own is not None:  # the identity until a style delta changes it
+                own.requires_grad_(False)
         self.model = self._build_model()
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=options.lr, betas=(0.5, 0.999)
@@ -206,15 +209,24 @@ class Trainer:
     def _init_from(self, path: Path) -> None:
         """Start from the weights of ``path`` that fit (same name and shape), any architecture.
 
-        The generator's residual head always starts at zero (the output starts as the warped
-        reference), so it is never taken from another file.
+        The generator's residual head is taken only from a generator of this architecture (an
+        older one's means something else: it starts at zero, the output the warped reference),
+        and the structure detector only with a keypoint detector taken whole (it was distilled
+        from that one). New modules, such as a reference style the file lacks, keep their own
+        initialisation.
         """
 
         data = read_checkpoint(path)
-        taken = 0
+        config = data.get("config")
+        generator = config.get("generator") if isinstance(config, dict) else None
+        same_generator = (
+            isinstance(generator, dict)
+            and generator.get("architecture") == self.config.generator.architecture
+        )
+        taken, whole = 0, {}
         for part, module, skip in (
             ("kp_detector", self.models.kp_detector, ()),
-            ("generator", self.models.generator, ("final.",)),
+            ("generator", self.models.generator, () if same_generator else ("final.",)),
         ):
             if not isinstance(data[part], dict):
                 raise CheckpointError(f"checkpoint {path}: {part!r} is not a state dict")
@@ -229,6 +241,13 @@ class Trainer:
             }
             module.load_state_dict({**own, **{k: v.float() for k, v in fitting.items()}})
             taken += len(fitting)
+            whole[part] = len(fitting) == len(own)
+        structure = data.get("structure_detector")
+        if whole["kp_detector"] and isinstance(structure, dict):
+            detector = KPDetector(self.config).eval()
+            load_state(detector, {k: v.float() for k, v in structure.items()}, path, "structure")
+            self.models.structure_detector = detector.requires_grad_(False)
+            taken += len(structure)
         log.info("initialised %d tensors from %s", taken, path)
 
     def _resume(self, path: Path) -> dict[str, Any] | None:
@@ -530,6 +549,14 @@ class Trainer:
             time.monotonic() + 60.0 * options.style_minutes if options.style_minutes else math.inf
         )
         pairs = [self._batch(-2 - i) for i in range(options.style_batches)]
+        # The reference style's fit sees many more people than the style batches (its U-Net
+        # learns few frames by heart); fixed pairs no training step or style batch uses.
+        count = -(-options.style_reference_frames // (2 * options.batch_size))
+        reference_frames = (
+            [f for i in range(count) for f in self._batch(-1_000_000 - i)]
+            if options.style_reference_steps
+            else []
+        )
         guide = self._clip_guide()
         cropper = FaceCropper() if set(options.styles) & set(EXEMPLAR_STYLES) else None
         for done, name in enumerate(options.styles):
@@ -563,6 +590,9 @@ class Trainer:
                 weights=options.style_weights,
                 finish_steps=options.style_finish_steps,
                 finish_lr=options.style_finish_lr,
+                reference_steps=options.style_reference_steps,
+                reference_frames=reference_frames,
+                palette=palette,
                 clip=ClipTarget.for_prompt(guide, BUILTIN_STYLES[name].description)
                 if guide is not None
                 else None,

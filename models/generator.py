@@ -93,11 +93,10 @@ class OcclusionAwareGenerator(nn.Module):
         self.bottleneck = nn.Sequential()
         for i in range(params.num_bottleneck_blocks):
             self.bottleneck.add_module(f"r{i}", ResBlock2d(widths[-1], 3, padding=1))
-        final = nn.Conv2d(widths[self.residual_level], config.num_channels, 7, padding=3)
         # Zero residual at the start: an untrained generator shows the warped reference.
-        nn.init.zeros_(final.weight)
-        nn.init.zeros_(final.bias)  # type: ignore[arg-type]
-        self.final = final
+        self.final = _zeroed(
+            nn.Conv2d(widths[self.residual_level], config.num_channels, 7, padding=3)
+        )
         channels = params.style_finish_channels
         self.finish = StyleFinish(config.num_channels, channels) if channels else None
         channels = params.style_reference_channels
@@ -169,15 +168,11 @@ class StyleFinish(nn.Module):
         super().__init__()
         self.inner = nn.Conv2d(num_channels, channels, 3, padding=1)
         self.wide = nn.Conv2d(channels, channels, 3, padding=2, dilation=2)
-        self.out = nn.Conv2d(channels, num_channels, 3, padding=1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]
+        self.out = _zeroed(nn.Conv2d(channels, num_channels, 3, padding=1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        bias = self.out.bias
-        assert bias is not None
-        if not torch.is_grad_enabled() and not (self.out.weight.any() or bias.any()):
-            return image  # the base weights (no style on the finish): nothing to compute
+        if _still_identity(self.out):
+            return image
         change = self.out(F.relu(self.wide(F.relu(self.inner(image)))))
         return (image + change).clamp(0.0, 1.0)
 
@@ -202,15 +197,11 @@ class ReferenceStyle(nn.Module):
         self.middle2 = nn.Conv2d(widest, widest, 3, padding=4, dilation=4)
         self.up2 = nn.Conv2d(widest, wide, 3, padding=1)
         self.up1 = nn.Conv2d(wide, channels, 3, padding=1)
-        self.out = nn.Conv2d(channels, num_channels, 3, padding=1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]
+        self.out = _zeroed(nn.Conv2d(channels, num_channels, 3, padding=1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        bias = self.out.bias
-        assert bias is not None
-        if not torch.is_grad_enabled() and not (self.out.weight.any() or bias.any()):
-            return image  # the base weights (no style on it): nothing to compute
+        if _still_identity(self.out):
+            return image
         full = F.relu(self.inner(image))
         half = F.relu(self.down1(full))
         quarter = F.relu(self.down2(half))
@@ -218,6 +209,22 @@ class ReferenceStyle(nn.Module):
         half = F.relu(self.up2(F.interpolate(quarter, scale_factor=2.0))) + half
         full = F.relu(self.up1(F.interpolate(half, scale_factor=2.0))) + full
         return (image + self.out(full)).clamp(0.0, 1.0)
+
+
+def _zeroed(conv: nn.Conv2d) -> nn.Conv2d:
+    """``conv`` with weight and bias at zero (a residual head, or the last convolution of a
+    style-only module, which then starts as the identity)."""
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)  # type: ignore[arg-type]
+    return conv
+
+
+def _still_identity(out: nn.Conv2d) -> bool:
+    """Whether a style-only module whose last convolution is ``out`` is the identity (base
+    weights, no style on it) and no gradient is wanted: then there is nothing to compute."""
+    bias = out.bias
+    assert bias is not None
+    return not torch.is_grad_enabled() and not (out.weight.any() or bias.any())
 
 
 def flow_offset(deformation: torch.Tensor) -> torch.Tensor:

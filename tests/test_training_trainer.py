@@ -244,6 +244,20 @@ def test_stage_1_leaves_the_style_finish_and_the_reference_style_the_identity(
     assert any(name.startswith("restyle.") for name in sketch.deltas)
 
 
+def test_a_reference_fit_without_frames_is_refused(data: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--style-reference-frames must be at least 1, got 0"):
+        run(
+            options(
+                data,
+                tmp_path / "run",
+                steps=1,
+                styles=("sketch",),
+                style_reference_steps=5,
+                style_reference_frames=0,
+            )
+        )
+
+
 def test_a_structure_detector_is_distilled_saved_and_dropped_when_stage_1_moves_on(
     data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

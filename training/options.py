@@ -105,7 +105,7 @@ class TrainOptions:
         " of them, at --style-finish-lr (0: none; use instead of --style-finish-steps)",
     )
     style_reference_frames: int = option(
-        512, "real frames (of every training person) that reference-style fit draws on"
+        512, "real frames of the training people that the reference style's fit draws on"
     )
     style_batches: int = option(6, "batches of face crops a style adapts on")
     style_minutes: float | None = option(None, "time budget for all of stage 2")

@@ -551,6 +551,11 @@ class Trainer:
         pairs = [self._batch(-2 - i) for i in range(options.style_batches)]
         # The reference style's fit sees many more people than the style batches (its U-Net
         # learns few frames by heart); fixed pairs no training step or style batch uses.
+        if options.style_reference_steps and options.style_reference_frames < 1:
+            raise ValueError(
+                f"--style-reference-frames must be at least 1, got "
+                f"{options.style_reference_frames}: the reference style's fit needs real frames"
+            )
         count = -(-options.style_reference_frames // (2 * options.batch_size))
         reference_frames = (
             [f for i in range(count) for f in self._batch(-1_000_000 - i)]

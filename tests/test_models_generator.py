@@ -57,6 +57,18 @@ def finished_tiny() -> ModelConfig:
     return replace(tiny, generator=replace(tiny.generator, style_finish_channels=4))
 
 
+def _trained_to_grey(module: torch.nn.Module, image: torch.Tensor, lr: float) -> torch.Tensor:
+    """Train ``module`` (a style-only part) for 150 Adam steps to turn ``image`` grey; returns
+    that grey image."""
+    optimizer = torch.optim.Adam(module.parameters(), lr=lr)
+    grey = image.mean(dim=1, keepdim=True).expand_as(image)
+    for _ in range(150):
+        optimizer.zero_grad()
+        F.l1_loss(module(image), grey).backward()
+        optimizer.step()
+    return grey
+
+
 def test_the_style_finish_is_the_identity_until_a_style_changes_it() -> None:
     """Base weights: the finish changes nothing (zero motion still returns the reference). A
     delta on its layers (which are style layers) changes every pixel it likes, at full
@@ -72,12 +84,7 @@ def test_the_style_finish_is_the_identity_until_a_style_changes_it() -> None:
     assert {"finish.inner", "finish.wide", "finish.out"} <= set(style_layer_names(generator))
     finish = generator.finish
     assert finish is not None
-    optimizer = torch.optim.Adam(finish.parameters(), lr=0.02)
-    grey = image.mean(dim=1, keepdim=True).expand_as(image)
-    for _ in range(150):
-        optimizer.zero_grad()
-        F.l1_loss(finish(image), grey).backward()
-        optimizer.step()
+    grey = _trained_to_grey(finish, image, lr=0.02)
     with torch.no_grad():
         styled = generator(image, kp, kp)["prediction"]
     # every pixel nearer its grey than the photograph's own colours are
@@ -105,12 +112,7 @@ def test_the_reference_style_restyles_the_reference_once_and_leaves_the_motion_a
     assert set(reference_style_layer_names(generator)) <= set(style_layer_names(generator))
     restyle = generator.restyle
     assert restyle is not None
-    optimizer = torch.optim.Adam(restyle.parameters(), lr=0.01)
-    grey = image.mean(dim=1, keepdim=True).expand_as(image)
-    for _ in range(150):
-        optimizer.zero_grad()
-        F.l1_loss(restyle(image), grey).backward()
-        optimizer.step()
+    grey = _trained_to_grey(restyle, image, lr=0.01)
     with torch.no_grad():
         still = generator(image, kp, kp)["prediction"]
         styled = generator(image, moved, kp)
